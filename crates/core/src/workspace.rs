@@ -1,0 +1,507 @@
+//! `workspace.toml`: what the user wrote, parsed once into typed structs whose every part remembers
+//! the line it came from, so later checks (against the live schema, the generator registry) can
+//! point at it.
+
+use crate::size::ByteSize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A mistake in the workspace file: where it is and what to do about it. Never holds a data value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceError {
+    pub path: PathBuf,
+    /// 1-based line, 0 when unknown.
+    pub line: usize,
+    /// The dotted key the mistake is at, e.g. `tables."public.users".columns.email`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for WorkspaceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for WorkspaceError {}
+
+/// What happens to a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TableMode {
+    /// Copy every row; columns with a generator are replaced, the others pass through.
+    #[default]
+    DeIdentify,
+    /// Create the table (schema, constraints) with no rows.
+    Truncate,
+    /// Leave the destination's table and its rows untouched.
+    PreserveDestination,
+}
+
+impl TableMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableMode::DeIdentify => "de-identify",
+            TableMode::Truncate => "truncate",
+            TableMode::PreserveDestination => "preserve-destination",
+        }
+    }
+}
+
+/// A database connection as configured.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// `postgres://user@host:port/db` or `files:./folder`. Passwords belong in the environment.
+    pub url: String,
+    /// Environment variable holding the password.
+    pub password_env: String,
+    pub line: usize,
+}
+
+impl ConnectionConfig {
+    /// The password from the environment, if set.
+    pub fn password(&self) -> Option<String> {
+        std::env::var(&self.password_env)
+            .ok()
+            .filter(|p| !p.is_empty())
+    }
+}
+
+/// Which schemas are copied.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaFilter {
+    /// Schemas to copy; empty means every non-system schema.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Schemas never copied.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl Default for SchemaFilter {
+    fn default() -> Self {
+        SchemaFilter {
+            include: Vec::new(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+impl SchemaFilter {
+    pub fn admits(&self, schema: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|s| s == schema))
+            && !self.exclude.iter().any(|s| s == schema)
+    }
+}
+
+/// How the run is executed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    /// Tables copied at once.
+    #[serde(default = "default_parallelism")]
+    pub parallelism: usize,
+    /// Target size of one part (a chunk of a table's rows transformed as one unit).
+    #[serde(default = "default_part_size")]
+    pub part_size: ByteSize,
+    /// Threads transforming parts; 0 means one per CPU core.
+    #[serde(default)]
+    pub transform_threads: usize,
+    /// Parts of one table in flight at once (read, being transformed, or being written).
+    #[serde(default = "default_parts_in_flight")]
+    pub parts_in_flight: usize,
+}
+
+fn default_parallelism() -> usize {
+    4
+}
+fn default_part_size() -> ByteSize {
+    ByteSize(4 * ByteSize::MIB)
+}
+fn default_parts_in_flight() -> usize {
+    4
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            parallelism: default_parallelism(),
+            part_size: default_part_size(),
+            transform_threads: 0,
+            parts_in_flight: default_parts_in_flight(),
+        }
+    }
+}
+
+/// A column's generator as written: the name and its options, checked later by the registry.
+#[derive(Debug, Clone)]
+pub struct ColumnConfig {
+    pub name: String,
+    pub line: usize,
+    pub generator: String,
+    /// Every key of the column entry except `generator`.
+    pub options: toml::Table,
+}
+
+/// A table's settings as written.
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    /// `schema.table` as written.
+    pub name: String,
+    pub line: usize,
+    pub mode: TableMode,
+    pub columns: Vec<ColumnConfig>,
+}
+
+/// The parsed workspace file.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub path: PathBuf,
+    pub source: ConnectionConfig,
+    pub destination: ConnectionConfig,
+    /// Copy owners (and privileges) of the source; the destination user must be a superuser.
+    pub preserve_ownership: bool,
+    pub schemas: SchemaFilter,
+    /// Environment variable holding the consistency seed.
+    pub seed_env: String,
+    pub run: RunSettings,
+    pub tables: Vec<TableConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    url: Spanned<String>,
+    password_env: Option<String>,
+    #[serde(default)]
+    preserve_ownership: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsistency {
+    seed_env: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    #[serde(default)]
+    mode: TableMode,
+    #[serde(default)]
+    columns: BTreeMap<Spanned<String>, Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    source: Spanned<RawConnection>,
+    destination: Spanned<RawConnection>,
+    #[serde(default)]
+    schemas: SchemaFilter,
+    #[serde(default)]
+    consistency: RawConsistency,
+    #[serde(default)]
+    run: RunSettings,
+    #[serde(default)]
+    tables: BTreeMap<Spanned<String>, Spanned<RawTable>>,
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+/// `tables."public.users".columns.email` style key path.
+pub fn table_key(table: &str) -> String {
+    format!("tables.\"{table}\"")
+}
+
+/// Key path of a column entry.
+pub fn column_key(table: &str, column: &str) -> String {
+    format!("tables.\"{table}\".columns.{column}")
+}
+
+impl Workspace {
+    /// Read and parse a workspace file.
+    pub fn load(path: &Path) -> Result<Workspace, WorkspaceError> {
+        let text = std::fs::read_to_string(path).map_err(|e| WorkspaceError {
+            path: path.to_path_buf(),
+            line: 0,
+            key: String::new(),
+            message: format!("cannot read the workspace file: {e}; create one with `mirage init`"),
+        })?;
+        Workspace::parse(path, &text)
+    }
+
+    /// Parse workspace text; `path` is used in messages and to resolve relative `files:` URLs.
+    pub fn parse(path: &Path, text: &str) -> Result<Workspace, WorkspaceError> {
+        let raw: RawWorkspace = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            WorkspaceError {
+                path: path.to_path_buf(),
+                line,
+                key: String::new(),
+                message: e.message().trim().to_string() + &hint_for_toml_error(e.message()),
+            }
+        })?;
+        let err = |line: usize, key: String, message: String| WorkspaceError {
+            path: path.to_path_buf(),
+            line,
+            key,
+            message,
+        };
+        if raw.source.get_ref().preserve_ownership {
+            return Err(err(
+                line_of(text, raw.source.span().start),
+                "source.preserve_ownership".into(),
+                "preserve_ownership belongs in [destination]".into(),
+            ));
+        }
+        let conn = |c: &Spanned<RawConnection>, default_env: &str| ConnectionConfig {
+            url: c.get_ref().url.get_ref().clone(),
+            password_env: c
+                .get_ref()
+                .password_env
+                .clone()
+                .unwrap_or_else(|| default_env.to_string()),
+            line: line_of(text, c.get_ref().url.span().start),
+        };
+        if raw.run.parallelism == 0 {
+            return Err(err(0, "run.parallelism".into(), "must be at least 1".into()));
+        }
+        if raw.run.parts_in_flight == 0 {
+            return Err(err(
+                0,
+                "run.parts_in_flight".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if raw.run.part_size.0 < 4096 {
+            return Err(err(
+                0,
+                "run.part_size".into(),
+                "must be at least 4KiB; 4MiB is a good value".into(),
+            ));
+        }
+        let mut tables = Vec::new();
+        for (name, table) in &raw.tables {
+            let line = line_of(text, name.span().start);
+            let tname = name.get_ref();
+            if !tname.contains('.') {
+                return Err(err(
+                    line,
+                    table_key(tname),
+                    format!("write tables as \"schema.table\", e.g. \"public.{tname}\""),
+                ));
+            }
+            let mut columns = Vec::new();
+            for (cname, centry) in &table.get_ref().columns {
+                let cline = line_of(text, cname.span().start);
+                let mut options = centry.get_ref().clone();
+                let generator = match options.remove("generator") {
+                    Some(toml::Value::String(g)) => g,
+                    Some(_) => {
+                        return Err(err(
+                            cline,
+                            column_key(tname, cname.get_ref()),
+                            "`generator` must be a string, e.g. generator = \"email\"".into(),
+                        ));
+                    }
+                    None => {
+                        return Err(err(
+                            cline,
+                            column_key(tname, cname.get_ref()),
+                            "missing `generator`; write e.g. { generator = \"passthrough\" }"
+                                .into(),
+                        ));
+                    }
+                };
+                columns.push(ColumnConfig {
+                    name: cname.get_ref().clone(),
+                    line: cline,
+                    generator,
+                    options,
+                });
+            }
+            tables.push(TableConfig {
+                name: tname.clone(),
+                line,
+                mode: table.get_ref().mode,
+                columns,
+            });
+        }
+        Ok(Workspace {
+            path: path.to_path_buf(),
+            source: conn(&raw.source, "MIRAGE_SOURCE_PASSWORD"),
+            destination: conn(&raw.destination, "MIRAGE_DESTINATION_PASSWORD"),
+            preserve_ownership: raw.destination.get_ref().preserve_ownership,
+            schemas: raw.schemas,
+            seed_env: raw
+                .consistency
+                .seed_env
+                .unwrap_or_else(|| "MIRAGE_SEED".to_string()),
+            run: raw.run,
+            tables,
+        })
+    }
+
+    /// An error at a line of this file.
+    pub fn error(&self, line: usize, key: impl Into<String>, message: impl Into<String>) -> WorkspaceError {
+        WorkspaceError {
+            path: self.path.clone(),
+            line,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The folder relative paths in the file are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The consistency seed, read from the environment.
+    pub fn seed(&self) -> Result<String, WorkspaceError> {
+        match std::env::var(&self.seed_env) {
+            Ok(s) if !s.is_empty() => Ok(s),
+            _ => Err(self.error(
+                0,
+                "consistency.seed_env",
+                format!(
+                    "the consistency seed is read from the environment variable {env}, which is not set; \
+                     set it to a long random secret and keep it (same seed ⇒ same masked values), \
+                     e.g. `export {env}=$(openssl rand -hex 32)`",
+                    env = self.seed_env
+                ),
+            )),
+        }
+    }
+
+    pub fn table_config(&self, name: &str) -> Option<&TableConfig> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
+
+/// Suggest valid keys when serde rejects one.
+fn hint_for_toml_error(message: &str) -> String {
+    // serde says: unknown field `x`, expected one of `a`, `b`
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((typed, expected)) = rest.split_once('`') {
+            let names: Vec<&str> = expected
+                .split('`')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s)
+                .collect();
+            return crate::suggest::did_you_mean(typed, names);
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        if let Some((typed, expected)) = rest.split_once('`') {
+            let names: Vec<&str> = expected
+                .split('`')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s)
+                .collect();
+            return crate::suggest::did_you_mean(typed, names);
+        }
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[source]
+url = "postgres://app@localhost:5432/prod"
+
+[destination]
+url = "postgres://app@localhost:5432/dev"
+preserve_ownership = true
+
+[schemas]
+include = ["public"]
+
+[run]
+part_size = "1MiB"
+
+[tables."public.users"]
+mode = "de-identify"
+
+[tables."public.users".columns]
+email = { generator = "email", keep_domain = true }
+id = { generator = "integer_key" }
+
+[tables."public.audit"]
+mode = "truncate"
+"#;
+
+    #[test]
+    fn parses_a_full_file_with_lines() {
+        let ws = Workspace::parse(Path::new("w.toml"), GOOD).unwrap();
+        assert_eq!(ws.source.password_env, "MIRAGE_SOURCE_PASSWORD");
+        assert!(ws.preserve_ownership);
+        assert_eq!(ws.run.part_size.0, 1 << 20);
+        let users = ws.table_config("public.users").unwrap();
+        assert_eq!(users.line, 15);
+        let email = &users.columns[0];
+        assert_eq!((email.name.as_str(), email.line), ("email", 19));
+        assert_eq!(email.generator, "email");
+        assert_eq!(email.options.get("keep_domain"), Some(&toml::Value::Boolean(true)));
+        assert_eq!(ws.table_config("public.audit").unwrap().mode, TableMode::Truncate);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line_and_suggest() {
+        let text = GOOD.replace("part_size", "part_sise");
+        let e = Workspace::parse(Path::new("w.toml"), &text).unwrap_err();
+        assert_eq!(e.line, 13, "{e}");
+        assert!(e.to_string().contains("did you mean `part_size`"), "{e}");
+    }
+
+    #[test]
+    fn bad_mode_is_explained() {
+        let text = GOOD.replace("\"truncate\"", "\"truncat\"");
+        let e = Workspace::parse(Path::new("w.toml"), &text).unwrap_err();
+        assert!(e.to_string().contains("did you mean `truncate`"), "{e}");
+        assert_eq!(e.line, 23, "{e}");
+    }
+
+    #[test]
+    fn missing_generator_is_an_error() {
+        let text = GOOD.replace("{ generator = \"integer_key\" }", "{ min = 1 }");
+        let e = Workspace::parse(Path::new("w.toml"), &text).unwrap_err();
+        assert!(e.to_string().contains("missing `generator`"), "{e}");
+        assert_eq!(e.line, 20);
+    }
+
+    #[test]
+    fn missing_seed_says_how_to_set_it() {
+        let text = GOOD.replace("[schemas]", "[consistency]\nseed_env = \"MIRAGE_TEST_UNSET_SEED\"\n\n[schemas]");
+        let ws = Workspace::parse(Path::new("w.toml"), &text).unwrap();
+        let e = ws.seed().unwrap_err();
+        assert!(e.to_string().contains("MIRAGE_TEST_UNSET_SEED"), "{e}");
+    }
+}
