@@ -102,6 +102,7 @@ pub enum TypeFamily {
     Json,
     Binary,
     Network,
+    Enum,
     Array,
     Other,
 }
@@ -112,13 +113,14 @@ impl TypeFamily {
             TypeFamily::Integer => "integer types (smallint, integer, bigint)",
             TypeFamily::Decimal => "numeric/decimal",
             TypeFamily::Float => "real/double precision",
-            TypeFamily::Text => "text, varchar, char and enum types",
+            TypeFamily::Text => "text, varchar and char",
             TypeFamily::Boolean => "boolean",
             TypeFamily::Temporal => "date, time and timestamp types",
             TypeFamily::Uuid => "uuid",
             TypeFamily::Json => "json and jsonb",
             TypeFamily::Binary => "bytea",
             TypeFamily::Network => "inet",
+            TypeFamily::Enum => "enum types",
             TypeFamily::Array => "arrays",
             TypeFamily::Other => "other types",
         }
@@ -131,7 +133,8 @@ impl ValueType {
             ValueType::SmallInt | ValueType::Integer | ValueType::BigInt => TypeFamily::Integer,
             ValueType::Numeric { .. } => TypeFamily::Decimal,
             ValueType::Real | ValueType::Double => TypeFamily::Float,
-            ValueType::Text { .. } | ValueType::Char { .. } | ValueType::Enum => TypeFamily::Text,
+            ValueType::Text { .. } | ValueType::Char { .. } => TypeFamily::Text,
+            ValueType::Enum => TypeFamily::Enum,
             ValueType::Boolean => TypeFamily::Boolean,
             ValueType::Date
             | ValueType::Time
@@ -156,7 +159,7 @@ impl ValueType {
             TypeFamily::Integer => "integer",
             TypeFamily::Decimal => "decimal",
             TypeFamily::Float => "float",
-            TypeFamily::Text => "text",
+            TypeFamily::Text | TypeFamily::Enum => "text",
             TypeFamily::Boolean => "boolean",
             TypeFamily::Temporal => "temporal",
             TypeFamily::Uuid => "uuid",
