@@ -1,1 +1,263 @@
+//! Throwaway PostgreSQL clusters for tests and benchmarks.
+//!
+//! [`PgCluster::start`] runs `initdb` into a temporary folder and `pg_ctl start` on a free
+//! loopback port (as the `postgres` OS user when running as root, since PostgreSQL refuses to run
+//! as root). The cluster is stopped and its folder removed when the value is dropped.
+//!
+//! ```no_run
+//! let pg = mirage_testkit::PgCluster::start().unwrap();
+//! pg.create_database("app").unwrap();
+//! assert_eq!(pg.psql("app", "select 1").unwrap(), "1");
+//! ```
 
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Error from the harness, with the command's own output.
+#[derive(Debug)]
+pub struct HarnessError(pub String);
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+type Result<T> = std::result::Result<T, HarnessError>;
+
+/// The folder holding `initdb`, `pg_ctl` and `postgres`: `$MIRAGE_PG_BIN`, the newest
+/// `/usr/lib/postgresql/<v>/bin`, or the folder of `initdb` on `PATH`.
+pub fn pg_bin_dir() -> Result<PathBuf> {
+    if let Ok(dir) = std::env::var("MIRAGE_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        if dir.join("initdb").exists() {
+            return Ok(dir);
+        }
+    }
+    Err(HarnessError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found; install them \
+         (apt-get install postgresql) or set MIRAGE_PG_BIN"
+            .into(),
+    ))
+}
+
+/// uid and gid of the `postgres` OS user, when running as root.
+fn run_as() -> Option<(u32, u32)> {
+    // SAFETY-free check: root's HOME-independent uid via /proc/self/status.
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid: u32 = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    if uid != 0 {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&"postgres")).then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+    })
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| HarnessError(format!("bind: {e}")))?;
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|e| HarnessError(format!("local_addr: {e}")))
+}
+
+fn check(what: &str, out: std::io::Result<Output>) -> Result<Output> {
+    let out = out.map_err(|e| HarnessError(format!("{what}: {e}")))?;
+    if !out.status.success() {
+        return Err(HarnessError(format!(
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(out)
+}
+
+/// A running throwaway PostgreSQL cluster.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    owner: Option<(u32, u32)>,
+}
+
+impl PgCluster {
+    /// initdb + start on a free port. Superuser `postgres`, trust authentication on loopback.
+    pub fn start() -> Result<PgCluster> {
+        let bin = pg_bin_dir()?;
+        let owner = run_as();
+        let dir = tempfile::Builder::new()
+            .prefix("mirage-pg-")
+            .tempdir()
+            .map_err(|e| HarnessError(format!("tempdir: {e}")))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .map_err(|e| HarnessError(format!("chown: {e}")))?;
+        }
+        let mut cluster = PgCluster {
+            dir,
+            bin,
+            port: 0,
+            owner,
+        };
+        let data = cluster.data_dir();
+        check(
+            "initdb",
+            cluster
+                .command("initdb")
+                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "-N", "-D"])
+                .arg(&data)
+                .output(),
+        )?;
+        let mut last = None;
+        for _ in 0..5 {
+            cluster.port = free_port()?;
+            let opts = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+                 -c full_page_writes=off -c max_connections=200",
+                cluster.port,
+                cluster.dir.path().display()
+            );
+            let out = cluster
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .args(["-w", "-t", "60", "-o", &opts, "-l"])
+                .arg(cluster.dir.path().join("server.log"))
+                .arg("start")
+                .output();
+            match check("pg_ctl start", out) {
+                Ok(_) => return Ok(cluster),
+                Err(e) => last = Some(e),
+            }
+        }
+        let log = std::fs::read_to_string(cluster.dir.path().join("server.log")).unwrap_or_default();
+        Err(HarnessError(format!(
+            "{}\nserver log:\n{log}",
+            last.map(|e| e.0).unwrap_or_default()
+        )))
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(self.bin.join(program));
+        if let Some((uid, gid)) = self.owner {
+            c.uid(uid).gid(gid);
+        }
+        c.stdin(Stdio::null()).env("LC_ALL", "C");
+        c
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Folder of the cluster's files (data directory, log, socket).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// URL for a database as the superuser.
+    pub fn url(&self, db: &str) -> String {
+        self.url_as("postgres", db)
+    }
+
+    /// URL for a database as another user.
+    pub fn url_as(&self, user: &str, db: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn create_database(&self, name: &str) -> Result<()> {
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\"")).map(|_| ())
+    }
+
+    /// Run SQL with psql as the superuser, stopping at the first error; returns unaligned,
+    /// tuples-only output (`|`-separated fields, one row a line), trimmed.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String> {
+        self.psql_url(&self.url(db), sql)
+    }
+
+    /// Run SQL with psql at a URL.
+    pub fn psql_url(&self, url: &str, sql: &str) -> Result<String> {
+        let out = check(
+            "psql",
+            Command::new("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-d", url, "-c", sql])
+                .stdin(Stdio::null())
+                .output(),
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    }
+
+    /// `pg_dump --schema-only` of a database, owners and privileges left out.
+    pub fn schema_dump(&self, db: &str) -> Result<String> {
+        let out = check(
+            "pg_dump",
+            Command::new("pg_dump")
+                .args(["--schema-only", "--no-owner", "--no-privileges", "-d", &self.url(db)])
+                .stdin(Stdio::null())
+                .output(),
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_queries_and_cleans_up() {
+        let pg = PgCluster::start().unwrap();
+        pg.create_database("t").unwrap();
+        assert_eq!(pg.psql("t", "select 40 + 2").unwrap(), "42");
+        let dir = pg.path().to_path_buf();
+        drop(pg);
+        assert!(!dir.exists());
+    }
+}
