@@ -255,6 +255,8 @@ pub struct ForeignKey {
 /// Everything a connector reports about the source.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Catalog {
+    /// Schemas admitted by the workspace's filter, including ones without tables.
+    pub schemas: Vec<String>,
     pub tables: Vec<Table>,
     pub foreign_keys: Vec<ForeignKey>,
 }

@@ -144,6 +144,11 @@ impl<'a> CsvReader<'a> {
         }
     }
 
+    /// Byte offset of the next field.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     pub fn at_end(&self) -> bool {
         self.pos >= self.buf.len()
     }

@@ -1,0 +1,427 @@
+//! The `files` connector: a folder with `schema.json` and one CSV file per table
+//! (`<schema>.<table>.csv`, a header line, PostgreSQL CSV conventions: an unquoted empty field is
+//! NULL, `""` is the empty string). It needs no server, which makes it the embedded default that
+//! `mirage demo` runs on; it is also handy to de-identify exports.
+
+use crate::{
+    Aborted, ChunkStream, ConnectorError, Destination, Format, PartStream, Result, SchemaOptions,
+    Source,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use mirage_core::schema::{Catalog, Column, ForeignKey, QualifiedName, Table, TableKind, ValueType};
+use mirage_core::workspace::SchemaFilter;
+use mirage_transform::codec::{CsvReader, RecordSplitter, csv_escape};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `schema.json`: the tables of a files dataset.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaFile {
+    pub tables: Vec<FileTable>,
+    #[serde(default)]
+    pub foreign_keys: Vec<FileForeignKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTable {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<FileColumn>,
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileColumn {
+    pub name: String,
+    /// A PostgreSQL type name: `integer`, `bigint`, `text`, `varchar(80)`, `numeric(10,2)`,
+    /// `date`, `timestamptz`, `boolean`, `uuid`, `jsonb`, …
+    #[serde(rename = "type")]
+    pub type_name: String,
+    #[serde(default)]
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileForeignKey {
+    pub table: String,
+    pub columns: Vec<String>,
+    pub references: String,
+    pub referenced_columns: Vec<String>,
+}
+
+/// A PostgreSQL type name as written in `schema.json` → [`ValueType`].
+pub fn parse_type(name: &str) -> ValueType {
+    let lower = name.trim().to_ascii_lowercase();
+    if let Some(elem) = lower.strip_suffix("[]") {
+        return ValueType::Array(Box::new(parse_type(elem)));
+    }
+    let base = lower.split('(').next().unwrap_or("").trim();
+    let typname = match base {
+        "boolean" | "bool" => "bool",
+        "smallint" | "int2" => "int2",
+        "integer" | "int" | "int4" | "serial" => "int4",
+        "bigint" | "int8" | "bigserial" => "int8",
+        "numeric" | "decimal" => "numeric",
+        "real" | "float4" => "float4",
+        "double precision" | "float8" => "float8",
+        "text" => "text",
+        "varchar" | "character varying" => "varchar",
+        "char" | "character" | "bpchar" => "bpchar",
+        "timestamp" | "timestamp without time zone" => "timestamp",
+        "timestamptz" | "timestamp with time zone" => "timestamptz",
+        other => other,
+    };
+    crate::postgres::catalog::value_type(typname, "b", &lower)
+}
+
+impl SchemaFile {
+    fn to_catalog(&self, filter: &SchemaFilter) -> Catalog {
+        let tables: Vec<Table> = self
+            .tables
+            .iter()
+            .filter(|t| filter.admits(&t.schema))
+            .map(|t| Table {
+                name: QualifiedName::new(&t.schema, &t.name),
+                kind: TableKind::Table,
+                columns: t
+                    .columns
+                    .iter()
+                    .map(|c| Column {
+                        name: c.name.clone(),
+                        type_name: c.type_name.clone(),
+                        value_type: parse_type(&c.type_name),
+                        not_null: c.not_null,
+                        generated: false,
+                        identity: false,
+                    })
+                    .collect(),
+                primary_key: t.primary_key.clone(),
+                owner: String::new(),
+                row_estimate: None,
+                byte_estimate: None,
+            })
+            .collect();
+        let mut schemas: Vec<String> = tables.iter().map(|t| t.name.schema.clone()).collect();
+        schemas.dedup();
+        let foreign_keys = self
+            .foreign_keys
+            .iter()
+            .map(|f| ForeignKey {
+                name: format!("{}_{}_fkey", f.table, f.columns.join("_")),
+                table: QualifiedName::parse(&f.table),
+                columns: f.columns.clone(),
+                referenced: QualifiedName::parse(&f.references),
+                referenced_columns: f.referenced_columns.clone(),
+            })
+            .filter(|f| tables.iter().any(|t| t.name == f.table))
+            .collect();
+        Catalog {
+            schemas,
+            tables,
+            foreign_keys,
+        }
+    }
+
+    fn from_catalog(catalog: &Catalog) -> SchemaFile {
+        SchemaFile {
+            tables: catalog
+                .tables
+                .iter()
+                .map(|t| FileTable {
+                    schema: t.name.schema.clone(),
+                    name: t.name.name.clone(),
+                    columns: t
+                        .columns
+                        .iter()
+                        .map(|c| FileColumn {
+                            name: c.name.clone(),
+                            type_name: c.type_name.clone(),
+                            not_null: c.not_null,
+                        })
+                        .collect(),
+                    primary_key: t.primary_key.clone(),
+                })
+                .collect(),
+            foreign_keys: catalog
+                .foreign_keys
+                .iter()
+                .map(|f| FileForeignKey {
+                    table: f.table.to_string(),
+                    columns: f.columns.clone(),
+                    references: f.referenced.to_string(),
+                    referenced_columns: f.referenced_columns.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Parse a `files:` URL into a folder, relative paths against `base`.
+pub fn folder_of(url: &str, base: &Path) -> Option<PathBuf> {
+    let rest = url.strip_prefix("files://").or_else(|| url.strip_prefix("files:"))?;
+    let p = PathBuf::from(rest);
+    Some(if p.is_absolute() { p } else { base.join(p) })
+}
+
+/// The file holding a table's rows.
+pub fn table_file(dir: &Path, table: &QualifiedName) -> PathBuf {
+    dir.join(format!("{}.{}.csv", table.schema, table.name))
+}
+
+/// The header line for a table's columns.
+fn header(columns: &[String]) -> Vec<u8> {
+    let mut h = Vec::new();
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            h.push(b',');
+        }
+        csv_escape(c.as_bytes(), b',', b"\x00", &mut h);
+    }
+    h.push(b'\n');
+    h
+}
+
+/// A files source.
+pub struct FilesSource {
+    dir: PathBuf,
+    schema: SchemaFile,
+}
+
+impl FilesSource {
+    pub fn open(dir: &Path) -> Result<FilesSource> {
+        let path = dir.join("schema.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConnectorError::io(
+                format!("reading {} (a files source needs a schema.json)", path.display()),
+                e,
+            )
+        })?;
+        let schema: SchemaFile = serde_json::from_str(&text).map_err(|e| {
+            ConnectorError::Invalid(format!("{}: {e}", path.display()))
+        })?;
+        Ok(FilesSource {
+            dir: dir.to_path_buf(),
+            schema,
+        })
+    }
+
+    pub fn identity(&self) -> String {
+        std::fs::canonicalize(&self.dir)
+            .unwrap_or_else(|_| self.dir.clone())
+            .display()
+            .to_string()
+    }
+}
+
+impl Source for FilesSource {
+    type Schema = SchemaFile;
+
+    fn format(&self) -> Format {
+        Format::csv()
+    }
+
+    async fn catalog(&self, filter: &SchemaFilter) -> Result<Catalog> {
+        let mut catalog = self.schema.to_catalog(filter);
+        for t in &mut catalog.tables {
+            t.byte_estimate = std::fs::metadata(table_file(&self.dir, &t.name))
+                .ok()
+                .map(|m| m.len());
+        }
+        Ok(catalog)
+    }
+
+    async fn schema(&self, catalog: &Catalog, _preserve_ownership: bool) -> Result<SchemaFile> {
+        Ok(SchemaFile::from_catalog(catalog))
+    }
+
+    async fn read(&self, table: &Table, columns: &[String]) -> Result<ChunkStream> {
+        let path = table_file(&self.dir, &table.name);
+        let what = path.display().to_string();
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            // A table without a file has no rows.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(futures_util::stream::empty().boxed());
+            }
+            Err(e) => return Err(ConnectorError::io(format!("opening {what}"), e)),
+        };
+        // Read and check the header record.
+        let mut pending = Vec::new();
+        let mut splitter = RecordSplitter::new(Format::csv());
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| ConnectorError::io(format!("reading {what}"), e))?;
+            pending.extend_from_slice(&buf[..n]);
+            let complete = splitter.complete_len(&pending);
+            if complete > 0 || n == 0 {
+                break;
+            }
+        }
+        let mut reader = CsvReader::new(&pending, b',');
+        let mut names = Vec::new();
+        while !reader.at_end() {
+            let f = reader
+                .next_field()
+                .map_err(|e| ConnectorError::Invalid(format!("{what}: header: {}", e.0)))?;
+            let mut v = Vec::new();
+            reader.decode(f, &mut v);
+            names.push(String::from_utf8_lossy(&v).into_owned());
+            if f.last {
+                break;
+            }
+        }
+        let header_len = reader.position();
+        if !names.is_empty() && names != columns {
+            return Err(ConnectorError::Invalid(format!(
+                "{what}: the header lists columns [{}] but schema.json has [{}]; make them match",
+                names.join(", "),
+                columns.join(", ")
+            )));
+        }
+        let first = Bytes::from(pending.split_off(header_len));
+        let rest = futures_util::stream::unfold((file, what), |(mut file, what)| async move {
+            let mut buf = vec![0u8; 1 << 20];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), (file, what)))
+                }
+                Err(e) => Some((
+                    Err(ConnectorError::io(format!("reading {what}"), e)),
+                    (file, what),
+                )),
+            }
+        });
+        Ok(futures_util::stream::once(async move { Ok(first) })
+            .chain(rest)
+            .boxed())
+    }
+}
+
+/// A files destination.
+pub struct FilesDestination {
+    dir: PathBuf,
+}
+
+impl FilesDestination {
+    pub fn new(dir: &Path) -> FilesDestination {
+        FilesDestination {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn identity(&self) -> String {
+        std::fs::canonicalize(&self.dir)
+            .unwrap_or_else(|_| self.dir.clone())
+            .display()
+            .to_string()
+    }
+
+    fn io(&self, what: &str, e: std::io::Error) -> ConnectorError {
+        ConnectorError::io(format!("{what} in {}", self.dir.display()), e)
+    }
+}
+
+impl Destination for FilesDestination {
+    type Schema = SchemaFile;
+
+    async fn preflight(&self, options: &SchemaOptions) -> Result<()> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| self.io("creating the destination folder", e))?;
+        for t in &options.preserved {
+            let f = table_file(&self.dir, &t.name);
+            if !f.exists() {
+                return Err(ConnectorError::Invalid(format!(
+                    "table {} is preserve-destination but {} does not exist; use mode \"truncate\" \
+                     or \"de-identify\" for the first run",
+                    t.name,
+                    f.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_schema(&self, schema: &SchemaFile, _: &SchemaOptions) -> Result<()> {
+        let text = serde_json::to_string_pretty(schema)
+            .map_err(|e| ConnectorError::Invalid(format!("serializing schema.json: {e}")))?;
+        let tmp = self.dir.join(".schema.json.tmp");
+        tokio::fs::write(&tmp, text + "\n")
+            .await
+            .map_err(|e| self.io("writing schema.json", e))?;
+        tokio::fs::rename(&tmp, self.dir.join("schema.json"))
+            .await
+            .map_err(|e| self.io("writing schema.json", e))
+    }
+
+    async fn load(&self, table: &Table, columns: &[String], mut parts: PartStream) -> Result<u64> {
+        let final_path = table_file(&self.dir, &table.name);
+        let tmp = self
+            .dir
+            .join(format!(".{}.{}.csv.partial", table.name.schema, table.name.name));
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| self.io("creating a table file", e))?;
+        file.write_all(&header(columns))
+            .await
+            .map_err(|e| self.io("writing a table file", e))?;
+        let mut rows = 0u64;
+        while let Some(part) = parts.next().await {
+            match part {
+                Ok(bytes) => {
+                    rows += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+                    file.write_all(&bytes)
+                        .await
+                        .map_err(|e| self.io("writing a table file", e))?;
+                }
+                Err(Aborted) => {
+                    drop(file);
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(ConnectorError::Aborted);
+                }
+            }
+        }
+        file.flush()
+            .await
+            .map_err(|e| self.io("writing a table file", e))?;
+        drop(file);
+        tokio::fs::rename(&tmp, &final_path)
+            .await
+            .map_err(|e| self.io("renaming a table file", e))?;
+        Ok(rows)
+    }
+
+    async fn restore_preserved(&self, table: &Table) -> Result<u64> {
+        // The file was never touched; count its records for the report.
+        let data = tokio::fs::read(table_file(&self.dir, &table.name))
+            .await
+            .map_err(|e| self.io("reading a preserved table", e))?;
+        let mut reader = CsvReader::new(&data, b',');
+        let mut records = 0u64;
+        while !reader.at_end() {
+            let f = reader
+                .next_field()
+                .map_err(|e| ConnectorError::Invalid(format!("{}: {}", table.name, e.0)))?;
+            if f.last {
+                records += 1;
+            }
+        }
+        Ok(records.saturating_sub(1))
+    }
+
+    async fn finish_schema(&self, _: &SchemaFile, _: &SchemaOptions) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,332 @@
+//! PostgreSQL: the source reads every table under one exported snapshot with `COPY … TO STDOUT`;
+//! the destination recreates the schema with `pg_restore` (pre-data before the rows, post-data —
+//! indexes, constraints, triggers — after) and loads each table with `COPY … FROM STDIN` inside
+//! one transaction, so a table is either fully loaded or not at all.
+
+pub mod catalog;
+mod schema;
+
+pub use schema::PgSchema;
+
+use crate::{
+    Aborted, ChunkStream, ConnectorError, Destination, Format, PartStream, Result, SchemaOptions,
+    Source, redact,
+};
+use futures_util::{SinkExt, StreamExt};
+use mirage_core::schema::{Catalog, Table, quote_ident};
+use mirage_core::workspace::{ConnectionConfig, SchemaFilter};
+use std::str::FromStr;
+use tokio_postgres::{Client, NoTls};
+
+/// Wrap a driver error with what was being done, redacting any value in the message.
+pub(crate) fn db_error(what: &str) -> impl FnOnce(tokio_postgres::Error) -> ConnectorError + '_ {
+    move |e| ConnectorError::Database {
+        what: what.to_string(),
+        detail: describe(&e),
+    }
+}
+
+/// A driver error as text without row values.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", redact(db.message()), db.code().code()),
+        None => redact(&e.to_string()),
+    }
+}
+
+/// A PostgreSQL server and database, with credentials.
+#[derive(Clone)]
+pub struct PgEndpoint {
+    pub role: &'static str,
+    config: tokio_postgres::Config,
+    /// The URL as configured, for tools (`pg_dump`) and messages; holds no password from the env.
+    url: String,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for PgEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgEndpoint({})", self.display())
+    }
+}
+
+impl PgEndpoint {
+    /// `role` is "source" or "destination", used in messages.
+    pub fn new(role: &'static str, conn: &ConnectionConfig) -> Result<PgEndpoint> {
+        let mut config = tokio_postgres::Config::from_str(&conn.url).map_err(|e| {
+            ConnectorError::Invalid(format!(
+                "{role}.url is not a PostgreSQL URL ({e}); write postgres://user@host:5432/database"
+            ))
+        })?;
+        let password = conn.password();
+        if let Some(p) = &password {
+            config.password(p);
+        }
+        if config.get_dbname().is_none() {
+            return Err(ConnectorError::Invalid(format!(
+                "{role}.url names no database; write postgres://user@host:5432/database"
+            )));
+        }
+        config.application_name("mirage");
+        Ok(PgEndpoint {
+            role,
+            config,
+            url: conn.url.clone(),
+            password,
+        })
+    }
+
+    /// `user@host:port/db`, never a password.
+    pub fn display(&self) -> String {
+        let host = self
+            .config
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(s) => s.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!(
+            "{}@{}:{}/{}",
+            self.config.get_user().unwrap_or("?"),
+            host,
+            port,
+            self.config.get_dbname().unwrap_or("?")
+        )
+    }
+
+    /// Open a connection; its driver task runs in the background until the client is dropped.
+    pub async fn connect(&self) -> Result<Client> {
+        let (client, connection) =
+            self.config
+                .connect(NoTls)
+                .await
+                .map_err(|e| ConnectorError::Connect {
+                    role: self.role,
+                    endpoint: self.display(),
+                    detail: describe(&e),
+                })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %describe(&e), "connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// A command for a libpq tool (`pg_dump`, `pg_restore`) aimed at this database.
+    pub(crate) fn tool(&self, program: &str) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        if let Some(p) = &self.password {
+            cmd.env("PGPASSWORD", p);
+        }
+        cmd.env("PGAPPNAME", "mirage");
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// Identify a server + database, to refuse copying a database onto itself.
+async fn identity(client: &Client) -> Result<String> {
+    let row = client
+        .query_one(
+            "SELECT current_database(), pg_postmaster_start_time()::text, \
+             coalesce(current_setting('port', true), ''), \
+             coalesce(current_setting('cluster_name', true), '')",
+            &[],
+        )
+        .await
+        .map_err(db_error("identifying the server"))?;
+    Ok(format!(
+        "{}|{}|{}|{}",
+        row.get::<_, String>(0),
+        row.get::<_, String>(1),
+        row.get::<_, String>(2),
+        row.get::<_, String>(3)
+    ))
+}
+
+/// Column list for SQL.
+pub(crate) fn column_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The PostgreSQL source. Holds a read-only repeatable-read transaction open for the whole job;
+/// its exported snapshot is shared by every reader and by `pg_dump`.
+pub struct PgSource {
+    endpoint: PgEndpoint,
+    main: Client,
+    snapshot: String,
+}
+
+impl PgSource {
+    pub async fn open(endpoint: PgEndpoint) -> Result<PgSource> {
+        let main = endpoint.connect().await?;
+        main.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db_error("starting the snapshot transaction"))?;
+        let snapshot: String = main
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(db_error("exporting the snapshot"))?
+            .get(0);
+        Ok(PgSource {
+            endpoint,
+            main,
+            snapshot,
+        })
+    }
+
+    pub fn endpoint(&self) -> &PgEndpoint {
+        &self.endpoint
+    }
+
+    /// Server + database identity.
+    pub async fn identity(&self) -> Result<String> {
+        identity(&self.main).await
+    }
+}
+
+impl Source for PgSource {
+    type Schema = PgSchema;
+
+    fn format(&self) -> Format {
+        Format::PgText
+    }
+
+    async fn catalog(&self, filter: &SchemaFilter) -> Result<Catalog> {
+        catalog::read(&self.main, filter).await
+    }
+
+    async fn schema(&self, catalog: &Catalog, _preserve_ownership: bool) -> Result<PgSchema> {
+        PgSchema::capture(&self.endpoint, &self.main, &self.snapshot, catalog).await
+    }
+
+    async fn read(&self, table: &Table, columns: &[String]) -> Result<ChunkStream> {
+        let client = self.endpoint.connect().await?;
+        let what = format!("reading {}", table.name);
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                self.snapshot
+            ))
+            .await
+            .map_err(db_error(&what))?;
+        let sql = format!(
+            "COPY {} ({}) TO STDOUT",
+            table.name.quoted(),
+            column_list(columns)
+        );
+        let stream = client.copy_out(&sql).await.map_err(db_error(&what))?;
+        let stream = Box::pin(stream);
+        // The client travels with the stream so the connection lives as long as the read.
+        Ok(futures_util::stream::unfold(
+            (client, stream, what),
+            |(client, mut stream, what)| async move {
+                let item = stream.next().await?;
+                let item = item.map_err(|e| ConnectorError::Database {
+                    what: what.clone(),
+                    detail: describe(&e),
+                });
+                Some((item, (client, stream, what)))
+            },
+        )
+        .boxed())
+    }
+}
+
+/// The PostgreSQL destination.
+pub struct PgDestination {
+    endpoint: PgEndpoint,
+}
+
+/// Schema holding preserved tables' rows while the destination schema is recreated.
+pub(crate) const HOLD_SCHEMA: &str = "_mirage_preserve";
+
+/// Name of a preserved table inside [`HOLD_SCHEMA`].
+pub(crate) fn hold_name(table: &Table) -> String {
+    format!("{}.{}", table.name.schema, table.name.name)
+}
+
+impl PgDestination {
+    pub fn new(endpoint: PgEndpoint) -> PgDestination {
+        PgDestination { endpoint }
+    }
+
+    pub fn endpoint(&self) -> &PgEndpoint {
+        &self.endpoint
+    }
+
+    pub async fn identity(&self) -> Result<String> {
+        identity(&self.endpoint.connect().await?).await
+    }
+}
+
+impl Destination for PgDestination {
+    type Schema = PgSchema;
+
+    async fn preflight(&self, options: &SchemaOptions) -> Result<()> {
+        schema::preflight(&self.endpoint, options).await
+    }
+
+    async fn create_schema(&self, schema: &PgSchema, options: &SchemaOptions) -> Result<()> {
+        schema.create(&self.endpoint, options).await
+    }
+
+    async fn load(&self, table: &Table, columns: &[String], mut parts: PartStream) -> Result<u64> {
+        let what = format!("loading {}", table.name);
+        let client = self.endpoint.connect().await?;
+        client
+            .batch_execute("SET synchronous_commit = off; BEGIN")
+            .await
+            .map_err(db_error(&what))?;
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN",
+            table.name.quoted(),
+            column_list(columns)
+        );
+        let sink = client
+            .copy_in::<_, bytes::Bytes>(&sql)
+            .await
+            .map_err(db_error(&what))?;
+        let mut sink = Box::pin(sink);
+        while let Some(part) = parts.next().await {
+            match part {
+                Ok(bytes) => sink.send(bytes).await.map_err(db_error(&what))?,
+                // Dropping the connection rolls the transaction back on the server.
+                Err(Aborted) => return Err(ConnectorError::Aborted),
+            }
+        }
+        let rows = sink.as_mut().finish().await.map_err(db_error(&what))?;
+        client.batch_execute("COMMIT").await.map_err(db_error(&what))?;
+        Ok(rows)
+    }
+
+    async fn restore_preserved(&self, table: &Table) -> Result<u64> {
+        let what = format!("restoring preserved rows of {}", table.name);
+        let client = self.endpoint.connect().await?;
+        let insert = schema::restore_sql(&client, table).await?;
+        client.batch_execute("BEGIN").await.map_err(db_error(&what))?;
+        let rows = client.execute(&insert, &[]).await.map_err(db_error(&what))?;
+        let hold = format!("{}.{}", quote_ident(HOLD_SCHEMA), quote_ident(&hold_name(table)));
+        client
+            .batch_execute(&format!("DROP TABLE {hold}; COMMIT"))
+            .await
+            .map_err(db_error(&what))?;
+        Ok(rows)
+    }
+
+    async fn finish_schema(&self, schema: &PgSchema, options: &SchemaOptions) -> Result<()> {
+        schema.finish(&self.endpoint, options).await
+    }
+}

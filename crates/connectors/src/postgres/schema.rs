@@ -1,0 +1,388 @@
+//! Schema copy with `pg_dump --schema-only` split into pre-data (types, tables, functions,
+//! views — before the rows) and post-data (indexes, constraints, triggers — after the rows).
+
+use super::{HOLD_SCHEMA, PgEndpoint, column_list, db_error, hold_name};
+use crate::{ConnectorError, Result, SchemaOptions, redact};
+use mirage_core::schema::{Catalog, Table, quote_ident, quote_literal};
+use std::path::PathBuf;
+use std::process::Stdio;
+use tokio_postgres::Client;
+
+/// A captured schema: a `pg_dump` archive of the included schemas, its table of contents, the
+/// schemas' owners and the sequences' values, all read under the job's snapshot.
+pub struct PgSchema {
+    _dir: Option<tempfile::TempDir>,
+    archive: PathBuf,
+    toc: Vec<String>,
+    schemas: Vec<(String, String)>,
+    sequences: Vec<(String, i64, bool)>,
+}
+
+async fn run_tool(tool: &'static str, mut cmd: tokio::process::Command) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .map_err(|e| ConnectorError::Tool {
+            tool,
+            detail: if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "{tool} is not installed; install the PostgreSQL client tools of the server's \
+                     major version (e.g. apt-get install postgresql-client-15)"
+                )
+            } else {
+                e.to_string()
+            },
+        })?;
+    if !out.status.success() {
+        return Err(ConnectorError::Tool {
+            tool,
+            detail: redact(String::from_utf8_lossy(&out.stderr).trim()),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A TOC line after its ids: the object type first, e.g. `TABLE public users owner`.
+fn toc_type(line: &str) -> Option<&str> {
+    // "123; 1259 16390 TABLE public users owner"
+    let rest = line.split_once(';')?.1.trim_start();
+    let mut it = rest.splitn(3, ' ');
+    it.next()?;
+    it.next()?;
+    it.next()
+}
+
+impl PgSchema {
+    pub(crate) async fn capture(
+        endpoint: &PgEndpoint,
+        main: &Client,
+        snapshot: &str,
+        catalog: &Catalog,
+    ) -> Result<PgSchema> {
+        let schemas: Vec<(String, String)> = main
+            .query(
+                "SELECT nspname::text, pg_get_userbyid(nspowner)::text FROM pg_namespace \
+                 WHERE nspname = ANY($1) ORDER BY 1",
+                &[&catalog.schemas],
+            )
+            .await
+            .map_err(db_error("reading schema owners"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let seq_names: Vec<String> = main
+            .query(
+                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'S' AND n.nspname = ANY($1) \
+                 AND has_sequence_privilege(c.oid, 'SELECT') ORDER BY 1",
+                &[&catalog.schemas],
+            )
+            .await
+            .map_err(db_error("listing sequences"))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut sequences = Vec::new();
+        for name in seq_names {
+            let r = main
+                .query_one(&format!("SELECT last_value, is_called FROM {name}"), &[])
+                .await
+                .map_err(db_error("reading a sequence"))?;
+            sequences.push((name, r.get(0), r.get(1)));
+        }
+        if schemas.is_empty() {
+            return Ok(PgSchema {
+                _dir: None,
+                archive: PathBuf::new(),
+                toc: Vec::new(),
+                schemas,
+                sequences,
+            });
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("mirage-schema-")
+            .tempdir()
+            .map_err(|e| ConnectorError::io("creating a folder for the schema dump", e))?;
+        let archive = dir.path().join("schema.dump");
+        let mut cmd = endpoint.tool("pg_dump");
+        cmd.args(["--schema-only", "--format=custom", "--no-sync"])
+            .arg(format!("--snapshot={snapshot}"))
+            .arg("--file")
+            .arg(&archive);
+        for (s, _) in &schemas {
+            cmd.arg("--schema").arg(quote_ident(s));
+        }
+        cmd.arg("--dbname").arg(endpoint.url());
+        run_tool("pg_dump", cmd).await?;
+        let mut list = endpoint.tool("pg_restore");
+        list.arg("--list").arg(&archive);
+        let toc = run_tool("pg_restore", list)
+            .await?
+            .lines()
+            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(PgSchema {
+            _dir: Some(dir),
+            archive,
+            toc,
+            schemas,
+            sequences,
+        })
+    }
+
+    /// Restore one section of the archive, skipping `SCHEMA` entries (mirage creates schemas).
+    async fn restore(
+        &self,
+        endpoint: &PgEndpoint,
+        section: &str,
+        options: &SchemaOptions,
+    ) -> Result<()> {
+        if self.toc.is_empty() {
+            return Ok(());
+        }
+        let Some(dir) = &self._dir else { return Ok(()) };
+        let list: Vec<&str> = self
+            .toc
+            .iter()
+            .filter(|l| !toc_type(l).is_some_and(|t| t.starts_with("SCHEMA ")))
+            .map(String::as_str)
+            .collect();
+        let list_path = dir.path().join(format!("{section}.list"));
+        tokio::fs::write(&list_path, list.join("\n") + "\n")
+            .await
+            .map_err(|e| ConnectorError::io("writing the restore list", e))?;
+        let mut cmd = endpoint.tool("pg_restore");
+        cmd.arg(format!("--section={section}"))
+            .args(["--exit-on-error", "--single-transaction"])
+            .arg("--use-list")
+            .arg(&list_path);
+        if !options.preserve_ownership {
+            cmd.args(["--no-owner", "--no-privileges"]);
+        }
+        cmd.arg("--dbname").arg(endpoint.url()).arg(&self.archive);
+        run_tool("pg_restore", cmd).await.map(|_| ())
+    }
+
+    /// Keep preserved tables' rows aside, drop and recreate the schemas, then restore pre-data.
+    pub(crate) async fn create(&self, endpoint: &PgEndpoint, options: &SchemaOptions) -> Result<()> {
+        let client = endpoint.connect().await?;
+        let mut sql = String::from("BEGIN;\n");
+        if !options.preserved.is_empty() {
+            sql += &format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(HOLD_SCHEMA));
+        }
+        for table in &options.preserved {
+            if hold_exists(&client, table).await? {
+                // A previous run stopped after keeping these rows aside: they are the ones to keep.
+                continue;
+            }
+            let cols: Vec<String> = table
+                .columns
+                .iter()
+                .filter(|c| !c.generated)
+                .map(|c| format!("{}::text AS {}", quote_ident(&c.name), quote_ident(&c.name)))
+                .collect();
+            sql += &format!(
+                "CREATE TABLE {}.{} AS SELECT {} FROM {};\n",
+                quote_ident(HOLD_SCHEMA),
+                quote_ident(&hold_name(table)),
+                cols.join(", "),
+                table.name.quoted()
+            );
+        }
+        for (schema, owner) in &self.schemas {
+            sql += &format!("DROP SCHEMA IF EXISTS {} CASCADE;\n", quote_ident(schema));
+            sql += &format!("CREATE SCHEMA {}", quote_ident(schema));
+            if options.preserve_ownership {
+                sql += &format!(" AUTHORIZATION {}", quote_ident(owner));
+            }
+            sql += ";\n";
+        }
+        sql += "COMMIT;";
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(db_error("recreating the destination schemas"))?;
+        self.restore(endpoint, "pre-data", options).await
+    }
+
+    /// Post-data (indexes, constraints, triggers), then sequence values.
+    pub(crate) async fn finish(&self, endpoint: &PgEndpoint, options: &SchemaOptions) -> Result<()> {
+        self.restore(endpoint, "post-data", options).await?;
+        let client = endpoint.connect().await?;
+        let mut sql = String::from("BEGIN;\n");
+        for (name, value, called) in &self.sequences {
+            sql += &format!(
+                "SELECT setval({}, {value}, {called});\n",
+                quote_literal(name)
+            );
+        }
+        sql += "COMMIT;";
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(db_error("setting sequence values"))?;
+        let left: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1",
+                &[&HOLD_SCHEMA],
+            )
+            .await
+            .map_err(db_error("checking preserved tables"))?
+            .get(0);
+        if left == 0 {
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {}", quote_ident(HOLD_SCHEMA)))
+                .await
+                .map_err(db_error("dropping the preserve schema"))?;
+        }
+        Ok(())
+    }
+}
+
+async fn hold_exists(client: &Client, table: &Table) -> Result<bool> {
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2",
+            &[&HOLD_SCHEMA, &hold_name(table)],
+        )
+        .await
+        .map_err(db_error("looking for preserved rows"))?
+        .is_some())
+}
+
+/// The destination's columns of a table as (name, type), or None if it does not exist.
+async fn destination_columns(client: &Client, table: &Table) -> Result<Option<Vec<(String, String)>>> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&table.name.schema, &table.name.name],
+        )
+        .await
+        .map_err(db_error("reading a destination table"))?;
+    Ok((!rows.is_empty()).then(|| rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
+}
+
+/// Everything checked before the destination is touched.
+pub(crate) async fn preflight(endpoint: &PgEndpoint, options: &SchemaOptions) -> Result<()> {
+    let client = endpoint.connect().await?;
+    let row = client
+        .query_one(
+            "SELECT current_user::text, rolsuper, \
+             has_database_privilege(current_database(), 'CREATE'), current_database()::text \
+             FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(db_error("checking the destination user"))?;
+    let (user, superuser, can_create, db): (String, bool, bool, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if options.preserve_ownership && !superuser {
+        return Err(ConnectorError::Invalid(format!(
+            "destination.preserve_ownership needs a superuser, and {user} is not one; \
+             run `ALTER ROLE {} SUPERUSER;` or set preserve_ownership = false",
+            quote_ident(&user)
+        )));
+    }
+    if !superuser && !can_create {
+        return Err(ConnectorError::Invalid(format!(
+            "the destination user {user} cannot create schemas in database {db}; \
+             run `GRANT CREATE ON DATABASE {} TO {};`",
+            quote_ident(&db),
+            quote_ident(&user)
+        )));
+    }
+    if !superuser {
+        let foreign: Vec<(String, String)> = client
+            .query(
+                "SELECT nspname::text, pg_get_userbyid(nspowner)::text FROM pg_namespace \
+                 WHERE nspname = ANY($1) AND NOT pg_has_role(nspowner, 'USAGE')",
+                &[&options.schemas],
+            )
+            .await
+            .map_err(db_error("checking schema owners"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if let Some((schema, owner)) = foreign.first() {
+            return Err(ConnectorError::Invalid(format!(
+                "schema {schema} exists in the destination and belongs to {owner}; mirage must drop \
+                 and recreate it, so run `ALTER SCHEMA {} OWNER TO {};` or drop it first",
+                quote_ident(schema),
+                quote_ident(&user)
+            )));
+        }
+    }
+    for table in &options.preserved {
+        if hold_exists(&client, table).await? {
+            continue;
+        }
+        let Some(found) = destination_columns(&client, table).await? else {
+            return Err(ConnectorError::Invalid(format!(
+                "table {} is preserve-destination but does not exist in the destination; \
+                 use mode \"truncate\" or \"de-identify\" for the first run",
+                table.name
+            )));
+        };
+        let wanted: Vec<(String, String)> = table
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.type_name.clone()))
+            .collect();
+        if found != wanted {
+            return Err(ConnectorError::Invalid(format!(
+                "table {} is preserve-destination but its destination columns ({}) differ from \
+                 the source's ({}); make them match or use another mode",
+                table.name,
+                column_list(&found.iter().map(|c| format!("{} {}", c.0, c.1)).collect::<Vec<_>>()),
+                column_list(&wanted.iter().map(|c| format!("{} {}", c.0, c.1)).collect::<Vec<_>>())
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The INSERT that puts preserved rows back, casting the kept text to the destination's types.
+pub(crate) async fn restore_sql(client: &Client, table: &Table) -> Result<String> {
+    let cols = destination_columns(client, table)
+        .await?
+        .ok_or_else(|| ConnectorError::Invalid(format!("table {} was not recreated", table.name)))?;
+    let keep: Vec<&(String, String)> = cols
+        .iter()
+        .filter(|(n, _)| table.column(n).is_some_and(|c| !c.generated))
+        .collect();
+    let names: Vec<String> = keep.iter().map(|(n, _)| quote_ident(n)).collect();
+    let casts: Vec<String> = keep
+        .iter()
+        .map(|(n, t)| format!("{}::{t}", quote_ident(n)))
+        .collect();
+    Ok(format!(
+        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}.{}",
+        table.name.quoted(),
+        names.join(", "),
+        casts.join(", "),
+        quote_ident(HOLD_SCHEMA),
+        quote_ident(&hold_name(table))
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toc_types() {
+        assert_eq!(toc_type("215; 1259 16386 TABLE public users app"), Some("TABLE public users app"));
+        let schema = toc_type("6; 2615 2200 SCHEMA - public pg_database_owner");
+        assert!(schema.is_some_and(|t| t.starts_with("SCHEMA ")));
+    }
+}
