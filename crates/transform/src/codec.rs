@@ -113,6 +113,30 @@ pub fn csv_escape(value: &[u8], delimiter: u8, null: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// Number of records in a buffer of whole records (quote-aware for CSV; a last record without
+/// a trailing newline counts).
+pub fn count_records(format: &Format, buf: &[u8]) -> u64 {
+    if buf.is_empty() {
+        return 0;
+    }
+    let newlines = match format {
+        Format::PgText => memchr::memchr_iter(b'\n', buf).count() as u64,
+        Format::Csv { .. } => {
+            let mut in_quotes = false;
+            let mut n = 0;
+            for &b in buf {
+                match b {
+                    b'"' => in_quotes = !in_quotes,
+                    b'\n' if !in_quotes => n += 1,
+                    _ => {}
+                }
+            }
+            n
+        }
+    };
+    newlines + u64::from(buf.last() != Some(&b'\n'))
+}
+
 /// One CSV field found by [`CsvReader`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CsvField {
@@ -320,6 +344,13 @@ mod tests {
         csv_escape(b"a\"b", b',', b"", &mut out);
         assert_eq!(out, b"\"\"\"N\"\"a\"\"b\"");
         assert!(CsvReader::new(b"\"abc", b',').next_field().is_err());
+    }
+
+    #[test]
+    fn counts_records() {
+        assert_eq!(count_records(&Format::csv(), b"1,\"a\nb\"\n2,c"), 2);
+        assert_eq!(count_records(&Format::PgText, b"a\nb\n"), 2);
+        assert_eq!(count_records(&Format::PgText, b""), 0);
     }
 
     #[test]

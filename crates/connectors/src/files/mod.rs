@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use mirage_core::schema::{Catalog, Column, ForeignKey, QualifiedName, Table, TableKind, ValueType};
 use mirage_core::workspace::SchemaFilter;
-use mirage_transform::codec::{CsvReader, RecordSplitter, csv_escape};
+use mirage_transform::codec::{CsvReader, RecordSplitter, count_records, csv_escape};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -381,7 +381,7 @@ impl Destination for FilesDestination {
         while let Some(part) = parts.next().await {
             match part {
                 Ok(bytes) => {
-                    rows += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+                    rows += count_records(&Format::csv(), &bytes);
                     file.write_all(&bytes)
                         .await
                         .map_err(|e| self.io("writing a table file", e))?;

@@ -1,0 +1,160 @@
+//! `mirage init`: a starter workspace listing every table and column, all passthrough.
+
+use crate::run::{Kind, RunError};
+use mirage_connectors::Source;
+use mirage_connectors::files::{FilesSource, folder_of};
+use mirage_connectors::postgres::{PgEndpoint, PgSource};
+use mirage_core::schema::{Catalog, TableKind};
+use mirage_core::workspace::{ConnectionConfig, SchemaFilter};
+use std::fmt::Write;
+use std::path::Path;
+
+/// `url` without a password (`postgres://user:secret@h/db` → `postgres://user@h/db`).
+pub fn strip_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// A TOML key, quoted when it is not a bare key.
+fn key(name: &str) -> String {
+    if !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        name.to_string()
+    } else {
+        toml::Value::String(name.to_string()).to_string()
+    }
+}
+
+/// Read the source's catalog for `init`.
+pub async fn source_catalog(url: &str, filter: &SchemaFilter, base: &Path) -> Result<Catalog, RunError> {
+    let conn = ConnectionConfig {
+        url: url.to_string(),
+        password_env: "MIRAGE_SOURCE_PASSWORD".into(),
+        line: 0,
+    };
+    match Kind::of(url).map_err(RunError::Unsupported)? {
+        Kind::Postgres => {
+            let src = PgSource::open(PgEndpoint::new("source", &conn)?).await?;
+            Ok(src.catalog(filter).await?)
+        }
+        Kind::Files => {
+            let dir = folder_of(url, base)
+                .ok_or_else(|| RunError::Unsupported("write files:./folder".into()))?;
+            Ok(FilesSource::open(&dir)?.catalog(filter).await?)
+        }
+    }
+}
+
+/// The text of a starter workspace.
+pub fn starter(source_url: &str, destination_url: &str, filter: &SchemaFilter, catalog: &Catalog) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# mirage workspace, written by `mirage init`.\n\
+         # Every column starts as passthrough (copied unchanged). Give sensitive columns a\n\
+         # generator (`mirage generators` lists them), check with `mirage plan`, copy with `mirage run`.\n"
+    );
+    let _ = writeln!(s, "[source]");
+    let _ = writeln!(s, "url = {}", toml::Value::String(strip_password(source_url)));
+    let _ = writeln!(s, "# The password is read from this environment variable (never write it here).");
+    let _ = writeln!(s, "password_env = \"MIRAGE_SOURCE_PASSWORD\"\n");
+    let _ = writeln!(s, "[destination]");
+    let _ = writeln!(s, "url = {}", toml::Value::String(strip_password(destination_url)));
+    let _ = writeln!(s, "password_env = \"MIRAGE_DESTINATION_PASSWORD\"");
+    let _ = writeln!(s, "# Copy owners and privileges too (the destination user must be a superuser).");
+    let _ = writeln!(s, "preserve_ownership = false\n");
+    let _ = writeln!(s, "[schemas]");
+    let _ = writeln!(s, "# Empty include = every schema. These schemas are dropped and recreated in the destination.");
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|x| toml::Value::String(x.clone()).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(s, "include = [{}]", list(&filter.include));
+    let _ = writeln!(s, "exclude = [{}]\n", list(&filter.exclude));
+    let _ = writeln!(s, "[consistency]");
+    let _ = writeln!(s, "# Same seed => same fake for the same value, across tables and runs. Keep it secret.");
+    let _ = writeln!(s, "seed_env = \"MIRAGE_SEED\"\n");
+    let _ = writeln!(s, "[run]");
+    let _ = writeln!(s, "parallelism = 4          # tables copied at once");
+    let _ = writeln!(s, "part_size = \"4MiB\"       # rows are transformed in parts of about this size");
+    let _ = writeln!(s, "parts_in_flight = 4      # parts of one table being read/transformed/written at once");
+    let _ = writeln!(s, "transform_threads = 0    # 0 = one per CPU core");
+    for t in &catalog.tables {
+        if matches!(t.kind, TableKind::Partition { .. }) {
+            continue;
+        }
+        let name = t.name.to_string();
+        let _ = writeln!(s);
+        let partitions: Vec<String> = catalog
+            .tables
+            .iter()
+            .filter(|p| matches!(&p.kind, TableKind::Partition { parent } if parent == &t.name))
+            .map(|p| p.name.to_string())
+            .collect();
+        if !partitions.is_empty() {
+            let _ = writeln!(s, "# partitioned; these settings apply to its partitions: {}", partitions.join(", "));
+        }
+        let _ = writeln!(s, "[tables.{}]", key(&name));
+        let _ = writeln!(s, "mode = \"de-identify\"   # de-identify | truncate | preserve-destination");
+        let _ = writeln!(s, "[tables.{}.columns]", key(&name));
+        for c in &t.columns {
+            let mut notes = vec![c.type_name.clone()];
+            if c.not_null {
+                notes.push("not null".into());
+            }
+            if t.primary_key.contains(&c.name) {
+                notes.push("primary key".into());
+            }
+            if let Some(fk) = catalog
+                .foreign_keys
+                .iter()
+                .find(|f| f.table == t.name && f.columns.contains(&c.name))
+            {
+                notes.push(format!("references {}", fk.referenced));
+            }
+            if c.generated {
+                notes.push("generated".into());
+            }
+            let _ = writeln!(
+                s,
+                "{:<28} # {}",
+                format!("{} = {{ generator = \"passthrough\" }}", key(&c.name)),
+                notes.join(", ")
+            );
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_passwords() {
+        assert_eq!(strip_password("postgres://u:p@h:5432/db"), "postgres://u@h:5432/db");
+        assert_eq!(strip_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(strip_password("files:./x"), "files:./x");
+    }
+
+    #[test]
+    fn quotes_odd_keys() {
+        assert_eq!(key("email"), "email");
+        assert_eq!(key("public.users"), "\"public.users\"");
+        assert_eq!(key("Mixed Case"), "\"Mixed Case\"");
+    }
+}

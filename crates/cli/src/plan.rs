@@ -1,0 +1,323 @@
+//! The plan: the workspace matched against the live schema. Every table and column named in the
+//! workspace is checked, every generator is built, foreign keys get their referenced key's
+//! generator, and only then may a single row move.
+
+use mirage_connectors::SchemaOptions;
+use mirage_core::schema::{Catalog, Table, TableKind};
+use mirage_core::suggest::did_you_mean;
+use mirage_core::workspace::{TableMode, Workspace, WorkspaceError, column_key, table_key};
+use mirage_generators::{ColumnContext, Generator, Prf};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// One column's treatment.
+#[derive(Clone)]
+pub struct ColumnPlan {
+    pub name: String,
+    /// `passthrough` when nothing is configured.
+    pub generator_name: String,
+    pub options: toml::Table,
+    pub generator: Option<Arc<dyn Generator>>,
+    /// Set when the generator was taken from the key a foreign key references.
+    pub inherited_from: Option<String>,
+}
+
+/// One table's treatment.
+#[derive(Clone)]
+pub struct TablePlan {
+    pub table: Table,
+    pub mode: TableMode,
+    /// Columns copied (stored generated columns are recomputed by the destination).
+    pub columns: Vec<ColumnPlan>,
+}
+
+impl TablePlan {
+    pub fn copy_columns(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    pub fn masked(&self) -> impl Iterator<Item = &ColumnPlan> {
+        self.columns.iter().filter(|c| c.generator_name != "passthrough")
+    }
+}
+
+/// The validated plan.
+pub struct Plan {
+    pub catalog: Catalog,
+    /// Tables that hold rows (partitioned parents are represented by their partitions), biggest
+    /// first.
+    pub tables: Vec<TablePlan>,
+    pub schema_options: SchemaOptions,
+}
+
+/// Resolved configuration for a column: (generator, options, line, inherited from).
+type Choice = (String, toml::Table, usize, Option<String>);
+
+impl Plan {
+    /// Match the workspace to the catalog. Returns every problem found, not just the first.
+    pub fn build(ws: &Workspace, catalog: Catalog, seed: &str) -> Result<Plan, Vec<WorkspaceError>> {
+        let prf = Prf::from_seed(seed);
+        let mut errors = Vec::new();
+        let names: Vec<String> = catalog
+            .tables
+            .iter()
+            .filter(|t| !matches!(t.kind, TableKind::Partition { .. }))
+            .map(|t| t.name.to_string())
+            .collect();
+
+        // Check table and column names first.
+        for tc in &ws.tables {
+            let Some(table) = catalog
+                .tables
+                .iter()
+                .find(|t| t.name.to_string() == tc.name)
+            else {
+                let hint = did_you_mean(&tc.name, names.iter().map(String::as_str));
+                let why = if ws.schemas.admits(tc.name.split('.').next().unwrap_or("")) {
+                    "no such table in the source"
+                } else {
+                    "its schema is not included by [schemas]"
+                };
+                errors.push(ws.error(tc.line, table_key(&tc.name), format!("{why}{hint}")));
+                continue;
+            };
+            if tc.mode == TableMode::PreserveDestination && table.kind != TableKind::Table {
+                errors.push(ws.error(
+                    tc.line,
+                    table_key(&tc.name),
+                    "preserve-destination is not supported for partitioned tables or partitions yet; \
+                     use de-identify or truncate",
+                ));
+            }
+            for cc in &tc.columns {
+                match table.column(&cc.name) {
+                    None => {
+                        let hint =
+                            did_you_mean(&cc.name, table.columns.iter().map(|c| c.name.as_str()));
+                        errors.push(ws.error(
+                            cc.line,
+                            column_key(&tc.name, &cc.name),
+                            format!("table {} has no column {}{hint}", tc.name, cc.name),
+                        ));
+                    }
+                    Some(c) if c.generated && cc.generator != "passthrough" => {
+                        errors.push(ws.error(
+                            cc.line,
+                            column_key(&tc.name, &cc.name),
+                            "is a generated column, computed by the destination; it cannot have a generator",
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+
+        // Configured choices, keyed by (table, column); partitions use their parent's settings.
+        let settings_of = |t: &Table| ws.table_config(&mirage_connectors::settings_owner(t).to_string());
+        let mut choice: BTreeMap<(String, String), Choice> = BTreeMap::new();
+        for t in &catalog.tables {
+            if let Some(tc) = settings_of(t) {
+                for cc in &tc.columns {
+                    if cc.generator != "passthrough" || !cc.options.is_empty() {
+                        choice.insert(
+                            (t.name.to_string(), cc.name.clone()),
+                            (cc.generator.clone(), cc.options.clone(), cc.line, None),
+                        );
+                    }
+                }
+            }
+        }
+
+        // Foreign keys take the generator of the key they reference, so they keep joining.
+        // Repeat so chains (a → b → c) settle.
+        for _ in 0..4 {
+            for fk in &catalog.foreign_keys {
+                for (col, rcol) in fk.columns.iter().zip(&fk.referenced_columns) {
+                    let key = (fk.table.to_string(), col.clone());
+                    let rkey = (fk.referenced.to_string(), rcol.clone());
+                    let referenced = choice.get(&rkey).cloned();
+                    let own = choice.get(&key).cloned();
+                    let line = own.as_ref().map(|c| c.2).unwrap_or(0);
+                    match (own, referenced) {
+                        (None, Some((g, o, _, _))) => {
+                            choice.insert(key, (g, o, 0, Some(format!("{}.{rcol}", fk.referenced))));
+                        }
+                        (Some((g, o, _, inh)), Some((rg, ro, _, _))) if g != rg || o != ro => {
+                            if inh.is_none() {
+                                errors.push(ws.error(
+                                    line,
+                                    column_key(&fk.table.to_string(), col),
+                                    format!(
+                                        "references {}.{rcol}, which uses generator `{rg}`; give both \
+                                         columns the same generator and options, or the foreign key \
+                                         {} will not join",
+                                        fk.referenced, fk.name
+                                    ),
+                                ));
+                            }
+                        }
+                        (Some((g, _, _, None)), None) if g != "passthrough" => {
+                            errors.push(ws.error(
+                                line,
+                                column_key(&fk.table.to_string(), col),
+                                format!(
+                                    "references {}.{rcol}, which passes through; give {}.{rcol} the \
+                                     same generator `{g}`, or the foreign key {} will not join",
+                                    fk.referenced, fk.referenced, fk.name
+                                ),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        errors.dedup();
+
+        // A foreign key into a truncated table cannot hold once rows arrive.
+        let mode_of = |t: &Table| settings_of(t).map(|c| c.mode).unwrap_or_default();
+        for fk in &catalog.foreign_keys {
+            let (Some(child), Some(parent)) =
+                (catalog.table(&fk.table), catalog.table(&fk.referenced))
+            else {
+                continue;
+            };
+            if mode_of(child) == TableMode::DeIdentify && mode_of(parent) == TableMode::Truncate {
+                let line = settings_of(parent).map(|c| c.line).unwrap_or(0);
+                errors.push(ws.error(
+                    line,
+                    table_key(&parent.name.to_string()),
+                    format!(
+                        "is truncate, but {} (de-identify) has foreign key {} into it; truncate {} too",
+                        child.name, fk.name, child.name
+                    ),
+                ));
+            }
+        }
+
+        // Build generators.
+        let mut tables = Vec::new();
+        for t in &catalog.tables {
+            if !t.holds_rows() {
+                continue;
+            }
+            let mode = mode_of(t);
+            let mut columns = Vec::new();
+            for c in t.columns.iter().filter(|c| !c.generated) {
+                let key = (t.name.to_string(), c.name.clone());
+                let (gname, options, line, inherited_from) = choice
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| ("passthrough".into(), toml::Table::new(), 0, None));
+                let table_name = t.name.to_string();
+                let ctx = ColumnContext {
+                    table: &table_name,
+                    column: &c.name,
+                    value_type: &c.value_type,
+                    not_null: c.not_null,
+                };
+                let generator = match mirage_generators::build(&gname, &options, &ctx, &prf) {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        let via = inherited_from
+                            .as_ref()
+                            .map(|f| format!(" (inherited from {f} through a foreign key)"))
+                            .unwrap_or_default();
+                        let owner = mirage_connectors::settings_owner(t).to_string();
+                        errors.push(ws.error(
+                            line,
+                            column_key(&owner, &c.name),
+                            format!("{e}{via}; the column is {}", c.type_name),
+                        ));
+                        None
+                    }
+                };
+                columns.push(ColumnPlan {
+                    name: c.name.clone(),
+                    generator_name: gname,
+                    options,
+                    generator,
+                    inherited_from,
+                });
+            }
+            tables.push(TablePlan {
+                table: t.clone(),
+                mode,
+                columns,
+            });
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.line);
+            errors.dedup();
+            return Err(errors);
+        }
+        tables.sort_by(|a, b| {
+            b.table
+                .byte_estimate
+                .unwrap_or(0)
+                .cmp(&a.table.byte_estimate.unwrap_or(0))
+                .then_with(|| a.table.name.cmp(&b.table.name))
+        });
+        let preserved = tables
+            .iter()
+            .filter(|t| t.mode == TableMode::PreserveDestination)
+            .map(|t| t.table.clone())
+            .collect();
+        Ok(Plan {
+            schema_options: SchemaOptions {
+                schemas: catalog.schemas.clone(),
+                preserve_ownership: ws.preserve_ownership,
+                preserved,
+            },
+            catalog,
+            tables,
+        })
+    }
+
+    /// Human-readable plan.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Schemas copied (dropped and recreated in the destination): {}",
+            if self.catalog.schemas.is_empty() {
+                "(none)".to_string()
+            } else {
+                self.catalog.schemas.join(", ")
+            }
+        );
+        let _ = writeln!(s, "Tables, in the order they start:");
+        for t in &self.tables {
+            let est = match (t.table.row_estimate, t.table.byte_estimate) {
+                (Some(r), Some(b)) => format!("~{r} rows, {}", mirage_core::size::ByteSize(b)),
+                (None, Some(b)) => format!("{}", mirage_core::size::ByteSize(b)),
+                _ => String::new(),
+            };
+            let _ = writeln!(s, "  {} [{}] {}", t.table.name, t.mode.as_str(), est);
+            if t.mode != TableMode::DeIdentify {
+                continue;
+            }
+            let mut passthrough = 0;
+            for c in &t.columns {
+                if c.generator_name == "passthrough" {
+                    passthrough += 1;
+                    continue;
+                }
+                let opts = if c.options.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", toml::Value::Table(c.options.clone())).replace('\n', " ")
+                };
+                let via = c
+                    .inherited_from
+                    .as_ref()
+                    .map(|f| format!("  (from foreign key to {f})"))
+                    .unwrap_or_default();
+                let _ = writeln!(s, "      {:<24} {}{opts}{via}", c.name, c.generator_name);
+            }
+            let _ = writeln!(s, "      {passthrough} column(s) pass through unchanged");
+        }
+        s
+    }
+}

@@ -1,0 +1,203 @@
+//! The job report: a summary table for people and a JSON file for machines.
+
+use crate::plan::TablePlan;
+use mirage_connectors::ConnectorError;
+use serde::Serialize;
+use std::fmt::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Completed,
+    Failed,
+    Canceled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Canceled => "canceled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableStatus {
+    /// All rows loaded.
+    Loaded,
+    /// Created empty (truncate mode).
+    Truncated,
+    /// Destination rows kept (preserve-destination mode).
+    Preserved,
+    /// Failed: the destination table holds no rows from this job.
+    Failed,
+    /// Never started or stopped before commit: holds no rows from this job.
+    NotLoaded,
+}
+
+impl TableStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableStatus::Loaded => "loaded",
+            TableStatus::Truncated => "truncated",
+            TableStatus::Preserved => "preserved",
+            TableStatus::Failed => "failed",
+            TableStatus::NotLoaded => "not loaded",
+        }
+    }
+
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            TableStatus::Loaded | TableStatus::Truncated | TableStatus::Preserved
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub mode: String,
+    pub status: TableStatus,
+    pub rows: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub seconds: f64,
+    pub masked_columns: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl TableReport {
+    pub fn not_loaded(tp: &TablePlan, canceled: bool) -> TableReport {
+        TableReport {
+            table: tp.table.name.to_string(),
+            mode: tp.mode.as_str().to_string(),
+            status: TableStatus::NotLoaded,
+            rows: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            seconds: 0.0,
+            masked_columns: tp.masked().map(|c| c.name.clone()).collect(),
+            error: canceled.then(|| "interrupted before it was committed".to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    pub job_id: String,
+    pub status: JobStatus,
+    pub started_at: String,
+    pub finished_at: String,
+    pub seconds: f64,
+    pub source: String,
+    pub destination: String,
+    pub tables: Vec<TableReport>,
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub report_path: Option<String>,
+}
+
+impl JobReport {
+    pub fn new(job_id: &str, started: SystemTime, source: &str, destination: &str) -> JobReport {
+        JobReport {
+            job_id: job_id.to_string(),
+            status: JobStatus::Running,
+            started_at: humantime::format_rfc3339_seconds(started).to_string(),
+            finished_at: String::new(),
+            seconds: 0.0,
+            source: source.to_string(),
+            destination: destination.to_string(),
+            tables: Vec::new(),
+            error: None,
+            report_path: None,
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), ConnectorError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ConnectorError::io(format!("creating {}", dir.display()), e))?;
+        }
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| ConnectorError::Invalid(format!("serializing the report: {e}")))?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| ConnectorError::io(format!("writing {}", path.display()), e))
+    }
+
+    /// The summary table printed at the end of a run.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let width = self
+            .tables
+            .iter()
+            .map(|t| t.table.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let _ = writeln!(
+            s,
+            "{:<width$}  {:<20}  {:>10}  {:>10}  {:>8}  status",
+            "table", "mode", "rows", "bytes", "seconds"
+        );
+        for t in &self.tables {
+            let _ = writeln!(
+                s,
+                "{:<width$}  {:<20}  {:>10}  {:>10}  {:>8.2}  {}",
+                t.table,
+                t.mode,
+                t.rows,
+                mirage_core::size::ByteSize(t.bytes_read).to_string(),
+                t.seconds,
+                t.status.as_str()
+            );
+        }
+        let rows: u64 = self.tables.iter().map(|t| t.rows).sum();
+        let _ = write!(
+            s,
+            "job {} {} in {:.2}s: {} table(s), {rows} rows",
+            self.job_id,
+            self.status.as_str(),
+            self.seconds,
+            self.tables.len()
+        );
+        s
+    }
+
+    /// One paragraph for a job that did not complete: what failed, what completed.
+    pub fn failure_summary(&self) -> String {
+        let done: Vec<&str> = self
+            .tables
+            .iter()
+            .filter(|t| t.status.is_success())
+            .map(|t| t.table.as_str())
+            .collect();
+        let mut s = format!("job {} {}", self.job_id, self.status.as_str());
+        if let Some(e) = &self.error {
+            let _ = write!(s, ": {e}");
+        }
+        for t in self.tables.iter().filter(|t| !t.status.is_success()) {
+            let _ = write!(
+                s,
+                "\n  ✗ {} {}: {}",
+                t.table,
+                t.status.as_str(),
+                t.error.as_deref().unwrap_or("not started")
+            );
+        }
+        let _ = write!(
+            s,
+            "\n  completed tables ({}): {}",
+            done.len(),
+            if done.is_empty() { "none".to_string() } else { done.join(", ") }
+        );
+        s
+    }
+}

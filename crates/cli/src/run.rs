@@ -1,0 +1,456 @@
+//! A job: plan, schema copy, then for each table extract → parts → transform → load, several
+//! tables at once and parts of a table in parallel, with memory bounded by parts in flight.
+
+use crate::plan::{Plan, TablePlan};
+use crate::progress::{Progress, TableProgress};
+use crate::report::{JobReport, JobStatus, TableReport, TableStatus};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use mirage_connectors::files::{FilesDestination, FilesSource, folder_of};
+use mirage_connectors::postgres::{PgDestination, PgEndpoint, PgSource};
+use mirage_connectors::{Aborted, ChunkStream, ConnectorError, Destination, Source};
+use mirage_core::workspace::{TableMode, Workspace, WorkspaceError};
+use mirage_transform::codec::{Format, RecordSplitter, count_records};
+use mirage_transform::{PartTransform, TransformError};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+use tokio::sync::Semaphore;
+
+/// Why a job could not run or did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Workspace(Vec<WorkspaceError>),
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    #[error(
+        "the destination is the same database as the source ({0}); mirage never writes to the source: \
+         point destination.url at another database"
+    )]
+    SameDatabase(String),
+    #[error("source and destination must be of the same kind (source is {0}, destination is {1})")]
+    KindMismatch(&'static str, &'static str),
+    #[error("{0}")]
+    Unsupported(String),
+    /// The job ran and did not complete; the report says which tables did.
+    #[error("{}", .0.failure_summary())]
+    Incomplete(Box<JobReport>),
+}
+
+impl From<WorkspaceError> for RunError {
+    fn from(e: WorkspaceError) -> Self {
+        RunError::Workspace(vec![e])
+    }
+}
+
+/// How a job runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub seed: String,
+    /// Live progress bars when attached to a terminal.
+    pub progress: bool,
+    /// Where the JSON report goes (default: `.mirage/jobs/<job id>.json` beside the workspace).
+    pub report_path: Option<PathBuf>,
+}
+
+/// The kind of a connection URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Postgres,
+    Files,
+}
+
+impl Kind {
+    pub fn of(url: &str) -> Result<Kind, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Kind::Postgres)
+        } else if url.starts_with("files:") {
+            Ok(Kind::Files)
+        } else if url.starts_with("redshift://") {
+            Err("redshift:// is not supported yet; this build copies PostgreSQL and files".into())
+        } else {
+            Err("unsupported URL; use postgres://user@host:5432/database or files:./folder".into())
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Postgres => "postgres",
+            Kind::Files => "files",
+        }
+    }
+}
+
+fn url_kind(ws: &Workspace, which: &str) -> Result<Kind, RunError> {
+    let conn = if which == "source" { &ws.source } else { &ws.destination };
+    Kind::of(&conn.url).map_err(|m| ws.error(conn.line, format!("{which}.url"), m).into())
+}
+
+fn files_dir(ws: &Workspace, which: &str) -> Result<PathBuf, RunError> {
+    let conn = if which == "source" { &ws.source } else { &ws.destination };
+    folder_of(&conn.url, &ws.base_dir()).ok_or_else(|| {
+        ws.error(conn.line, format!("{which}.url"), "write files:./folder").into()
+    })
+}
+
+/// Read the source's catalog and build the plan (used by `mirage plan`).
+pub async fn plan(ws: &Workspace, seed: &str) -> Result<Plan, RunError> {
+    let catalog = match url_kind(ws, "source")? {
+        Kind::Postgres => {
+            let src = PgSource::open(PgEndpoint::new("source", &ws.source)?).await?;
+            src.catalog(&ws.schemas).await?
+        }
+        Kind::Files => FilesSource::open(&files_dir(ws, "source")?)?.catalog(&ws.schemas).await?,
+    };
+    Plan::build(ws, catalog, seed).map_err(RunError::Workspace)
+}
+
+/// Run the job the workspace describes.
+pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunError> {
+    let (sk, dk) = (url_kind(ws, "source")?, url_kind(ws, "destination")?);
+    match (sk, dk) {
+        (Kind::Postgres, Kind::Postgres) => {
+            let source = PgSource::open(PgEndpoint::new("source", &ws.source)?).await?;
+            let dest = PgDestination::new(PgEndpoint::new("destination", &ws.destination)?);
+            let (sid, did) = (source.identity().await?, dest.identity().await?);
+            if sid == did {
+                return Err(RunError::SameDatabase(dest.endpoint().display()));
+            }
+            let names = (source.endpoint().display(), dest.endpoint().display());
+            execute(ws, opts, source, dest, names).await
+        }
+        (Kind::Files, Kind::Files) => {
+            let source = FilesSource::open(&files_dir(ws, "source")?)?;
+            let dest = FilesDestination::new(&files_dir(ws, "destination")?);
+            if source.identity() == dest.identity() {
+                return Err(RunError::SameDatabase(dest.identity()));
+            }
+            let names = (source.identity(), dest.identity());
+            execute(ws, opts, source, dest, names).await
+        }
+        (a, b) => Err(RunError::KindMismatch(a.name(), b.name())),
+    }
+}
+
+fn new_job_id() -> String {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .trim_end_matches('Z')
+        .replace('T', "-");
+    format!(
+        "{stamp}-{:04x}",
+        (now.subsec_nanos() ^ std::process::id()) & 0xffff
+    )
+}
+
+/// Shared state of a running job.
+struct JobCtx {
+    part_size: usize,
+    parts_in_flight: usize,
+    transform_slots: Arc<Semaphore>,
+    progress: Progress,
+    reports: Mutex<Vec<TableReport>>,
+}
+
+async fn execute<S, D>(
+    ws: &Workspace,
+    opts: &RunOptions,
+    source: S,
+    dest: D,
+    (source_name, dest_name): (String, String),
+) -> Result<JobReport, RunError>
+where
+    S: Source,
+    D: Destination<Schema = S::Schema>,
+{
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let job_id = new_job_id();
+    let catalog = source.catalog(&ws.schemas).await?;
+    let plan = Plan::build(ws, catalog, &opts.seed).map_err(RunError::Workspace)?;
+    dest.preflight(&plan.schema_options).await?;
+    let schema = source
+        .schema(&plan.catalog, ws.preserve_ownership)
+        .await?;
+    tracing::info!(job = %job_id, tables = plan.tables.len(), "plan validated; copying schema");
+
+    let threads = if ws.run.transform_threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        ws.run.transform_threads
+    };
+    let ctx = JobCtx {
+        part_size: ws.run.part_size.0 as usize,
+        parts_in_flight: ws.run.parts_in_flight,
+        transform_slots: Arc::new(Semaphore::new(threads)),
+        progress: Progress::new(opts.progress),
+        reports: Mutex::new(Vec::new()),
+    };
+    let mut report = JobReport::new(&job_id, started, &source_name, &dest_name);
+
+    let mut job_error = None;
+    let mut canceled = false;
+    if let Err(e) = dest.create_schema(&schema, &plan.schema_options).await {
+        job_error = Some(format!("creating the destination schema: {e}"));
+    } else {
+        let all = futures_util::stream::iter(plan.tables.iter())
+            .map(|tp| copy_one(&source, &dest, tp, &ctx))
+            .buffer_unordered(ws.run.parallelism)
+            .for_each(|_| async {});
+        tokio::select! {
+            _ = all => {}
+            _ = tokio::signal::ctrl_c() => {
+                canceled = true;
+                ctx.progress.println("interrupted: stopping; tables not yet committed are left unloaded");
+            }
+        }
+    }
+    let mut tables = ctx.reports.lock().map(|r| r.clone()).unwrap_or_default();
+    for tp in &plan.tables {
+        if !tables.iter().any(|t| t.table == tp.table.name.to_string()) {
+            tables.push(TableReport::not_loaded(tp, canceled));
+        }
+    }
+    let all_ok = !canceled && job_error.is_none() && tables.iter().all(|t| t.status.is_success());
+    if all_ok {
+        if let Err(e) = dest.finish_schema(&schema, &plan.schema_options).await {
+            job_error = Some(format!(
+                "creating indexes, constraints and triggers after the load: {e}"
+            ));
+        }
+    } else if job_error.is_none() && !canceled {
+        job_error = Some(
+            "indexes, constraints and triggers were not created because some tables failed; \
+             fix the cause and run again"
+                .into(),
+        );
+    }
+    // Order the report like the plan.
+    tables.sort_by_key(|t| {
+        plan.tables
+            .iter()
+            .position(|p| p.table.name.to_string() == t.table)
+            .unwrap_or(usize::MAX)
+    });
+    report.tables = tables;
+    report.seconds = clock.elapsed().as_secs_f64();
+    report.finished_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    report.error = job_error;
+    report.status = if canceled {
+        JobStatus::Canceled
+    } else if all_ok && report.error.is_none() {
+        JobStatus::Completed
+    } else {
+        JobStatus::Failed
+    };
+    let path = opts
+        .report_path
+        .clone()
+        .unwrap_or_else(|| ws.base_dir().join(".mirage").join("jobs").join(format!("{job_id}.json")));
+    report.write(&path)?;
+    report.report_path = Some(path.display().to_string());
+    if report.status == JobStatus::Completed {
+        Ok(report)
+    } else {
+        Err(RunError::Incomplete(Box::new(report)))
+    }
+}
+
+/// Copy (or truncate, or preserve) one table and record its report.
+async fn copy_one<S: Source, D: Destination>(source: &S, dest: &D, tp: &TablePlan, ctx: &JobCtx) {
+    let started = Instant::now();
+    let name = tp.table.name.to_string();
+    let progress = Arc::new(ctx.progress.table(&name, tp.table.byte_estimate));
+    let result = match tp.mode {
+        TableMode::DeIdentify => copy_rows(source, dest, tp, ctx, progress.clone()).await,
+        TableMode::Truncate => Ok(0),
+        TableMode::PreserveDestination => dest
+            .restore_preserved(&tp.table)
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    let (status, rows, error) = match (&result, tp.mode) {
+        (Ok(rows), TableMode::DeIdentify) => (TableStatus::Loaded, *rows, None),
+        (Ok(_), TableMode::Truncate) => (TableStatus::Truncated, 0, None),
+        (Ok(rows), TableMode::PreserveDestination) => (TableStatus::Preserved, *rows, None),
+        (Err(e), _) => (TableStatus::Failed, 0, Some(e.clone())),
+    };
+    progress.finish(status.as_str(), rows);
+    if let Some(e) = &error {
+        ctx.progress.println(&format!("✗ {name}: {e}"));
+    }
+    let report = TableReport {
+        table: name,
+        mode: tp.mode.as_str().to_string(),
+        status,
+        rows,
+        bytes_read: progress.bytes(),
+        bytes_written: if status == TableStatus::Loaded { progress.bytes() } else { 0 },
+        seconds: started.elapsed().as_secs_f64(),
+        masked_columns: tp.masked().map(|c| c.name.clone()).collect(),
+        error,
+    };
+    if let Ok(mut r) = ctx.reports.lock() {
+        r.push(report);
+    }
+}
+
+/// Cut a chunk stream into parts of about `part_size` bytes ending on record boundaries.
+/// Runs as its own task so reading overlaps transforming and loading; at most `capacity` parts
+/// wait in the channel.
+fn spawn_splitter(
+    mut chunks: ChunkStream,
+    format: Format,
+    part_size: usize,
+    capacity: usize,
+) -> tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    tokio::spawn(async move {
+        let mut splitter = RecordSplitter::new(format);
+        let mut pending: Vec<u8> = Vec::with_capacity(part_size + part_size / 4);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string())).await;
+                    return;
+                }
+            };
+            pending.extend_from_slice(&chunk);
+            if pending.len() >= part_size {
+                let cut = splitter.complete_len(&pending);
+                if cut > 0 {
+                    let rest = pending[cut..].to_vec();
+                    pending.truncate(cut);
+                    splitter.take(cut);
+                    let part = std::mem::replace(&mut pending, {
+                        let mut v = Vec::with_capacity(part_size + part_size / 4);
+                        v.extend_from_slice(&rest);
+                        v
+                    });
+                    if tx.send(Ok(part)).await.is_err() {
+                        return; // the load stopped
+                    }
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let _ = tx.send(Ok(pending)).await;
+        }
+    });
+    rx
+}
+
+/// Extract → parts → transform → load for one table. Returns rows loaded.
+async fn copy_rows<S: Source, D: Destination>(
+    source: &S,
+    dest: &D,
+    tp: &TablePlan,
+    ctx: &JobCtx,
+    progress: Arc<TableProgress>,
+) -> Result<u64, String> {
+    let columns = tp.copy_columns();
+    let format = source.format();
+    let transform = Arc::new(PartTransform::new(
+        format.clone(),
+        tp.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.generator.clone()))
+            .collect(),
+    ));
+    let chunks = source
+        .read(&tp.table, &columns)
+        .await
+        .map_err(|e| e.to_string())?;
+    let rx = spawn_splitter(chunks, format.clone(), ctx.part_size, 1);
+    let parts = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|p| (p, rx))
+    });
+    let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let slots = ctx.transform_slots.clone();
+    let transformed = parts
+        .map(move |part| {
+            let transform = transform.clone();
+            let slots = slots.clone();
+            let format = format.clone();
+            async move {
+                let part = part.map_err(PartError::Other)?;
+                let in_bytes = part.len() as u64;
+                if transform.is_identity() {
+                    let rows = count_records(&format, &part);
+                    return Ok((Bytes::from(part), rows, in_bytes));
+                }
+                let _slot = slots
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| PartError::Other(e.to_string()))?;
+                tokio::task::spawn_blocking(move || {
+                    let mut out = Vec::new();
+                    transform
+                        .apply(&part, &mut out)
+                        .map(|s| (Bytes::from(out), s.rows, in_bytes))
+                        .map_err(PartError::Transform)
+                })
+                .await
+                .map_err(|e| PartError::Other(format!("a transform task failed: {e}")))?
+            }
+        })
+        .buffered(ctx.parts_in_flight);
+    // Parts come back in order, so the running row count turns part-relative record numbers
+    // into table row numbers.
+    let fail = failure.clone();
+    let mut rows_before = 0u64;
+    let part_stream = transformed
+        .map(move |r| match r {
+            Ok((bytes, rows, in_bytes)) => {
+                rows_before += rows;
+                progress.advance(rows, in_bytes);
+                Ok(bytes)
+            }
+            Err(e) => {
+                let e = e.describe(rows_before);
+                if let Ok(mut f) = fail.lock() {
+                    f.get_or_insert(e);
+                }
+                Err(Aborted)
+            }
+        })
+        .boxed();
+    let loaded = dest.load(&tp.table, &columns, part_stream).await;
+    let cause = failure.lock().ok().and_then(|f| f.clone());
+    match (loaded, cause) {
+        (_, Some(cause)) => Err(format!("{cause}; the table was not loaded")),
+        (Ok(rows), None) => Ok(rows),
+        (Err(e), None) => Err(e.to_string()),
+    }
+}
+
+/// Why a part could not be produced.
+enum PartError {
+    Transform(TransformError),
+    Other(String),
+}
+
+impl PartError {
+    /// The message, with part-relative record numbers turned into table row numbers.
+    fn describe(&self, rows_before: u64) -> String {
+        match self {
+            PartError::Transform(TransformError::Generate {
+                column,
+                record,
+                source,
+            }) => format!("column {column}, row {}: {source}", rows_before + record),
+            PartError::Transform(TransformError::NotUtf8 { column, record }) => format!(
+                "column {column}, row {}: the value is not valid UTF-8",
+                rows_before + record
+            ),
+            PartError::Transform(other) => other.to_string(),
+            PartError::Other(m) => m.clone(),
+        }
+    }
+}
