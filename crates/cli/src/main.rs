@@ -103,7 +103,7 @@ enum Command {
 }
 
 fn init_logging(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
+    let default = if quiet { "warn" } else { "info,tokio_postgres=warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MIRAGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

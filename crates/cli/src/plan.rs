@@ -116,7 +116,7 @@ impl Plan {
         // Configured choices, keyed by (table, column); partitions use their parent's settings.
         let settings_of = |t: &Table| ws.table_config(&mirage_connectors::settings_owner(t).to_string());
         let mut choice: BTreeMap<(String, String), Choice> = BTreeMap::new();
-        for t in &catalog.tables {
+        for t in catalog.tables.iter().filter(|t| !matches!(t.kind, TableKind::Partition { .. })) {
             if let Some(tc) = settings_of(t) {
                 for cc in &tc.columns {
                     if cc.generator != "passthrough" || !cc.options.is_empty() {
@@ -205,7 +205,8 @@ impl Plan {
             let mode = mode_of(t);
             let mut columns = Vec::new();
             for c in t.columns.iter().filter(|c| !c.generated) {
-                let key = (t.name.to_string(), c.name.clone());
+                // Partitions are configured (and foreign-keyed) through their parent.
+                let key = (mirage_connectors::settings_owner(t).to_string(), c.name.clone());
                 let (gname, options, line, inherited_from) = choice
                     .get(&key)
                     .cloned()

@@ -268,7 +268,15 @@ async fn copy_one<S: Source, D: Destination>(source: &S, dest: &D, tp: &TablePla
     let progress = Arc::new(ctx.progress.table(&name, tp.table.byte_estimate));
     let result = match tp.mode {
         TableMode::DeIdentify => copy_rows(source, dest, tp, ctx, progress.clone()).await,
-        TableMode::Truncate => Ok(0),
+        // An empty load: the table exists with no rows (and a files destination gets its header).
+        TableMode::Truncate => dest
+            .load(
+                &tp.table,
+                &tp.copy_columns(),
+                futures_util::stream::empty().boxed(),
+            )
+            .await
+            .map_err(|e| e.to_string()),
         TableMode::PreserveDestination => dest
             .restore_preserved(&tp.table)
             .await

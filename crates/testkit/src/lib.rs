@@ -230,7 +230,12 @@ impl PgCluster {
                 .stdin(Stdio::null())
                 .output(),
         )?;
-        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        // pg_dump 15.14+ wraps the script in \restrict <random key>; that line differs per dump.
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .map(|l| format!("{l}\n"))
+            .collect())
     }
 }
 

@@ -45,14 +45,11 @@ async fn run_tool(tool: &'static str, mut cmd: tokio::process::Command) -> Resul
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A TOC line after its ids: the object type first, e.g. `TABLE public users owner`.
-fn toc_type(line: &str) -> Option<&str> {
-    // "123; 1259 16390 TABLE public users owner"
-    let rest = line.split_once(';')?.1.trim_start();
-    let mut it = rest.splitn(3, ' ');
-    it.next()?;
-    it.next()?;
-    it.next()
+/// The TOC entry that creates schema `public`: `6; 2615 2200 SCHEMA - public owner`.
+fn is_public_schema_entry(line: &str) -> bool {
+    line.split_once(';')
+        .map(|(_, rest)| rest.split_whitespace().skip(2).take(3).collect::<Vec<_>>())
+        .is_some_and(|w| w == ["SCHEMA", "-", "public"])
 }
 
 impl PgSchema {
@@ -78,7 +75,8 @@ impl PgSchema {
                 "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind = 'S' AND n.nspname = ANY($1) \
-                 AND has_sequence_privilege(c.oid, 'SELECT') ORDER BY 1",
+                 AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT') END \
+                 ORDER BY 1",
                 &[&catalog.schemas],
             )
             .await
@@ -135,7 +133,7 @@ impl PgSchema {
         })
     }
 
-    /// Restore one section of the archive, skipping `SCHEMA` entries (mirage creates schemas).
+    /// Restore one section of the archive.
     async fn restore(
         &self,
         endpoint: &PgEndpoint,
@@ -146,10 +144,11 @@ impl PgSchema {
             return Ok(());
         }
         let Some(dir) = &self._dir else { return Ok(()) };
+        // `public` already exists (see `create`): skip its CREATE SCHEMA, keep the rest.
         let list: Vec<&str> = self
             .toc
             .iter()
-            .filter(|l| !toc_type(l).is_some_and(|t| t.starts_with("SCHEMA ")))
+            .filter(|l| !is_public_schema_entry(l))
             .map(String::as_str)
             .collect();
         let list_path = dir.path().join(format!("{section}.list"));
@@ -194,13 +193,28 @@ impl PgSchema {
                 table.name.quoted()
             );
         }
-        for (schema, owner) in &self.schemas {
+        // pg_restore creates every schema as the source has it (owner, comment, privileges) —
+        // except `public`, which pg_dump assumes exists: recreate it as initdb makes it, and the
+        // archive's COMMENT/ACL entries for it apply any changes the source made.
+        let public_owner: String = client
+            .query_one(
+                "SELECT CASE WHEN pg_has_role('pg_database_owner', 'USAGE') \
+                 THEN 'pg_database_owner' ELSE current_user::text END",
+                &[],
+            )
+            .await
+            .map_err(db_error("checking the destination user"))?
+            .get(0);
+        for (schema, _) in &self.schemas {
             sql += &format!("DROP SCHEMA IF EXISTS {} CASCADE;\n", quote_ident(schema));
-            sql += &format!("CREATE SCHEMA {}", quote_ident(schema));
-            if options.preserve_ownership {
-                sql += &format!(" AUTHORIZATION {}", quote_ident(owner));
+            if schema == "public" {
+                sql += &format!(
+                    "CREATE SCHEMA public AUTHORIZATION {};\n\
+                     COMMENT ON SCHEMA public IS 'standard public schema';\n\
+                     GRANT USAGE ON SCHEMA public TO PUBLIC;\n",
+                    quote_ident(&public_owner)
+                );
             }
-            sql += ";\n";
         }
         sql += "COMMIT;";
         client
@@ -380,9 +394,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn toc_types() {
-        assert_eq!(toc_type("215; 1259 16386 TABLE public users app"), Some("TABLE public users app"));
-        let schema = toc_type("6; 2615 2200 SCHEMA - public pg_database_owner");
-        assert!(schema.is_some_and(|t| t.starts_with("SCHEMA ")));
+    fn finds_the_public_schema_entry() {
+        assert!(is_public_schema_entry("6; 2615 2200 SCHEMA - public pg_database_owner"));
+        assert!(!is_public_schema_entry("7; 2615 16385 SCHEMA - sales postgres"));
+        assert!(!is_public_schema_entry("215; 1259 16386 TABLE public users app"));
     }
 }

@@ -1,0 +1,115 @@
+//! Failures: what users see when a table cannot be loaded, the workspace is wrong, or a server
+//! is unreachable.
+
+use crate::util::{Dir, cluster, mirage, workspace};
+use std::process::Command;
+
+const SCHEMA: &str = "
+CREATE TABLE small (id integer PRIMARY KEY, name text);
+CREATE TABLE big (id integer PRIMARY KEY, code integer, name text);
+INSERT INTO small SELECT i, 'n' || i FROM generate_series(1, 100) i;
+INSERT INTO big SELECT i, 900000 + i, 'n' || i FROM generate_series(1, 5000) i;
+";
+
+#[test]
+fn a_failing_generator_leaves_its_table_unloaded_and_says_so() {
+    let pg = cluster();
+    pg.psql("src", SCHEMA).unwrap();
+    // Rows after 4000 fall outside the configured key range: the generator fails mid-table,
+    // after several parts were already streamed into the destination.
+    let tables = r#"
+[tables."public.big".columns]
+code = { generator = "integer_key", min = 900001, max = 904000 }
+name = { generator = "full_name" }
+"#;
+    let dir = Dir::new();
+    let ws = dir.write("workspace.toml", &workspace(&pg, tables));
+    let out = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
+    assert_eq!(out.code, 1, "{}", out.all());
+    let all = out.all();
+    assert!(all.contains("public.big"), "{all}");
+    assert!(all.contains("column code, row 4001"), "{all}");
+    assert!(all.contains("completed tables (1): public.small"), "{all}");
+    assert!(!all.contains("904001"), "no value in messages: {all}");
+    assert_eq!(pg.psql("dst", "SELECT count(*) FROM big").unwrap(), "0");
+    assert_eq!(pg.psql("dst", "SELECT count(*) FROM small").unwrap(), "100");
+    let report = std::fs::read_dir(dir.path().join(".mirage/jobs")).unwrap().next().unwrap().unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.path()).unwrap()).unwrap();
+    assert_eq!(json["status"], "failed");
+}
+
+#[test]
+fn workspace_mistakes_name_the_line_and_suggest() {
+    let pg = cluster();
+    pg.psql("src", SCHEMA).unwrap();
+    let tables = r#"
+[tables."public.smal".columns]
+id = { generator = "integer_key" }
+
+[tables."public.big".columns]
+nmae = { generator = "full_name" }
+code = { generator = "emial" }
+id = { generator = "email" }
+"#;
+    let dir = Dir::new();
+    let ws = dir.write("workspace.toml", &workspace(&pg, tables));
+    let out = mirage(&["plan", "-w", ws.to_str().unwrap()], "s");
+    assert_eq!(out.code, 2, "{}", out.all());
+    let e = &out.stderr;
+    let text = std::fs::read_to_string(&ws).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert!(e.contains(&format!("workspace.toml:{}", line_of("public.smal"))), "{e}");
+    assert!(e.contains("did you mean `public.small`"), "{e}");
+    assert!(e.contains(&format!(":{}: tables.\"public.big\".columns.nmae", line_of("nmae"))), "{e}");
+    assert!(e.contains("did you mean `name`"), "{e}");
+    assert!(e.contains("unknown generator `emial`") && e.contains("did you mean `email`"), "{e}");
+    assert!(e.contains(&format!(":{}:", line_of("generator = \"email\""))), "{e}");
+    assert!(e.contains("does not work on type integer"), "{e}");
+
+    // A syntax-level mistake: unknown key in [run].
+    let bad = workspace(&pg, "").replace("parallelism", "paralelism");
+    let ws = dir.write("workspace.toml", &bad);
+    let out = mirage(&["plan", "-w", ws.to_str().unwrap()], "s");
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("did you mean `parallelism`"), "{}", out.stderr);
+
+    // No seed in the environment.
+    let ws = dir.write("workspace.toml", &workspace(&pg, ""));
+    let out = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["run", "-w", ws.to_str().unwrap()])
+        .env_remove("MIRAGE_SEED")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MIRAGE_SEED"));
+}
+
+#[test]
+fn unreachable_source_and_same_database_are_refused() {
+    let pg = cluster();
+    pg.psql("src", SCHEMA).unwrap();
+    let dir = Dir::new();
+    // Nothing listens on the port of a closed listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ws = workspace(&pg, "").replace(
+        &pg.url("src"),
+        &format!("postgres://postgres@127.0.0.1:{port}/src"),
+    );
+    let path = dir.write("workspace.toml", &ws);
+    let out = mirage(&["run", "-w", path.to_str().unwrap(), "--no-progress"], "s");
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("cannot connect to the source"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("127.0.0.1:{port}/src")), "{}", out.stderr);
+
+    // Destination = source (spelled differently) is refused before anything is written.
+    let ws = workspace(&pg, "").replace(
+        &pg.url("dst"),
+        &format!("postgresql://postgres@localhost:{}/src", pg.port()),
+    );
+    let path = dir.write("workspace.toml", &ws);
+    let out = mirage(&["run", "-w", path.to_str().unwrap(), "--no-progress"], "s");
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("same database as the source"), "{}", out.stderr);
+    assert_eq!(pg.psql("src", "SELECT count(*) FROM big").unwrap(), "5000");
+}

@@ -1,0 +1,337 @@
+//! PostgreSQL → PostgreSQL, end to end, on a schema with every feature the spine must carry.
+
+use crate::util::{Dir, cluster, columns, mirage, rows, workspace};
+use mirage_testkit::PgCluster;
+use std::collections::{BTreeMap, HashMap};
+
+pub const SCHEMA: &str = r#"
+CREATE TYPE mood AS ENUM ('happy', 'sad', 'ok');
+CREATE DOMAIN us_zip AS text CHECK (VALUE ~ '^[0-9]{5}$');
+CREATE SCHEMA sales;
+
+CREATE TABLE customers (
+    id integer PRIMARY KEY,
+    full_name text NOT NULL,
+    email varchar(120),
+    referred_by integer REFERENCES customers (id),
+    mood mood,
+    zip us_zip,
+    tags text[],
+    profile jsonb,
+    settings json,
+    avatar bytea,
+    balance numeric(12, 2),
+    created_at timestamptz DEFAULT now(),
+    notes text
+);
+CREATE INDEX customers_name_idx ON customers (full_name);
+
+CREATE TABLE sales.accounts (
+    customer_id integer REFERENCES customers (id),
+    account_no integer,
+    opened date,
+    PRIMARY KEY (customer_id, account_no)
+);
+
+CREATE TABLE sales.transfers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id integer NOT NULL,
+    account_no integer NOT NULL,
+    amount numeric(12, 2),
+    memo text,
+    FOREIGN KEY (customer_id, account_no) REFERENCES sales.accounts (customer_id, account_no)
+);
+
+CREATE FUNCTION sales.default_memo() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.memo := coalesce(NEW.memo, 'n/a');
+    RETURN NEW;
+END $$;
+CREATE TRIGGER transfers_memo BEFORE INSERT ON sales.transfers
+    FOR EACH ROW EXECUTE FUNCTION sales.default_memo();
+
+CREATE TABLE events (
+    id bigserial,
+    happened_at timestamptz NOT NULL,
+    customer_id integer REFERENCES customers (id),
+    kind text,
+    PRIMARY KEY (id, happened_at)
+) PARTITION BY RANGE (happened_at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+
+CREATE VIEW customer_balances AS SELECT id, full_name, balance FROM customers;
+
+CREATE TABLE audit (id serial PRIMARY KEY, note text);
+"#;
+
+pub const DATA: &str = r#"
+INSERT INTO customers
+SELECT i,
+       CASE WHEN i % 5 = 0 THEN 'Zoë Ünïcødé ' || i ELSE 'Person ' || i END,
+       CASE WHEN i % 9 = 0 THEN NULL ELSE 'user' || i || '@example.com' END,
+       CASE WHEN i % 3 = 0 THEN i - 1 END,
+       CASE WHEN i % 10 = 0 THEN NULL ELSE (ARRAY['happy', 'sad', 'ok'])[1 + i % 3]::mood END,
+       lpad(((i * 7919) % 100000)::text, 5, '0'),
+       ARRAY['a' || i, E'b\tc', NULL, 'q"uote'],
+       jsonb_build_object('n', i, 'name', E'x"y\\z'),
+       '{"k": [1, 2], "s": "tab\there"}'::json,
+       decode(md5(i::text), 'hex'),
+       i * 1.25,
+       '2025-01-01 00:00:00+00'::timestamptz + i * interval '1 hour',
+       CASE i % 5
+           WHEN 0 THEN NULL
+           WHEN 1 THEN E'line1\nline2\r\nline3'
+           WHEN 2 THEN E'back\\slash and\ttab, "quotes" and ''single'''
+           WHEN 3 THEN ''
+           ELSE 'plain 日本語 ' || i
+       END
+FROM generate_series(1, 2000) i;
+
+INSERT INTO sales.accounts SELECT i, i * 10 + j, DATE '2000-01-01' + (i * 2 + j)
+FROM generate_series(1, 2000) i, generate_series(1, 2) j;
+
+INSERT INTO sales.transfers (customer_id, account_no, amount, memo)
+SELECT 1 + k % 2000, (1 + k % 2000) * 10 + 1 + k % 2, k * 0.5,
+       CASE WHEN k % 4 = 0 THEN NULL ELSE 'memo ' || k END
+FROM generate_series(1, 3000) k;
+
+INSERT INTO events (happened_at, customer_id, kind)
+SELECT '2025-06-01 00:00:00+00'::timestamptz + k * interval '3 hours', 1 + k % 2000,
+       CASE WHEN k % 2 = 0 THEN 'click' ELSE 'view' END
+FROM generate_series(1, 4000) k;
+
+INSERT INTO audit (note) SELECT 'note ' || k FROM generate_series(1, 10) k;
+"#;
+
+pub const TABLES: &str = r#"
+[tables."public.customers".columns]
+id = { generator = "integer_key" }
+full_name = { generator = "full_name" }
+email = { generator = "email" }
+zip = { generator = "character_scramble" }
+notes = { generator = "character_scramble" }
+
+[tables."sales.accounts".columns]
+account_no = { generator = "integer_key" }
+
+[tables."sales.transfers".columns]
+memo = { generator = "hash", length = 16 }
+
+[tables."public.events".columns]
+kind = { generator = "constant", value = "redacted" }
+
+[tables."public.audit"]
+mode = "truncate"
+"#;
+
+/// Masked columns per relation (including foreign keys that follow a masked key).
+fn masked() -> BTreeMap<&'static str, Vec<&'static str>> {
+    BTreeMap::from([
+        (
+            "public.customers",
+            vec!["id", "full_name", "email", "zip", "notes", "referred_by"],
+        ),
+        ("sales.accounts", vec!["customer_id", "account_no"]),
+        ("sales.transfers", vec!["memo", "customer_id", "account_no"]),
+        ("public.events_2025", vec!["kind", "customer_id"]),
+        ("public.events_2026", vec!["kind", "customer_id"]),
+    ])
+}
+
+fn setup() -> (PgCluster, Dir) {
+    let pg = cluster();
+    pg.psql("src", SCHEMA).expect("schema");
+    pg.psql("src", DATA).expect("data");
+    pg.psql("src", "ANALYZE").expect("analyze");
+    let dir = Dir::new();
+    dir.write("workspace.toml", &workspace(&pg, TABLES));
+    (pg, dir)
+}
+
+fn run(dir: &Dir, seed: &str) -> crate::util::Run {
+    let ws = dir.path().join("workspace.toml");
+    mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], seed)
+}
+
+/// Check one relation: same rows, passthrough fields identical, masked fields changed.
+/// Rows are aligned on their passthrough fields (heap order is not preserved by COPY), so each
+/// relation in the test schema has a unique passthrough column.
+fn check_relation(pg: &PgCluster, rel: &str, masked: &[&str]) {
+    let cols = columns(pg, "src", rel);
+    let keep: Vec<usize> = (0..cols.len()).filter(|i| !masked.contains(&cols[*i].as_str())).collect();
+    let key = |r: &Vec<String>| keep.iter().map(|i| r[*i].clone()).collect::<Vec<_>>();
+    let mut src = rows(pg, "src", rel);
+    let mut dst = rows(pg, "dst", rel);
+    src.sort_by_key(key);
+    dst.sort_by_key(key);
+    assert_eq!(src.len(), dst.len(), "row count of {rel}");
+    assert!(!src.is_empty(), "{rel} has rows");
+    for (ci, col) in cols.iter().enumerate() {
+        let (mut non_null, mut changed) = (0, 0);
+        for (s, d) in src.iter().zip(&dst) {
+            if masked.contains(&col.as_str()) {
+                if s[ci].is_empty() {
+                    // An empty string has nothing to mask; it must stay an empty string.
+                    assert!(d[ci] != "\\N", "{rel}.{col}: '' must not become NULL");
+                } else if s[ci] != "\\N" {
+                    non_null += 1;
+                    changed += usize::from(s[ci] != d[ci]);
+                } else {
+                    assert_eq!(d[ci], "\\N", "{rel}.{col}: NULL stays NULL");
+                }
+            } else {
+                assert_eq!(s[ci], d[ci], "{rel}.{col} passes through byte for byte");
+            }
+        }
+        if masked.contains(&col.as_str()) {
+            assert!(non_null > 0, "{rel}.{col} has values");
+            assert!(
+                changed * 100 >= non_null * 99,
+                "{rel}.{col}: only {changed} of {non_null} values changed"
+            );
+        }
+    }
+}
+
+/// Every masked column's data, for determinism checks.
+fn snapshot(pg: &PgCluster) -> Vec<Vec<Vec<String>>> {
+    masked()
+        .keys()
+        .map(|rel| {
+            let mut r = rows(pg, "dst", rel);
+            r.sort();
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn copies_schema_and_rows_with_generators() {
+    let (pg, dir) = setup();
+    let out = run(&dir, "seed-one");
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("public.customers"), "summary: {}", out.stdout);
+
+    // The destination schema equals the source's (owners and privileges aside).
+    let (src_schema, dst_schema) = (pg.schema_dump("src").unwrap(), pg.schema_dump("dst").unwrap());
+    if src_schema != dst_schema {
+        let diff: Vec<String> = src_schema
+            .lines()
+            .zip(dst_schema.lines())
+            .filter(|(a, b)| a != b)
+            .take(10)
+            .map(|(a, b)| format!("- {a}\n+ {b}"))
+            .collect();
+        panic!(
+            "schemas differ ({} vs {} lines):\n{}",
+            src_schema.lines().count(),
+            dst_schema.lines().count(),
+            diff.join("\n")
+        );
+    }
+
+    // Rows: counts, passthrough bytes, masked values.
+    for (rel, cols) in masked() {
+        check_relation(&pg, rel, &cols);
+    }
+    assert_eq!(pg.psql("dst", "SELECT count(*) FROM audit").unwrap(), "0", "truncate mode");
+
+    // Keys stay unique and every foreign key joins: the constraints exist and are validated.
+    let fk_sql = "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated AND conparentid = 0";
+    let fks = pg.psql("dst", fk_sql).unwrap();
+    assert_eq!(fks, "4", "customers self-ref, accounts, transfers (composite), events");
+    assert_eq!(fks, pg.psql("src", fk_sql).unwrap());
+    let joined = pg
+        .psql(
+            "dst",
+            "SELECT count(*) FROM sales.transfers t JOIN sales.accounts a USING (customer_id, account_no) \
+             JOIN customers c ON c.id = a.customer_id",
+        )
+        .unwrap();
+    assert_eq!(joined, "3000");
+    let referred = pg
+        .psql("dst", "SELECT count(*) FROM customers c JOIN customers r ON r.id = c.referred_by")
+        .unwrap();
+    assert_eq!(referred, pg.psql("src", "SELECT count(referred_by) FROM customers").unwrap());
+
+    // Sequences are set to the source's values; the trigger, view and indexes exist.
+    for seq in ["sales.transfers_id_seq", "events_id_seq", "audit_id_seq"] {
+        let q = format!("SELECT last_value || ' ' || is_called FROM {seq}");
+        assert_eq!(pg.psql("src", &q).unwrap(), pg.psql("dst", &q).unwrap(), "{seq}");
+    }
+    assert_eq!(
+        pg.psql("dst", "SELECT count(*) FROM pg_trigger WHERE tgname = 'transfers_memo'").unwrap(),
+        "1"
+    );
+    assert_eq!(pg.psql("dst", "SELECT count(*) FROM customer_balances").unwrap(), "2000");
+
+    // The job report is machine-readable.
+    let report_dir = dir.path().join(".mirage/jobs");
+    let report = std::fs::read_dir(&report_dir).unwrap().next().unwrap().unwrap().path();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    assert_eq!(json["status"], "completed");
+    assert!(json["job_id"].as_str().is_some_and(|s| !s.is_empty()));
+    let customers = json["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.customers")
+        .unwrap();
+    assert_eq!(customers["rows"], 2000);
+
+    // Same seed ⇒ identical data; another seed ⇒ different masked values.
+    let first = snapshot(&pg);
+    let again = run(&dir, "seed-one");
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(first, snapshot(&pg), "same seed, same data");
+    let other = run(&dir, "seed-two");
+    assert_eq!(other.code, 0, "{}", other.all());
+    let customers_a = &first[masked().keys().position(|k| *k == "public.customers").unwrap()];
+    let mut customers_b = rows(&pg, "dst", "public.customers");
+    customers_b.sort();
+    // Align on created_at (passthrough, unique) and compare the masked names.
+    let by_created: HashMap<&str, &str> =
+        customers_b.iter().map(|r| (r[11].as_str(), r[1].as_str())).collect();
+    let differ = customers_a
+        .iter()
+        .filter(|a| by_created[a[11].as_str()] != a[1])
+        .count();
+    assert!(differ > 1900, "another seed changes names ({differ} of 2000)");
+}
+
+#[test]
+fn preserve_destination_keeps_rows_and_ownership_needs_a_superuser() {
+    let (pg, dir) = setup();
+    let first = run(&dir, "s");
+    assert_eq!(first.code, 0, "{}", first.all());
+    // Put something recognisable in the destination's audit table, then preserve it.
+    pg.psql("dst", "INSERT INTO audit (note) VALUES ('kept 1'), ('kept 2')").unwrap();
+    let tables = TABLES.replace("mode = \"truncate\"", "mode = \"preserve-destination\"");
+    dir.write("workspace.toml", &workspace(&pg, &tables));
+    let out = run(&dir, "s");
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        pg.psql("dst", "SELECT string_agg(note, ',' ORDER BY note) FROM audit").unwrap(),
+        "kept 1,kept 2"
+    );
+    assert_eq!(
+        pg.psql("dst", "SELECT count(*) FROM pg_namespace WHERE nspname = '_mirage_preserve'").unwrap(),
+        "0"
+    );
+    assert_eq!(pg.psql("dst", "SELECT count(*) FROM customers").unwrap(), "2000");
+
+    // preserve_ownership with a non-superuser destination is refused before anything is written.
+    pg.psql("postgres", "CREATE ROLE writer LOGIN; GRANT CREATE ON DATABASE dst TO writer")
+        .unwrap();
+    let ws = workspace(&pg, TABLES)
+        .replace(&pg.url("dst"), &pg.url_as("writer", "dst"))
+        .replace("[run]", "[run]\n")
+        .replacen("\n\n[run]", "\npreserve_ownership = true\n\n[run]", 1);
+    dir.write("workspace.toml", &ws);
+    let before = pg.psql("dst", "SELECT count(*) FROM customers").unwrap();
+    let out = run(&dir, "s");
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("superuser"), "{}", out.stderr);
+    assert_eq!(pg.psql("dst", "SELECT count(*) FROM customers").unwrap(), before);
+}

@@ -1,0 +1,111 @@
+//! Small builders so each test reads as setup → command → checks.
+
+use mirage_testkit::PgCluster;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A scratch folder holding a workspace file.
+pub struct Dir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        Dir {
+            dir: tempfile::Builder::new()
+                .prefix("mirage-test-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+}
+
+/// The result of running the mirage binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// `mirage <args>` with a seed in the environment.
+pub fn mirage(args: &[&str], seed: &str) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(args)
+        .env("MIRAGE_SEED", seed)
+        .env_remove("MIRAGE_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mirage")
+        .into()
+}
+
+/// A cluster with a `src` and a `dst` database.
+pub fn cluster() -> PgCluster {
+    let pg = PgCluster::start().expect("start PostgreSQL");
+    pg.create_database("src").expect("create src");
+    pg.create_database("dst").expect("create dst");
+    pg
+}
+
+/// Rows of a relation in heap order, each as its COPY text fields.
+pub fn rows(pg: &PgCluster, db: &str, table: &str) -> Vec<Vec<String>> {
+    let out = pg
+        .psql(db, &format!("COPY {table} TO STDOUT"))
+        .unwrap_or_else(|e| panic!("COPY {table} from {db}: {e}"));
+    if out.is_empty() {
+        return Vec::new();
+    }
+    out.split('\n')
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// Column names of a table in order.
+pub fn columns(pg: &PgCluster, db: &str, table: &str) -> Vec<String> {
+    pg.psql(
+        db,
+        &format!(
+            "SELECT attname FROM pg_attribute WHERE attrelid = '{table}'::regclass \
+             AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ),
+    )
+    .expect("columns")
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// A workspace for the cluster's `src` → `dst`.
+pub fn workspace(pg: &PgCluster, tables: &str) -> String {
+    format!(
+        "[source]\nurl = \"{}\"\n\n[destination]\nurl = \"{}\"\n\n[run]\npart_size = \"16KiB\"\nparallelism = 3\n\n{tables}",
+        pg.url("src"),
+        pg.url("dst")
+    )
+}
