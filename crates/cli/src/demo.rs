@@ -161,7 +161,9 @@ fn some(s: impl Into<String>) -> Option<String> {
 }
 
 fn digits(rng: &mut ValueRng, n: usize) -> String {
-    (0..n).map(|_| (b'0' + rng.below(10) as u8) as char).collect()
+    (0..n)
+        .map(|_| (b'0' + rng.below(10) as u8) as char)
+        .collect()
 }
 
 fn timestamp(rng: &mut ValueRng, year_from: u64) -> String {
@@ -193,17 +195,50 @@ pub fn write_dataset(dir: &Path, customers: u64) -> std::io::Result<()> {
     let mut files: Vec<Csv> = schema.tables.iter().map(header).collect();
     let (mut order_id, mut payment_id, mut address_id) = (1000u64, 5000u64, 1u64);
     for id in 1..=customers {
-        let first: String = if id % 97 == 0 { "Zoë".into() } else { FirstName().fake_with_rng(&mut rng) };
-        let last: String = if id % 89 == 0 { "Núñez-O'Brien".into() } else { LastName().fake_with_rng(&mut rng) };
+        let first: String = if id % 97 == 0 {
+            "Zoë".into()
+        } else {
+            FirstName().fake_with_rng(&mut rng)
+        };
+        let last: String = if id % 89 == 0 {
+            "Núñez-O'Brien".into()
+        } else {
+            LastName().fake_with_rng(&mut rng)
+        };
         let provider: String = FreeEmailProvider().fake_with_rng(&mut rng);
         let email = (id % 13 != 0).then(|| {
-            format!("{}.{}{}@{provider}", first.to_lowercase(), last.to_lowercase(), id)
-                .replace(['\'', ' '], "")
+            format!(
+                "{}.{}{}@{provider}",
+                first.to_lowercase(),
+                last.to_lowercase(),
+                id
+            )
+            .replace(['\'', ' '], "")
         });
-        let phone = (id % 7 != 0).then(|| format!("({}) {}-{}", digits(&mut rng, 3), digits(&mut rng, 3), digits(&mut rng, 4)));
-        let ssn = (id % 11 != 0).then(|| format!("{}-{}-{}", 100 + rng.below(565), 10 + rng.below(89), 1000 + rng.below(8999)));
-        let birth = format!("{}-{:02}-{:02}", 1940 + rng.below(65), 1 + rng.below(12), 1 + rng.below(28));
-        let note = (rng.below(3) == 0).then(|| NOTES[rng.below(NOTES.len() as u64) as usize].to_string());
+        let phone = (id % 7 != 0).then(|| {
+            format!(
+                "({}) {}-{}",
+                digits(&mut rng, 3),
+                digits(&mut rng, 3),
+                digits(&mut rng, 4)
+            )
+        });
+        let ssn = (id % 11 != 0).then(|| {
+            format!(
+                "{}-{}-{}",
+                100 + rng.below(565),
+                10 + rng.below(89),
+                1000 + rng.below(8999)
+            )
+        });
+        let birth = format!(
+            "{}-{:02}-{:02}",
+            1940 + rng.below(65),
+            1 + rng.below(12),
+            1 + rng.below(28)
+        );
+        let note =
+            (rng.below(3) == 0).then(|| NOTES[rng.below(NOTES.len() as u64) as usize].to_string());
         files[0].row(&[
             some(id.to_string()),
             some(first),
@@ -242,7 +277,13 @@ pub fn write_dataset(dir: &Path, customers: u64) -> std::io::Result<()> {
                 some(format!("{}.{:02}", cents / 100, cents % 100)),
             ]);
             payment_id += 1;
-            let card = format!("4{} {} {} {}", digits(&mut rng, 3), digits(&mut rng, 4), digits(&mut rng, 4), digits(&mut rng, 4));
+            let card = format!(
+                "4{} {} {} {}",
+                digits(&mut rng, 3),
+                digits(&mut rng, 4),
+                digits(&mut rng, 4),
+                digits(&mut rng, 4)
+            );
             let paid = (status != "placed").then(|| timestamp(&mut rng, 2020));
             files[3].row(&[
                 some(payment_id.to_string()),
@@ -257,7 +298,10 @@ pub fn write_dataset(dir: &Path, customers: u64) -> std::io::Result<()> {
         files[4].row(&[some(i.to_string()), some(*e)]);
     }
     for (t, f) in schema.tables.iter().zip(files) {
-        std::fs::write(table_file(dir, &QualifiedName::new(&t.schema, &t.name)), f.0)?;
+        std::fs::write(
+            table_file(dir, &QualifiedName::new(&t.schema, &t.name)),
+            f.0,
+        )?;
     }
     Ok(())
 }
@@ -271,12 +315,15 @@ pub fn preview(dir: &Path, table: &str, columns: &[&str], n: usize) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     while !reader.at_end() && rows.len() <= n {
         let mut row = Vec::new();
-        loop {
-            let Ok(f) = reader.next_field() else { break };
+        while let Ok(f) = reader.next_field() {
             let mut v = Vec::new();
             reader.decode(f, &mut v);
             let text = String::from_utf8_lossy(&v).replace('\n', "⏎");
-            row.push(if !f.quoted && v.is_empty() { "NULL".into() } else { text });
+            row.push(if !f.quoted && v.is_empty() {
+                "NULL".into()
+            } else {
+                text
+            });
             if f.last {
                 break;
             }
@@ -290,10 +337,21 @@ pub fn preview(dir: &Path, table: &str, columns: &[&str], n: usize) -> String {
         .iter()
         .filter_map(|c| header.iter().position(|h| h == c))
         .collect();
-    let pick = |r: &Vec<String>| idx.iter().map(|i| r.get(*i).cloned().unwrap_or_default()).collect::<Vec<_>>();
+    let pick = |r: &Vec<String>| {
+        idx.iter()
+            .map(|i| r.get(*i).cloned().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
     let table: Vec<Vec<String>> = rows.iter().map(pick).collect();
     let widths: Vec<usize> = (0..idx.len())
-        .map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0).min(32))
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+                .min(32)
+        })
         .collect();
     let mut s = String::new();
     for r in &table {

@@ -38,7 +38,11 @@ fn key(name: &str) -> String {
 }
 
 /// Read the source's catalog for `init`.
-pub async fn source_catalog(url: &str, filter: &SchemaFilter, base: &Path) -> Result<Catalog, RunError> {
+pub async fn source_catalog(
+    url: &str,
+    filter: &SchemaFilter,
+    base: &Path,
+) -> Result<Catalog, RunError> {
     let conn = ConnectionConfig {
         url: url.to_string(),
         password_env: "MIRAGE_SOURCE_PASSWORD".into(),
@@ -58,7 +62,12 @@ pub async fn source_catalog(url: &str, filter: &SchemaFilter, base: &Path) -> Re
 }
 
 /// The text of a starter workspace.
-pub fn starter(source_url: &str, destination_url: &str, filter: &SchemaFilter, catalog: &Catalog) -> String {
+pub fn starter(
+    source_url: &str,
+    destination_url: &str,
+    filter: &SchemaFilter,
+    catalog: &Catalog,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -67,16 +76,33 @@ pub fn starter(source_url: &str, destination_url: &str, filter: &SchemaFilter, c
          # generator (`mirage generators` lists them), check with `mirage plan`, copy with `mirage run`.\n"
     );
     let _ = writeln!(s, "[source]");
-    let _ = writeln!(s, "url = {}", toml::Value::String(strip_password(source_url)));
-    let _ = writeln!(s, "# The password is read from this environment variable (never write it here).");
+    let _ = writeln!(
+        s,
+        "url = {}",
+        toml::Value::String(strip_password(source_url))
+    );
+    let _ = writeln!(
+        s,
+        "# The password is read from this environment variable (never write it here)."
+    );
     let _ = writeln!(s, "password_env = \"MIRAGE_SOURCE_PASSWORD\"\n");
     let _ = writeln!(s, "[destination]");
-    let _ = writeln!(s, "url = {}", toml::Value::String(strip_password(destination_url)));
+    let _ = writeln!(
+        s,
+        "url = {}",
+        toml::Value::String(strip_password(destination_url))
+    );
     let _ = writeln!(s, "password_env = \"MIRAGE_DESTINATION_PASSWORD\"");
-    let _ = writeln!(s, "# Copy owners and privileges too (the destination user must be a superuser).");
+    let _ = writeln!(
+        s,
+        "# Copy owners and privileges too (the destination user must be a superuser)."
+    );
     let _ = writeln!(s, "preserve_ownership = false\n");
     let _ = writeln!(s, "[schemas]");
-    let _ = writeln!(s, "# Empty include = every schema. These schemas are dropped and recreated in the destination.");
+    let _ = writeln!(
+        s,
+        "# Empty include = every schema. These schemas are dropped and recreated in the destination."
+    );
     let list = |v: &[String]| {
         v.iter()
             .map(|x| toml::Value::String(x.clone()).to_string())
@@ -86,12 +112,21 @@ pub fn starter(source_url: &str, destination_url: &str, filter: &SchemaFilter, c
     let _ = writeln!(s, "include = [{}]", list(&filter.include));
     let _ = writeln!(s, "exclude = [{}]\n", list(&filter.exclude));
     let _ = writeln!(s, "[consistency]");
-    let _ = writeln!(s, "# Same seed => same fake for the same value, across tables and runs. Keep it secret.");
+    let _ = writeln!(
+        s,
+        "# Same seed => same fake for the same value, across tables and runs. Keep it secret."
+    );
     let _ = writeln!(s, "seed_env = \"MIRAGE_SEED\"\n");
     let _ = writeln!(s, "[run]");
     let _ = writeln!(s, "parallelism = 4          # tables copied at once");
-    let _ = writeln!(s, "part_size = \"4MiB\"       # rows are transformed in parts of about this size");
-    let _ = writeln!(s, "parts_in_flight = 4      # parts of one table being read/transformed/written at once");
+    let _ = writeln!(
+        s,
+        "part_size = \"4MiB\"       # rows are transformed in parts of about this size"
+    );
+    let _ = writeln!(
+        s,
+        "parts_in_flight = 4      # parts of one table being read/transformed/written at once"
+    );
     let _ = writeln!(s, "transform_threads = 0    # 0 = one per CPU core");
     for t in &catalog.tables {
         if matches!(t.kind, TableKind::Partition { .. }) {
@@ -106,10 +141,17 @@ pub fn starter(source_url: &str, destination_url: &str, filter: &SchemaFilter, c
             .map(|p| p.name.to_string())
             .collect();
         if !partitions.is_empty() {
-            let _ = writeln!(s, "# partitioned; these settings apply to its partitions: {}", partitions.join(", "));
+            let _ = writeln!(
+                s,
+                "# partitioned; these settings apply to its partitions: {}",
+                partitions.join(", ")
+            );
         }
         let _ = writeln!(s, "[tables.{}]", key(&name));
-        let _ = writeln!(s, "mode = \"de-identify\"   # de-identify | truncate | preserve-destination");
+        let _ = writeln!(
+            s,
+            "mode = \"de-identify\"   # de-identify | truncate | preserve-destination"
+        );
         let _ = writeln!(s, "[tables.{}.columns]", key(&name));
         for c in &t.columns {
             let mut notes = vec![c.type_name.clone()];
@@ -146,7 +188,10 @@ mod tests {
 
     #[test]
     fn strips_passwords() {
-        assert_eq!(strip_password("postgres://u:p@h:5432/db"), "postgres://u@h:5432/db");
+        assert_eq!(
+            strip_password("postgres://u:p@h:5432/db"),
+            "postgres://u@h:5432/db"
+        );
         assert_eq!(strip_password("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(strip_password("files:./x"), "files:./x");
     }

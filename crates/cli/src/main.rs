@@ -103,7 +103,11 @@ enum Command {
 }
 
 fn init_logging(quiet: bool) {
-    let default = if quiet { "warn" } else { "info,tokio_postgres=warn" };
+    let default = if quiet {
+        "warn"
+    } else {
+        "info,tokio_postgres=warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MIRAGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
@@ -240,7 +244,15 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 source.display(),
                 ws_path.display()
             );
-            let cols = ["id", "first_name", "last_name", "email", "phone", "ssn", "notes"];
+            let cols = [
+                "id",
+                "first_name",
+                "last_name",
+                "email",
+                "phone",
+                "ssn",
+                "notes",
+            ];
             println!("Before (source/public.customers.csv):");
             print!("{}", demo::preview(&source, "public.customers", &cols, 3));
             let opts = RunOptions {
@@ -286,7 +298,9 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
     }
 }
 
-fn finish(result: Result<mirage_cli::report::JobReport, RunError>) -> Result<ExitCode, anyhow::Error> {
+fn finish(
+    result: Result<mirage_cli::report::JobReport, RunError>,
+) -> Result<ExitCode, anyhow::Error> {
     match result {
         Ok(report) => {
             println!("{}", report.summary());
@@ -313,7 +327,10 @@ fn finish(result: Result<mirage_cli::report::JobReport, RunError>) -> Result<Exi
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

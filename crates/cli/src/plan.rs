@@ -38,7 +38,9 @@ impl TablePlan {
     }
 
     pub fn masked(&self) -> impl Iterator<Item = &ColumnPlan> {
-        self.columns.iter().filter(|c| c.generator_name != "passthrough")
+        self.columns
+            .iter()
+            .filter(|c| c.generator_name != "passthrough")
     }
 }
 
@@ -56,7 +58,11 @@ type Choice = (String, toml::Table, usize, Option<String>);
 
 impl Plan {
     /// Match the workspace to the catalog. Returns every problem found, not just the first.
-    pub fn build(ws: &Workspace, catalog: Catalog, seed: &str) -> Result<Plan, Vec<WorkspaceError>> {
+    pub fn build(
+        ws: &Workspace,
+        catalog: Catalog,
+        seed: &str,
+    ) -> Result<Plan, Vec<WorkspaceError>> {
         let prf = Prf::from_seed(seed);
         let mut errors = Vec::new();
         let names: Vec<String> = catalog
@@ -114,9 +120,14 @@ impl Plan {
         }
 
         // Configured choices, keyed by (table, column); partitions use their parent's settings.
-        let settings_of = |t: &Table| ws.table_config(&mirage_connectors::settings_owner(t).to_string());
+        let settings_of =
+            |t: &Table| ws.table_config(&mirage_connectors::settings_owner(t).to_string());
         let mut choice: BTreeMap<(String, String), Choice> = BTreeMap::new();
-        for t in catalog.tables.iter().filter(|t| !matches!(t.kind, TableKind::Partition { .. })) {
+        for t in catalog
+            .tables
+            .iter()
+            .filter(|t| !matches!(t.kind, TableKind::Partition { .. }))
+        {
             if let Some(tc) = settings_of(t) {
                 for cc in &tc.columns {
                     if cc.generator != "passthrough" || !cc.options.is_empty() {
@@ -141,21 +152,20 @@ impl Plan {
                     let line = own.as_ref().map(|c| c.2).unwrap_or(0);
                     match (own, referenced) {
                         (None, Some((g, o, _, _))) => {
-                            choice.insert(key, (g, o, 0, Some(format!("{}.{rcol}", fk.referenced))));
+                            choice
+                                .insert(key, (g, o, 0, Some(format!("{}.{rcol}", fk.referenced))));
                         }
-                        (Some((g, o, _, inh)), Some((rg, ro, _, _))) if g != rg || o != ro => {
-                            if inh.is_none() {
-                                errors.push(ws.error(
-                                    line,
-                                    column_key(&fk.table.to_string(), col),
-                                    format!(
-                                        "references {}.{rcol}, which uses generator `{rg}`; give both \
-                                         columns the same generator and options, or the foreign key \
-                                         {} will not join",
-                                        fk.referenced, fk.name
-                                    ),
-                                ));
-                            }
+                        (Some((g, o, _, None)), Some((rg, ro, _, _))) if g != rg || o != ro => {
+                            errors.push(ws.error(
+                                line,
+                                column_key(&fk.table.to_string(), col),
+                                format!(
+                                    "references {}.{rcol}, which uses generator `{rg}`; give both \
+                                     columns the same generator and options, or the foreign key \
+                                     {} will not join",
+                                    fk.referenced, fk.name
+                                ),
+                            ));
                         }
                         (Some((g, _, _, None)), None) if g != "passthrough" => {
                             errors.push(ws.error(
@@ -206,7 +216,10 @@ impl Plan {
             let mut columns = Vec::new();
             for c in t.columns.iter().filter(|c| !c.generated) {
                 // Partitions are configured (and foreign-keyed) through their parent.
-                let key = (mirage_connectors::settings_owner(t).to_string(), c.name.clone());
+                let key = (
+                    mirage_connectors::settings_owner(t).to_string(),
+                    c.name.clone(),
+                );
                 let (gname, options, line, inherited_from) = choice
                     .get(&key)
                     .cloned()

@@ -80,10 +80,8 @@ impl TableProgress {
         let total_bytes = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         match &self.bar {
             Some(bar) => {
-                if let Some(len) = bar.length() {
-                    if total_bytes > len {
-                        bar.set_length(total_bytes);
-                    }
+                if bar.length().is_some_and(|len| total_bytes > len) {
+                    bar.set_length(total_bytes);
                 }
                 bar.set_position(total_bytes);
                 bar.set_message(format!("{total_rows} rows"));

@@ -196,7 +196,11 @@ impl JobReport {
             s,
             "\n  completed tables ({}): {}",
             done.len(),
-            if done.is_empty() { "none".to_string() } else { done.join(", ") }
+            if done.is_empty() {
+                "none".to_string()
+            } else {
+                done.join(", ")
+            }
         );
         s
     }

@@ -83,14 +83,23 @@ impl Kind {
 }
 
 fn url_kind(ws: &Workspace, which: &str) -> Result<Kind, RunError> {
-    let conn = if which == "source" { &ws.source } else { &ws.destination };
+    let conn = if which == "source" {
+        &ws.source
+    } else {
+        &ws.destination
+    };
     Kind::of(&conn.url).map_err(|m| ws.error(conn.line, format!("{which}.url"), m).into())
 }
 
 fn files_dir(ws: &Workspace, which: &str) -> Result<PathBuf, RunError> {
-    let conn = if which == "source" { &ws.source } else { &ws.destination };
+    let conn = if which == "source" {
+        &ws.source
+    } else {
+        &ws.destination
+    };
     folder_of(&conn.url, &ws.base_dir()).ok_or_else(|| {
-        ws.error(conn.line, format!("{which}.url"), "write files:./folder").into()
+        ws.error(conn.line, format!("{which}.url"), "write files:./folder")
+            .into()
     })
 }
 
@@ -101,7 +110,11 @@ pub async fn plan(ws: &Workspace, seed: &str) -> Result<Plan, RunError> {
             let src = PgSource::open(PgEndpoint::new("source", &ws.source)?).await?;
             src.catalog(&ws.schemas).await?
         }
-        Kind::Files => FilesSource::open(&files_dir(ws, "source")?)?.catalog(&ws.schemas).await?,
+        Kind::Files => {
+            FilesSource::open(&files_dir(ws, "source")?)?
+                .catalog(&ws.schemas)
+                .await?
+        }
     };
     Plan::build(ws, catalog, seed).map_err(RunError::Workspace)
 }
@@ -174,9 +187,7 @@ where
     let catalog = source.catalog(&ws.schemas).await?;
     let plan = Plan::build(ws, catalog, &opts.seed).map_err(RunError::Workspace)?;
     dest.preflight(&plan.schema_options).await?;
-    let schema = source
-        .schema(&plan.catalog, ws.preserve_ownership)
-        .await?;
+    let schema = source.schema(&plan.catalog, ws.preserve_ownership).await?;
     tracing::info!(job = %job_id, tables = plan.tables.len(), "plan validated; copying schema");
 
     let threads = if ws.run.transform_threads == 0 {
@@ -248,10 +259,12 @@ where
     } else {
         JobStatus::Failed
     };
-    let path = opts
-        .report_path
-        .clone()
-        .unwrap_or_else(|| ws.base_dir().join(".mirage").join("jobs").join(format!("{job_id}.json")));
+    let path = opts.report_path.clone().unwrap_or_else(|| {
+        ws.base_dir()
+            .join(".mirage")
+            .join("jobs")
+            .join(format!("{job_id}.json"))
+    });
     report.write(&path)?;
     report.report_path = Some(path.display().to_string());
     if report.status == JobStatus::Completed {
@@ -298,7 +311,11 @@ async fn copy_one<S: Source, D: Destination>(source: &S, dest: &D, tp: &TablePla
         status,
         rows,
         bytes_read: progress.bytes(),
-        bytes_written: if status == TableStatus::Loaded { progress.bytes() } else { 0 },
+        bytes_written: if status == TableStatus::Loaded {
+            progress.bytes()
+        } else {
+            0
+        },
         seconds: started.elapsed().as_secs_f64(),
         masked_columns: tp.masked().map(|c| c.name.clone()).collect(),
         error,
@@ -376,9 +393,8 @@ async fn copy_rows<S: Source, D: Destination>(
         .await
         .map_err(|e| e.to_string())?;
     let rx = spawn_splitter(chunks, format.clone(), ctx.part_size, 1);
-    let parts = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|p| (p, rx))
-    });
+    let parts =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
     let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let slots = ctx.transform_slots.clone();
     let transformed = parts

@@ -83,7 +83,11 @@ mod tests {
         assert_eq!(ByteSize::parse("8MiB").unwrap().0, 8 << 20);
         assert_eq!(ByteSize::parse("50 MB").unwrap().0, 50_000_000);
         assert_eq!(ByteSize::parse("1024").unwrap().0, 1024);
-        assert!(ByteSize::parse("8 parsecs").unwrap_err().contains("parsecs"));
+        assert!(
+            ByteSize::parse("8 parsecs")
+                .unwrap_err()
+                .contains("parsecs")
+        );
         assert!(ByteSize::parse("lots").is_err());
     }
 }

@@ -25,6 +25,18 @@ where
     }
 }
 
+/// For serde's "unknown field `x`, expected one of `a`, `b`" (or "unknown variant"), a
+/// suggestion of the closest expected name; otherwise an empty string.
+pub fn hint_for_serde_error(message: &str) -> String {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"));
+    match rest.and_then(|r| r.split_once('`')) {
+        Some((typed, expected)) => did_you_mean(typed, expected.split('`').skip(1).step_by(2)),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +47,7 @@ mod tests {
         assert_eq!(closest("emial", names), Some("email"));
         assert_eq!(closest("integer_kye", names), Some("integer_key"));
         assert_eq!(closest("zzz", names), None);
+        let msg = "unknown field `keep_domian`, expected `keep_domain` or `domain`";
+        assert_eq!(hint_for_serde_error(msg), " (did you mean `keep_domain`?)");
     }
 }

@@ -78,7 +78,7 @@ impl ConnectionConfig {
 }
 
 /// Which schemas are copied.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaFilter {
     /// Schemas to copy; empty means every non-system schema.
@@ -87,15 +87,6 @@ pub struct SchemaFilter {
     /// Schemas never copied.
     #[serde(default)]
     pub exclude: Vec<String>,
-}
-
-impl Default for SchemaFilter {
-    fn default() -> Self {
-        SchemaFilter {
-            include: Vec::new(),
-            exclude: Vec::new(),
-        }
-    }
 }
 
 impl SchemaFilter {
@@ -257,7 +248,8 @@ impl Workspace {
                 path: path.to_path_buf(),
                 line,
                 key: String::new(),
-                message: e.message().trim().to_string() + &hint_for_toml_error(e.message()),
+                message: e.message().trim().to_string()
+                    + &crate::suggest::hint_for_serde_error(e.message()),
             }
         })?;
         let err = |line: usize, key: String, message: String| WorkspaceError {
@@ -283,7 +275,11 @@ impl Workspace {
             line: line_of(text, c.get_ref().url.span().start),
         };
         if raw.run.parallelism == 0 {
-            return Err(err(0, "run.parallelism".into(), "must be at least 1".into()));
+            return Err(err(
+                0,
+                "run.parallelism".into(),
+                "must be at least 1".into(),
+            ));
         }
         if raw.run.parts_in_flight == 0 {
             return Err(err(
@@ -362,7 +358,12 @@ impl Workspace {
     }
 
     /// An error at a line of this file.
-    pub fn error(&self, line: usize, key: impl Into<String>, message: impl Into<String>) -> WorkspaceError {
+    pub fn error(
+        &self,
+        line: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> WorkspaceError {
         WorkspaceError {
             path: self.path.clone(),
             line,
@@ -399,34 +400,6 @@ impl Workspace {
     pub fn table_config(&self, name: &str) -> Option<&TableConfig> {
         self.tables.iter().find(|t| t.name == name)
     }
-}
-
-/// Suggest valid keys when serde rejects one.
-fn hint_for_toml_error(message: &str) -> String {
-    // serde says: unknown field `x`, expected one of `a`, `b`
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((typed, expected)) = rest.split_once('`') {
-            let names: Vec<&str> = expected
-                .split('`')
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 1)
-                .map(|(_, s)| s)
-                .collect();
-            return crate::suggest::did_you_mean(typed, names);
-        }
-    }
-    if let Some(rest) = message.strip_prefix("unknown variant `") {
-        if let Some((typed, expected)) = rest.split_once('`') {
-            let names: Vec<&str> = expected
-                .split('`')
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 1)
-                .map(|(_, s)| s)
-                .collect();
-            return crate::suggest::did_you_mean(typed, names);
-        }
-    }
-    String::new()
 }
 
 #[cfg(test)]
@@ -469,8 +442,14 @@ mode = "truncate"
         let email = &users.columns[0];
         assert_eq!((email.name.as_str(), email.line), ("email", 19));
         assert_eq!(email.generator, "email");
-        assert_eq!(email.options.get("keep_domain"), Some(&toml::Value::Boolean(true)));
-        assert_eq!(ws.table_config("public.audit").unwrap().mode, TableMode::Truncate);
+        assert_eq!(
+            email.options.get("keep_domain"),
+            Some(&toml::Value::Boolean(true))
+        );
+        assert_eq!(
+            ws.table_config("public.audit").unwrap().mode,
+            TableMode::Truncate
+        );
     }
 
     #[test]
@@ -499,7 +478,10 @@ mode = "truncate"
 
     #[test]
     fn missing_seed_says_how_to_set_it() {
-        let text = GOOD.replace("[schemas]", "[consistency]\nseed_env = \"MIRAGE_TEST_UNSET_SEED\"\n\n[schemas]");
+        let text = GOOD.replace(
+            "[schemas]",
+            "[consistency]\nseed_env = \"MIRAGE_TEST_UNSET_SEED\"\n\n[schemas]",
+        );
         let ws = Workspace::parse(Path::new("w.toml"), &text).unwrap();
         let e = ws.seed().unwrap_err();
         assert!(e.to_string().contains("MIRAGE_TEST_UNSET_SEED"), "{e}");

@@ -20,7 +20,11 @@ pub struct IntPermutation {
 }
 
 fn mask(bits: u32) -> u64 {
-    if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
+    if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    }
 }
 
 impl IntPermutation {
@@ -96,7 +100,9 @@ mod tests {
         let n = 1 << 31;
         let moved = (0..1000).filter(|x| p.permute(*x, n) != *x).count();
         assert!(moved > 990);
-        let differ = (0..1000).filter(|x| p.permute(*x, n) != q.permute(*x, n)).count();
+        let differ = (0..1000)
+            .filter(|x| p.permute(*x, n) != q.permute(*x, n))
+            .count();
         assert!(differ > 990);
         assert!(p.permute(u64::MAX - 5, 0) != u64::MAX - 5);
     }

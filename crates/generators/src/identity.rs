@@ -193,7 +193,12 @@ mod tests {
         let full = gen_with("full_name", toml::Table::new(), &ty, "Grace Hopper");
         assert_eq!(full.split(' ').count(), 2, "{full}");
         let short = ValueType::Text { max_chars: Some(3) };
-        assert!(gen_with("full_name", toml::Table::new(), &short, "Grace Hopper").chars().count() <= 3);
+        assert!(
+            gen_with("full_name", toml::Table::new(), &short, "Grace Hopper")
+                .chars()
+                .count()
+                <= 3
+        );
     }
 
     #[test]
@@ -214,7 +219,14 @@ mod tests {
     fn different_inputs_mostly_differ() {
         let ty = ValueType::Text { max_chars: None };
         let outs: std::collections::HashSet<String> = (0..2000)
-            .map(|i| gen_with("email", toml::Table::new(), &ty, &format!("user{i}@corp.com")))
+            .map(|i| {
+                gen_with(
+                    "email",
+                    toml::Table::new(),
+                    &ty,
+                    &format!("user{i}@corp.com"),
+                )
+            })
             .collect();
         assert!(outs.len() > 1990, "{}", outs.len());
     }

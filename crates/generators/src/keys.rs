@@ -74,12 +74,12 @@ pub(crate) fn integer_key(
     let range = match (o.min, o.max) {
         (None, None) => None,
         (Some(min), Some(max)) if min <= max => {
-            if let Some((lo, hi)) = ctx.value_type.integer_range() {
-                if min < lo || max > hi {
-                    return Err(BuildError::BadOption(format!(
-                        "generator `integer_key`: [{min}, {max}] does not fit the column's range [{lo}, {hi}]"
-                    )));
-                }
+            if let Some((lo, hi)) = ctx.value_type.integer_range()
+                && (min < lo || max > hi)
+            {
+                return Err(BuildError::BadOption(format!(
+                    "generator `integer_key`: [{min}, {max}] does not fit the column's range [{lo}, {hi}]"
+                )));
             }
             Some((min, max))
         }
@@ -133,7 +133,16 @@ mod tests {
         let g = key(&ValueType::Integer, &toml::Table::new());
         let out: HashSet<i64> = (1..20_000).map(|v| run(&*g, v)).collect();
         assert_eq!(out.len(), 19_999);
-        for v in [0, 1, 32767, 32768, i32::MAX as i64, -1, -32768, i32::MIN as i64] {
+        for v in [
+            0,
+            1,
+            32767,
+            32768,
+            i32::MAX as i64,
+            -1,
+            -32768,
+            i32::MIN as i64,
+        ] {
             let y = run(&*g, v);
             let band = |a: i64| {
                 let m = if a < 0 { -1 - a } else { a } as u64;

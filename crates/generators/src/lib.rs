@@ -276,24 +276,15 @@ pub(crate) fn options<T: DeserializeOwned>(
         .try_into()
         .map_err(|e: toml::de::Error| {
             let msg = e.message().trim().to_string();
-            let hint = msg
-                .strip_prefix("unknown field `")
-                .and_then(|r| r.split_once('`'))
-                .map(|(typed, expected)| {
-                    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-                    did_you_mean(typed, names)
-                })
-                .unwrap_or_default();
+            let hint = mirage_core::suggest::hint_for_serde_error(&msg);
             BuildError::BadOption(format!("generator `{generator}`: {msg}{hint}"))
         })
 }
 
 /// Cut `s` to at most `max` characters (on a character boundary).
 pub(crate) fn truncate_chars(s: &mut String, max: Option<u32>) {
-    if let Some(max) = max {
-        if let Some((idx, _)) = s.char_indices().nth(max as usize) {
-            s.truncate(idx);
-        }
+    if let Some((idx, _)) = max.and_then(|m| s.char_indices().nth(m as usize)) {
+        s.truncate(idx);
     }
 }
 
@@ -313,22 +304,37 @@ mod tests {
     #[test]
     fn unknown_generator_suggests() {
         let ty = ValueType::Text { max_chars: None };
-        let e = build("emial", &toml::Table::new(), &ctx(&ty), &Prf::from_seed("s"))
-            .err()
-            .unwrap();
+        let e = build(
+            "emial",
+            &toml::Table::new(),
+            &ctx(&ty),
+            &Prf::from_seed("s"),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("did you mean `email`"), "{e}");
     }
 
     #[test]
     fn wrong_type_is_refused() {
         let ty = ValueType::Text { max_chars: None };
-        let e = build("integer_key", &toml::Table::new(), &ctx(&ty), &Prf::from_seed("s"))
-            .err()
-            .unwrap();
+        let e = build(
+            "integer_key",
+            &toml::Table::new(),
+            &ctx(&ty),
+            &Prf::from_seed("s"),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("integer types"), "{e}");
-        let e = build("email", &toml::Table::new(), &ctx(&ValueType::Enum), &Prf::from_seed("s"))
-            .err()
-            .unwrap();
+        let e = build(
+            "email",
+            &toml::Table::new(),
+            &ctx(&ValueType::Enum),
+            &Prf::from_seed("s"),
+        )
+        .err()
+        .unwrap();
         assert!(matches!(e, BuildError::WrongType { .. }));
     }
 
@@ -350,7 +356,11 @@ mod tests {
         };
         let int = ValueType::BigInt;
         for info in catalogue() {
-            let ty = if info.accepts.contains(&TypeFamily::Integer) { &int } else { &ty };
+            let ty = if info.accepts.contains(&TypeFamily::Integer) {
+                &int
+            } else {
+                &ty
+            };
             let mut opts = toml::Table::new();
             if info.name == "constant" {
                 opts.insert("value".into(), toml::Value::String("x".into()));
@@ -366,7 +376,11 @@ mod tests {
                 assert_ne!(x, input, "{} did not change the value", info.name);
             }
             let mut z = String::new();
-            assert!(!a.generate(None, &mut z).unwrap(), "{} turned NULL into a value", info.name);
+            assert!(
+                !a.generate(None, &mut z).unwrap(),
+                "{} turned NULL into a value",
+                info.name
+            );
         }
     }
 }

@@ -98,12 +98,12 @@ pub(crate) fn constant(
         toml::Value::Boolean(b) => b.to_string(),
         other => other.to_string(),
     };
-    if let Some(max) = ctx.value_type.max_chars() {
-        if value.chars().count() > max as usize {
-            return Err(BuildError::BadOption(format!(
-                "generator `constant`: `value` has more than the column's {max} characters"
-            )));
-        }
+    if let Some(max) = ctx.value_type.max_chars()
+        && value.chars().count() > max as usize
+    {
+        return Err(BuildError::BadOption(format!(
+            "generator `constant`: `value` has more than the column's {max} characters"
+        )));
     }
     Ok(Arc::new(Constant {
         value,

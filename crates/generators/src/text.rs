@@ -126,7 +126,9 @@ mod tests {
 
     #[test]
     fn hash_fits_the_column() {
-        let ty = ValueType::Text { max_chars: Some(10) };
+        let ty = ValueType::Text {
+            max_chars: Some(10),
+        };
         let h = run("hash", &ty, "secret");
         assert_eq!(h.len(), 10);
         assert!(h.bytes().all(|b| b.is_ascii_hexdigit()));

@@ -78,7 +78,8 @@ fn run_as() -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&"postgres")).then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+        (f.first() == Some(&"postgres"))
+            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
     })
 }
 
@@ -134,7 +135,16 @@ impl PgCluster {
             "initdb",
             cluster
                 .command("initdb")
-                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "-N", "-D"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                    "-N",
+                    "-D",
+                ])
                 .arg(&data)
                 .output(),
         )?;
@@ -160,7 +170,8 @@ impl PgCluster {
                 Err(e) => last = Some(e),
             }
         }
-        let log = std::fs::read_to_string(cluster.dir.path().join("server.log")).unwrap_or_default();
+        let log =
+            std::fs::read_to_string(cluster.dir.path().join("server.log")).unwrap_or_default();
         Err(HarnessError(format!(
             "{}\nserver log:\n{log}",
             last.map(|e| e.0).unwrap_or_default()
@@ -200,7 +211,8 @@ impl PgCluster {
     }
 
     pub fn create_database(&self, name: &str) -> Result<()> {
-        self.psql("postgres", &format!("CREATE DATABASE \"{name}\"")).map(|_| ())
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""))
+            .map(|_| ())
     }
 
     /// Run SQL with psql as the superuser, stopping at the first error; returns unaligned,
@@ -214,7 +226,18 @@ impl PgCluster {
         let out = check(
             "psql",
             Command::new("psql")
-                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-d", url, "-c", sql])
+                .args([
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-A",
+                    "-t",
+                    "-d",
+                    url,
+                    "-c",
+                    sql,
+                ])
                 .stdin(Stdio::null())
                 .output(),
         )?;
@@ -226,7 +249,13 @@ impl PgCluster {
         let out = check(
             "pg_dump",
             Command::new("pg_dump")
-                .args(["--schema-only", "--no-owner", "--no-privileges", "-d", &self.url(db)])
+                .args([
+                    "--schema-only",
+                    "--no-owner",
+                    "--no-privileges",
+                    "-d",
+                    &self.url(db),
+                ])
                 .stdin(Stdio::null())
                 .output(),
         )?;

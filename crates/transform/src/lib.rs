@@ -228,8 +228,7 @@ impl PartTransform {
                             reader.decode(f, &mut scratch.decoded);
                             Some(std::mem::take(&mut scratch.decoded))
                         };
-                        let present =
-                            self.generate(field, rows, value.as_deref(), &mut scratch)?;
+                        let present = self.generate(field, rows, value.as_deref(), &mut scratch)?;
                         if let Some(v) = value {
                             scratch.decoded = v;
                         }
@@ -299,15 +298,27 @@ mod tests {
         assert_eq!(fields[0], b"x\\ty");
         assert_eq!(fields[2], b"q\\\\r");
         assert_ne!(fields[1], b"Hello\\nWorld");
-        assert!(fields[1].windows(2).any(|w| w == b"\\n"), "newline kept escaped");
+        assert!(
+            fields[1].windows(2).any(|w| w == b"\\n"),
+            "newline kept escaped"
+        );
         assert_eq!(out_rows[1], b"\\N\t\\N\t");
     }
 
     #[test]
     fn pg_field_count_mismatch_is_an_error() {
         let mut out = Vec::new();
-        let e = transform(Format::PgText).apply(b"a\tb\n", &mut out).unwrap_err();
-        assert!(matches!(e, TransformError::FieldCount { found: 2, expected: 3, .. }));
+        let e = transform(Format::PgText)
+            .apply(b"a\tb\n", &mut out)
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            TransformError::FieldCount {
+                found: 2,
+                expected: 3,
+                ..
+            }
+        ));
         let id = PartTransform::new(Format::PgText, vec![("a".into(), None)]);
         assert!(id.apply(b"a\tb\n", &mut out).is_err());
     }
@@ -342,7 +353,13 @@ mod tests {
             value_type: &ValueType::Integer,
             not_null: true,
         };
-        let key = build("integer_key", &toml::Table::new(), &ctx, &Prf::from_seed("s")).unwrap();
+        let key = build(
+            "integer_key",
+            &toml::Table::new(),
+            &ctx,
+            &Prf::from_seed("s"),
+        )
+        .unwrap();
         let t = PartTransform::new(Format::PgText, vec![("id".into(), Some(key))]);
         let mut out = Vec::new();
         let e = t.apply(b"1\nsecret-value\n", &mut out).unwrap_err();

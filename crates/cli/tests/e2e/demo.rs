@@ -6,17 +6,31 @@ use crate::util::{Dir, mirage};
 fn demo_runs_the_whole_job_without_a_server() {
     let dir = Dir::new();
     let out = mirage(
-        &["demo", "--dir", dir.path().to_str().unwrap(), "--rows", "300"],
+        &[
+            "demo",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--rows",
+            "300",
+        ],
         "demo-seed",
     );
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("Before") && out.stdout.contains("After"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Before") && out.stdout.contains("After"),
+        "{}",
+        out.stdout
+    );
     let src = std::fs::read_to_string(dir.path().join("source/public.customers.csv")).unwrap();
     let dst = std::fs::read_to_string(dir.path().join("destination/public.customers.csv")).unwrap();
     assert_ne!(src, dst);
     // Same number of records, header kept.
     assert_eq!(src.lines().next(), dst.lines().next());
-    assert!(out.stdout.contains("public.customers") && out.stdout.contains("300"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("public.customers") && out.stdout.contains("300"),
+        "{}",
+        out.stdout
+    );
     // Emails and SSNs of the source do not appear in the destination.
     for line in src.lines().skip(1).take(50) {
         if let Some(email) = line.split(',').find(|f| f.contains('@')) {
@@ -24,6 +38,7 @@ fn demo_runs_the_whole_job_without_a_server() {
         }
     }
     // The audit log is truncated: header only.
-    let audit = std::fs::read_to_string(dir.path().join("destination/public.audit_log.csv")).unwrap();
+    let audit =
+        std::fs::read_to_string(dir.path().join("destination/public.audit_log.csv")).unwrap();
     assert_eq!(audit.lines().count(), 1);
 }

@@ -33,7 +33,11 @@ name = { generator = "full_name" }
     assert!(!all.contains("904001"), "no value in messages: {all}");
     assert_eq!(pg.psql("dst", "SELECT count(*) FROM big").unwrap(), "0");
     assert_eq!(pg.psql("dst", "SELECT count(*) FROM small").unwrap(), "100");
-    let report = std::fs::read_dir(dir.path().join(".mirage/jobs")).unwrap().next().unwrap().unwrap();
+    let report = std::fs::read_dir(dir.path().join(".mirage/jobs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.path()).unwrap()).unwrap();
     assert_eq!(json["status"], "failed");
@@ -59,12 +63,27 @@ id = { generator = "email" }
     let e = &out.stderr;
     let text = std::fs::read_to_string(&ws).unwrap();
     let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
-    assert!(e.contains(&format!("workspace.toml:{}", line_of("public.smal"))), "{e}");
+    assert!(
+        e.contains(&format!("workspace.toml:{}", line_of("public.smal"))),
+        "{e}"
+    );
     assert!(e.contains("did you mean `public.small`"), "{e}");
-    assert!(e.contains(&format!(":{}: tables.\"public.big\".columns.nmae", line_of("nmae"))), "{e}");
+    assert!(
+        e.contains(&format!(
+            ":{}: tables.\"public.big\".columns.nmae",
+            line_of("nmae")
+        )),
+        "{e}"
+    );
     assert!(e.contains("did you mean `name`"), "{e}");
-    assert!(e.contains("unknown generator `emial`") && e.contains("did you mean `email`"), "{e}");
-    assert!(e.contains(&format!(":{}:", line_of("generator = \"email\""))), "{e}");
+    assert!(
+        e.contains("unknown generator `emial`") && e.contains("did you mean `email`"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(":{}:", line_of("generator = \"email\""))),
+        "{e}"
+    );
     assert!(e.contains("does not work on type integer"), "{e}");
 
     // A syntax-level mistake: unknown key in [run].
@@ -72,7 +91,11 @@ id = { generator = "email" }
     let ws = dir.write("workspace.toml", &bad);
     let out = mirage(&["plan", "-w", ws.to_str().unwrap()], "s");
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("did you mean `parallelism`"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `parallelism`"),
+        "{}",
+        out.stderr
+    );
 
     // No seed in the environment.
     let ws = dir.write("workspace.toml", &workspace(&pg, ""));
@@ -91,7 +114,11 @@ fn unreachable_source_and_same_database_are_refused() {
     pg.psql("src", SCHEMA).unwrap();
     let dir = Dir::new();
     // Nothing listens on the port of a closed listener.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let ws = workspace(&pg, "").replace(
         &pg.url("src"),
         &format!("postgres://postgres@127.0.0.1:{port}/src"),
@@ -99,8 +126,16 @@ fn unreachable_source_and_same_database_are_refused() {
     let path = dir.write("workspace.toml", &ws);
     let out = mirage(&["run", "-w", path.to_str().unwrap(), "--no-progress"], "s");
     assert_eq!(out.code, 1, "{}", out.all());
-    assert!(out.stderr.contains("cannot connect to the source"), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("127.0.0.1:{port}/src")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot connect to the source"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("127.0.0.1:{port}/src")),
+        "{}",
+        out.stderr
+    );
 
     // Destination = source (spelled differently) is refused before anything is written.
     let ws = workspace(&pg, "").replace(
@@ -110,6 +145,10 @@ fn unreachable_source_and_same_database_are_refused() {
     let path = dir.write("workspace.toml", &ws);
     let out = mirage(&["run", "-w", path.to_str().unwrap(), "--no-progress"], "s");
     assert_eq!(out.code, 2, "{}", out.all());
-    assert!(out.stderr.contains("same database as the source"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("same database as the source"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(pg.psql("src", "SELECT count(*) FROM big").unwrap(), "5000");
 }

@@ -159,7 +159,9 @@ fn run(dir: &Dir, seed: &str) -> crate::util::Run {
 /// relation in the test schema has a unique passthrough column.
 fn check_relation(pg: &PgCluster, rel: &str, masked: &[&str]) {
     let cols = columns(pg, "src", rel);
-    let keep: Vec<usize> = (0..cols.len()).filter(|i| !masked.contains(&cols[*i].as_str())).collect();
+    let keep: Vec<usize> = (0..cols.len())
+        .filter(|i| !masked.contains(&cols[*i].as_str()))
+        .collect();
     let key = |r: &Vec<String>| keep.iter().map(|i| r[*i].clone()).collect::<Vec<_>>();
     let mut src = rows(pg, "src", rel);
     let mut dst = rows(pg, "dst", rel);
@@ -211,10 +213,17 @@ fn copies_schema_and_rows_with_generators() {
     let (pg, dir) = setup();
     let out = run(&dir, "seed-one");
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.contains("public.customers"), "summary: {}", out.stdout);
+    assert!(
+        out.stdout.contains("public.customers"),
+        "summary: {}",
+        out.stdout
+    );
 
     // The destination schema equals the source's (owners and privileges aside).
-    let (src_schema, dst_schema) = (pg.schema_dump("src").unwrap(), pg.schema_dump("dst").unwrap());
+    let (src_schema, dst_schema) = (
+        pg.schema_dump("src").unwrap(),
+        pg.schema_dump("dst").unwrap(),
+    );
     if src_schema != dst_schema {
         let diff: Vec<String> = src_schema
             .lines()
@@ -235,12 +244,19 @@ fn copies_schema_and_rows_with_generators() {
     for (rel, cols) in masked() {
         check_relation(&pg, rel, &cols);
     }
-    assert_eq!(pg.psql("dst", "SELECT count(*) FROM audit").unwrap(), "0", "truncate mode");
+    assert_eq!(
+        pg.psql("dst", "SELECT count(*) FROM audit").unwrap(),
+        "0",
+        "truncate mode"
+    );
 
     // Keys stay unique and every foreign key joins: the constraints exist and are validated.
     let fk_sql = "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated AND conparentid = 0";
     let fks = pg.psql("dst", fk_sql).unwrap();
-    assert_eq!(fks, "4", "customers self-ref, accounts, transfers (composite), events");
+    assert_eq!(
+        fks, "4",
+        "customers self-ref, accounts, transfers (composite), events"
+    );
     assert_eq!(fks, pg.psql("src", fk_sql).unwrap());
     let joined = pg
         .psql(
@@ -251,24 +267,48 @@ fn copies_schema_and_rows_with_generators() {
         .unwrap();
     assert_eq!(joined, "3000");
     let referred = pg
-        .psql("dst", "SELECT count(*) FROM customers c JOIN customers r ON r.id = c.referred_by")
+        .psql(
+            "dst",
+            "SELECT count(*) FROM customers c JOIN customers r ON r.id = c.referred_by",
+        )
         .unwrap();
-    assert_eq!(referred, pg.psql("src", "SELECT count(referred_by) FROM customers").unwrap());
+    assert_eq!(
+        referred,
+        pg.psql("src", "SELECT count(referred_by) FROM customers")
+            .unwrap()
+    );
 
     // Sequences are set to the source's values; the trigger, view and indexes exist.
     for seq in ["sales.transfers_id_seq", "events_id_seq", "audit_id_seq"] {
         let q = format!("SELECT last_value || ' ' || is_called FROM {seq}");
-        assert_eq!(pg.psql("src", &q).unwrap(), pg.psql("dst", &q).unwrap(), "{seq}");
+        assert_eq!(
+            pg.psql("src", &q).unwrap(),
+            pg.psql("dst", &q).unwrap(),
+            "{seq}"
+        );
     }
     assert_eq!(
-        pg.psql("dst", "SELECT count(*) FROM pg_trigger WHERE tgname = 'transfers_memo'").unwrap(),
+        pg.psql(
+            "dst",
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'transfers_memo'"
+        )
+        .unwrap(),
         "1"
     );
-    assert_eq!(pg.psql("dst", "SELECT count(*) FROM customer_balances").unwrap(), "2000");
+    assert_eq!(
+        pg.psql("dst", "SELECT count(*) FROM customer_balances")
+            .unwrap(),
+        "2000"
+    );
 
     // The job report is machine-readable.
     let report_dir = dir.path().join(".mirage/jobs");
-    let report = std::fs::read_dir(&report_dir).unwrap().next().unwrap().unwrap().path();
+    let report = std::fs::read_dir(&report_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
     assert_eq!(json["status"], "completed");
     assert!(json["job_id"].as_str().is_some_and(|s| !s.is_empty()));
@@ -287,17 +327,25 @@ fn copies_schema_and_rows_with_generators() {
     assert_eq!(first, snapshot(&pg), "same seed, same data");
     let other = run(&dir, "seed-two");
     assert_eq!(other.code, 0, "{}", other.all());
-    let customers_a = &first[masked().keys().position(|k| *k == "public.customers").unwrap()];
+    let customers_a = &first[masked()
+        .keys()
+        .position(|k| *k == "public.customers")
+        .unwrap()];
     let mut customers_b = rows(&pg, "dst", "public.customers");
     customers_b.sort();
     // Align on created_at (passthrough, unique) and compare the masked names.
-    let by_created: HashMap<&str, &str> =
-        customers_b.iter().map(|r| (r[11].as_str(), r[1].as_str())).collect();
+    let by_created: HashMap<&str, &str> = customers_b
+        .iter()
+        .map(|r| (r[11].as_str(), r[1].as_str()))
+        .collect();
     let differ = customers_a
         .iter()
         .filter(|a| by_created[a[11].as_str()] != a[1])
         .count();
-    assert!(differ > 1900, "another seed changes names ({differ} of 2000)");
+    assert!(
+        differ > 1900,
+        "another seed changes names ({differ} of 2000)"
+    );
 }
 
 #[test]
@@ -306,24 +354,42 @@ fn preserve_destination_keeps_rows_and_ownership_needs_a_superuser() {
     let first = run(&dir, "s");
     assert_eq!(first.code, 0, "{}", first.all());
     // Put something recognisable in the destination's audit table, then preserve it.
-    pg.psql("dst", "INSERT INTO audit (note) VALUES ('kept 1'), ('kept 2')").unwrap();
+    pg.psql(
+        "dst",
+        "INSERT INTO audit (note) VALUES ('kept 1'), ('kept 2')",
+    )
+    .unwrap();
     let tables = TABLES.replace("mode = \"truncate\"", "mode = \"preserve-destination\"");
     dir.write("workspace.toml", &workspace(&pg, &tables));
     let out = run(&dir, "s");
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(
-        pg.psql("dst", "SELECT string_agg(note, ',' ORDER BY note) FROM audit").unwrap(),
+        pg.psql(
+            "dst",
+            "SELECT string_agg(note, ',' ORDER BY note) FROM audit"
+        )
+        .unwrap(),
         "kept 1,kept 2"
     );
     assert_eq!(
-        pg.psql("dst", "SELECT count(*) FROM pg_namespace WHERE nspname = '_mirage_preserve'").unwrap(),
+        pg.psql(
+            "dst",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = '_mirage_preserve'"
+        )
+        .unwrap(),
         "0"
     );
-    assert_eq!(pg.psql("dst", "SELECT count(*) FROM customers").unwrap(), "2000");
+    assert_eq!(
+        pg.psql("dst", "SELECT count(*) FROM customers").unwrap(),
+        "2000"
+    );
 
     // preserve_ownership with a non-superuser destination is refused before anything is written.
-    pg.psql("postgres", "CREATE ROLE writer LOGIN; GRANT CREATE ON DATABASE dst TO writer")
-        .unwrap();
+    pg.psql(
+        "postgres",
+        "CREATE ROLE writer LOGIN; GRANT CREATE ON DATABASE dst TO writer",
+    )
+    .unwrap();
     let ws = workspace(&pg, TABLES)
         .replace(&pg.url("dst"), &pg.url_as("writer", "dst"))
         .replace("[run]", "[run]\n")
@@ -333,5 +399,8 @@ fn preserve_destination_keeps_rows_and_ownership_needs_a_superuser() {
     let out = run(&dir, "s");
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("superuser"), "{}", out.stderr);
-    assert_eq!(pg.psql("dst", "SELECT count(*) FROM customers").unwrap(), before);
+    assert_eq!(
+        pg.psql("dst", "SELECT count(*) FROM customers").unwrap(),
+        before
+    );
 }

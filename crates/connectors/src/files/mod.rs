@@ -9,7 +9,9 @@ use crate::{
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
-use mirage_core::schema::{Catalog, Column, ForeignKey, QualifiedName, Table, TableKind, ValueType};
+use mirage_core::schema::{
+    Catalog, Column, ForeignKey, QualifiedName, Table, TableKind, ValueType,
+};
 use mirage_core::workspace::SchemaFilter;
 use mirage_transform::codec::{CsvReader, RecordSplitter, count_records, csv_escape};
 use serde::{Deserialize, Serialize};
@@ -165,7 +167,9 @@ impl SchemaFile {
 
 /// Parse a `files:` URL into a folder, relative paths against `base`.
 pub fn folder_of(url: &str, base: &Path) -> Option<PathBuf> {
-    let rest = url.strip_prefix("files://").or_else(|| url.strip_prefix("files:"))?;
+    let rest = url
+        .strip_prefix("files://")
+        .or_else(|| url.strip_prefix("files:"))?;
     let p = PathBuf::from(rest);
     Some(if p.is_absolute() { p } else { base.join(p) })
 }
@@ -199,13 +203,15 @@ impl FilesSource {
         let path = dir.join("schema.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
             ConnectorError::io(
-                format!("reading {} (a files source needs a schema.json)", path.display()),
+                format!(
+                    "reading {} (a files source needs a schema.json)",
+                    path.display()
+                ),
                 e,
             )
         })?;
-        let schema: SchemaFile = serde_json::from_str(&text).map_err(|e| {
-            ConnectorError::Invalid(format!("{}: {e}", path.display()))
-        })?;
+        let schema: SchemaFile = serde_json::from_str(&text)
+            .map_err(|e| ConnectorError::Invalid(format!("{}: {e}", path.display())))?;
         Ok(FilesSource {
             dir: dir.to_path_buf(),
             schema,
@@ -368,9 +374,10 @@ impl Destination for FilesDestination {
 
     async fn load(&self, table: &Table, columns: &[String], mut parts: PartStream) -> Result<u64> {
         let final_path = table_file(&self.dir, &table.name);
-        let tmp = self
-            .dir
-            .join(format!(".{}.{}.csv.partial", table.name.schema, table.name.name));
+        let tmp = self.dir.join(format!(
+            ".{}.{}.csv.partial",
+            table.name.schema, table.name.name
+        ));
         let mut file = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| self.io("creating a table file", e))?;

@@ -2,7 +2,9 @@
 
 use super::db_error;
 use crate::Result;
-use mirage_core::schema::{Catalog, Column, ForeignKey, QualifiedName, Table, TableKind, ValueType};
+use mirage_core::schema::{
+    Catalog, Column, ForeignKey, QualifiedName, Table, TableKind, ValueType,
+};
 use mirage_core::workspace::SchemaFilter;
 use std::collections::HashMap;
 use tokio_postgres::Client;
@@ -57,7 +59,12 @@ fn modifiers(formatted: &str) -> Vec<u32> {
     formatted
         .split_once('(')
         .and_then(|(_, r)| r.split_once(')'))
-        .map(|(inner, _)| inner.split(',').filter_map(|p| p.trim().parse().ok()).collect())
+        .map(|(inner, _)| {
+            inner
+                .split(',')
+                .filter_map(|p| p.trim().parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -308,7 +308,10 @@ impl Destination for PgDestination {
             }
         }
         let rows = sink.as_mut().finish().await.map_err(db_error(&what))?;
-        client.batch_execute("COMMIT").await.map_err(db_error(&what))?;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(db_error(&what))?;
         Ok(rows)
     }
 
@@ -316,9 +319,19 @@ impl Destination for PgDestination {
         let what = format!("restoring preserved rows of {}", table.name);
         let client = self.endpoint.connect().await?;
         let insert = schema::restore_sql(&client, table).await?;
-        client.batch_execute("BEGIN").await.map_err(db_error(&what))?;
-        let rows = client.execute(&insert, &[]).await.map_err(db_error(&what))?;
-        let hold = format!("{}.{}", quote_ident(HOLD_SCHEMA), quote_ident(&hold_name(table)));
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(db_error(&what))?;
+        let rows = client
+            .execute(&insert, &[])
+            .await
+            .map_err(db_error(&what))?;
+        let hold = format!(
+            "{}.{}",
+            quote_ident(HOLD_SCHEMA),
+            quote_ident(&hold_name(table))
+        );
         client
             .batch_execute(&format!("DROP TABLE {hold}; COMMIT"))
             .await

@@ -168,11 +168,18 @@ impl PgSchema {
     }
 
     /// Keep preserved tables' rows aside, drop and recreate the schemas, then restore pre-data.
-    pub(crate) async fn create(&self, endpoint: &PgEndpoint, options: &SchemaOptions) -> Result<()> {
+    pub(crate) async fn create(
+        &self,
+        endpoint: &PgEndpoint,
+        options: &SchemaOptions,
+    ) -> Result<()> {
         let client = endpoint.connect().await?;
         let mut sql = String::from("BEGIN;\n");
         if !options.preserved.is_empty() {
-            sql += &format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(HOLD_SCHEMA));
+            sql += &format!(
+                "CREATE SCHEMA IF NOT EXISTS {};\n",
+                quote_ident(HOLD_SCHEMA)
+            );
         }
         for table in &options.preserved {
             if hold_exists(&client, table).await? {
@@ -225,7 +232,11 @@ impl PgSchema {
     }
 
     /// Post-data (indexes, constraints, triggers), then sequence values.
-    pub(crate) async fn finish(&self, endpoint: &PgEndpoint, options: &SchemaOptions) -> Result<()> {
+    pub(crate) async fn finish(
+        &self,
+        endpoint: &PgEndpoint,
+        options: &SchemaOptions,
+    ) -> Result<()> {
         self.restore(endpoint, "post-data", options).await?;
         let client = endpoint.connect().await?;
         let mut sql = String::from("BEGIN;\n");
@@ -251,7 +262,10 @@ impl PgSchema {
             .get(0);
         if left == 0 {
             client
-                .batch_execute(&format!("DROP SCHEMA IF EXISTS {}", quote_ident(HOLD_SCHEMA)))
+                .batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {}",
+                    quote_ident(HOLD_SCHEMA)
+                ))
                 .await
                 .map_err(db_error("dropping the preserve schema"))?;
         }
@@ -272,7 +286,10 @@ async fn hold_exists(client: &Client, table: &Table) -> Result<bool> {
 }
 
 /// The destination's columns of a table as (name, type), or None if it does not exist.
-async fn destination_columns(client: &Client, table: &Table) -> Result<Option<Vec<(String, String)>>> {
+async fn destination_columns(
+    client: &Client,
+    table: &Table,
+) -> Result<Option<Vec<(String, String)>>> {
     let rows = client
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
@@ -357,8 +374,18 @@ pub(crate) async fn preflight(endpoint: &PgEndpoint, options: &SchemaOptions) ->
                 "table {} is preserve-destination but its destination columns ({}) differ from \
                  the source's ({}); make them match or use another mode",
                 table.name,
-                column_list(&found.iter().map(|c| format!("{} {}", c.0, c.1)).collect::<Vec<_>>()),
-                column_list(&wanted.iter().map(|c| format!("{} {}", c.0, c.1)).collect::<Vec<_>>())
+                column_list(
+                    &found
+                        .iter()
+                        .map(|c| format!("{} {}", c.0, c.1))
+                        .collect::<Vec<_>>()
+                ),
+                column_list(
+                    &wanted
+                        .iter()
+                        .map(|c| format!("{} {}", c.0, c.1))
+                        .collect::<Vec<_>>()
+                )
             )));
         }
     }
@@ -367,9 +394,9 @@ pub(crate) async fn preflight(endpoint: &PgEndpoint, options: &SchemaOptions) ->
 
 /// The INSERT that puts preserved rows back, casting the kept text to the destination's types.
 pub(crate) async fn restore_sql(client: &Client, table: &Table) -> Result<String> {
-    let cols = destination_columns(client, table)
-        .await?
-        .ok_or_else(|| ConnectorError::Invalid(format!("table {} was not recreated", table.name)))?;
+    let cols = destination_columns(client, table).await?.ok_or_else(|| {
+        ConnectorError::Invalid(format!("table {} was not recreated", table.name))
+    })?;
     let keep: Vec<&(String, String)> = cols
         .iter()
         .filter(|(n, _)| table.column(n).is_some_and(|c| !c.generated))
@@ -395,8 +422,14 @@ mod tests {
 
     #[test]
     fn finds_the_public_schema_entry() {
-        assert!(is_public_schema_entry("6; 2615 2200 SCHEMA - public pg_database_owner"));
-        assert!(!is_public_schema_entry("7; 2615 16385 SCHEMA - sales postgres"));
-        assert!(!is_public_schema_entry("215; 1259 16386 TABLE public users app"));
+        assert!(is_public_schema_entry(
+            "6; 2615 2200 SCHEMA - public pg_database_owner"
+        ));
+        assert!(!is_public_schema_entry(
+            "7; 2615 16385 SCHEMA - sales postgres"
+        ));
+        assert!(!is_public_schema_entry(
+            "215; 1259 16386 TABLE public users app"
+        ));
     }
 }
