@@ -152,3 +152,63 @@ fn unreachable_source_and_same_database_are_refused() {
     );
     assert_eq!(pg.psql("src", "SELECT count(*) FROM big").unwrap(), "5000");
 }
+
+#[test]
+fn interrupting_a_run_leaves_each_table_loaded_or_empty() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let pg = cluster();
+    pg.psql(
+        "src",
+        "CREATE TABLE big (id integer PRIMARY KEY, name text, note text);
+         INSERT INTO big SELECT i, 'name ' || i, repeat('x', 40) FROM generate_series(1, 400000) i;
+         CREATE TABLE small (id integer PRIMARY KEY);
+         INSERT INTO small SELECT generate_series(1, 10);",
+    )
+    .unwrap();
+    let tables = "[tables.\"public.big\".columns]\nname = { generator = \"full_name\" }\n";
+    let dir = Dir::new();
+    let ws = dir.write("workspace.toml", &workspace(&pg, tables));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["run", "-w", ws.to_str().unwrap(), "--no-progress"])
+        .env("MIRAGE_SEED", "s")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once rows of `big` are flowing.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("started") && line.contains("public.big") {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    let all = format!(
+        "{seen}{}\n{}",
+        rest.join("\n"),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(130), "{all}");
+    assert!(all.contains("canceled"), "{all}");
+    let big = pg.psql("dst", "SELECT count(*) FROM big").unwrap();
+    assert!(
+        big == "0" || big == "400000",
+        "big is half-loaded: {big} rows\n{all}"
+    );
+    let small = pg.psql("dst", "SELECT count(*) FROM small").unwrap();
+    assert!(small == "0" || small == "10", "small: {small}");
+}

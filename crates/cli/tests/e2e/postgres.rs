@@ -404,3 +404,127 @@ fn preserve_destination_keeps_rows_and_ownership_needs_a_superuser() {
         before
     );
 }
+
+#[test]
+fn init_lists_every_table_and_column_and_plans_cleanly() {
+    let pg = cluster();
+    pg.psql("src", SCHEMA).expect("schema");
+    let dir = Dir::new();
+    let ws = dir.path().join("workspace.toml");
+    let out = mirage(
+        &[
+            "init",
+            "--source",
+            &pg.url("src").replace("postgres@", "postgres:hunter2@"),
+            "--destination",
+            &pg.url("dst"),
+            "-w",
+            ws.to_str().unwrap(),
+        ],
+        "s",
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let text = std::fs::read_to_string(&ws).unwrap();
+    assert!(!text.contains("hunter2"), "no password in the file");
+    for table in [
+        "public.customers",
+        "sales.accounts",
+        "sales.transfers",
+        "public.events",
+        "public.audit",
+    ] {
+        assert!(
+            text.contains(&format!("[tables.\"{table}\".columns]")),
+            "{table} missing:\n{text}"
+        );
+    }
+    // Every column of every table is listed, with its type, as passthrough.
+    let listed = text.matches("{ generator = \"passthrough\" }").count();
+    let expected: usize = pg
+        .psql(
+            "src",
+            "SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ('public', 'sales') \
+             AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped",
+        )
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(listed, expected);
+    assert!(text.contains("# character varying(120)"), "{text}");
+    assert!(text.contains("events_2025"), "partitions are mentioned");
+    // Running init again does not clobber the file.
+    let again = mirage(
+        &[
+            "init",
+            "--source",
+            &pg.url("src"),
+            "-w",
+            ws.to_str().unwrap(),
+        ],
+        "s",
+    );
+    assert_eq!(again.code, 2);
+    // The starter plans cleanly and runs: everything passes through.
+    let plan = mirage(&["plan", "-w", ws.to_str().unwrap()], "s");
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(
+        plan.stdout.contains("sales.transfers [de-identify]"),
+        "{}",
+        plan.stdout
+    );
+    let run = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+#[test]
+fn preserve_ownership_copies_owners() {
+    let pg = cluster();
+    pg.psql("postgres", "CREATE ROLE app_owner").unwrap();
+    pg.psql(
+        "src",
+        "CREATE SCHEMA app AUTHORIZATION app_owner;
+         CREATE TABLE app.items (id integer PRIMARY KEY, label text);
+         ALTER TABLE app.items OWNER TO app_owner;
+         GRANT SELECT ON app.items TO PUBLIC;
+         INSERT INTO app.items SELECT i, 'item ' || i FROM generate_series(1, 50) i;",
+    )
+    .unwrap();
+    let dir = Dir::new();
+    let ws = workspace(&pg, "[schemas]\ninclude = [\"app\"]\n").replacen(
+        "\n\n[run]",
+        "\npreserve_ownership = true\n\n[run]",
+        1,
+    );
+    let path = dir.write("workspace.toml", &ws);
+    let out = mirage(&["run", "-w", path.to_str().unwrap(), "--no-progress"], "s");
+    assert_eq!(out.code, 0, "{}", out.all());
+    let owner = "SELECT pg_get_userbyid(relowner) || ' ' || pg_get_userbyid(n.nspowner) || ' ' || \
+                 coalesce(relacl::text, '') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE relname = 'items'";
+    assert_eq!(
+        pg.psql("dst", owner).unwrap(),
+        pg.psql("src", owner).unwrap()
+    );
+    assert!(
+        pg.psql("dst", owner)
+            .unwrap()
+            .starts_with("app_owner app_owner")
+    );
+    assert_eq!(
+        pg.psql("dst", "SELECT count(*) FROM app.items").unwrap(),
+        "50"
+    );
+    // Without it, the destination user owns what it creates.
+    let path = dir.write(
+        "workspace.toml",
+        &ws.replace("preserve_ownership = true", ""),
+    );
+    let out = mirage(&["run", "-w", path.to_str().unwrap(), "--no-progress"], "s");
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        pg.psql("dst", owner)
+            .unwrap()
+            .starts_with("postgres postgres")
+    );
+}
