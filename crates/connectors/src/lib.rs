@@ -87,12 +87,8 @@ pub trait Source: Send + Sync + 'static {
     /// Tables, columns, keys and sizes of the schemas the filter admits.
     fn catalog(&self, filter: &SchemaFilter) -> impl Future<Output = Result<Catalog>> + Send;
 
-    /// Capture the schema of `tables` (and everything else in their schemas) for copying.
-    fn schema(
-        &self,
-        catalog: &Catalog,
-        preserve_ownership: bool,
-    ) -> impl Future<Output = Result<Self::Schema>> + Send;
+    /// Capture the schemas in the catalog (tables and everything else in them) for copying.
+    fn schema(&self, catalog: &Catalog) -> impl Future<Output = Result<Self::Schema>> + Send;
 
     /// Stream a table's rows, `columns` in that order.
     fn read(

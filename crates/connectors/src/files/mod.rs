@@ -243,7 +243,7 @@ impl Source for FilesSource {
         Ok(catalog)
     }
 
-    async fn schema(&self, catalog: &Catalog, _preserve_ownership: bool) -> Result<SchemaFile> {
+    async fn schema(&self, catalog: &Catalog) -> Result<SchemaFile> {
         Ok(SchemaFile::from_catalog(catalog))
     }
 

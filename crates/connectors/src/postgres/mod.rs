@@ -208,7 +208,7 @@ impl Source for PgSource {
         catalog::read(&self.main, filter).await
     }
 
-    async fn schema(&self, catalog: &Catalog, _preserve_ownership: bool) -> Result<PgSchema> {
+    async fn schema(&self, catalog: &Catalog) -> Result<PgSchema> {
         PgSchema::capture(&self.endpoint, &self.main, &self.snapshot, catalog).await
     }
 
