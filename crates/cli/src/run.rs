@@ -187,7 +187,7 @@ where
     let catalog = source.catalog(&ws.schemas).await?;
     let plan = Plan::build(ws, catalog, &opts.seed).map_err(RunError::Workspace)?;
     dest.preflight(&plan.schema_options).await?;
-    let schema = source.schema(&plan.catalog, ws.preserve_ownership).await?;
+    let schema = source.schema(&plan.catalog).await?;
     tracing::info!(job = %job_id, tables = plan.tables.len(), "plan validated; copying schema");
 
     let threads = if ws.run.transform_threads == 0 {
