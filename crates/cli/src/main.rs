@@ -327,8 +327,11 @@ fn finish(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Transforms run on blocking threads (bounded by a semaphore); a small pool keeps the
+    // number of malloc arenas, and so memory, in check.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()
     {
         Ok(r) => r,
