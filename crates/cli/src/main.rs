@@ -181,10 +181,15 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
-            let result = match ws.seed() {
-                Ok(seed) => run::plan(&ws, &seed).await,
-                Err(e) => Err(e.into()),
-            };
+            // The plan does not depend on the seed's value; let it run without one.
+            let seed = ws.seed().unwrap_or_else(|_| {
+                eprintln!(
+                    "note: {} is not set; `mirage plan` works without it, `mirage run` will need it",
+                    ws.seed_env
+                );
+                "plan-only".into()
+            });
+            let result = run::plan(&ws, &seed).await;
             match result {
                 Ok(plan) => {
                     print!("{}", plan.describe());
