@@ -2,7 +2,10 @@
 //! consistency PRF: realistic, and the same input always gives the same fake.
 
 use crate::prf::ValueRng;
-use crate::{BuildError, ColumnContext, GenerateError, Generator, Prf, options, truncate_chars};
+use crate::{
+    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, no_options, options,
+    truncate_chars,
+};
 use fake::Fake;
 use fake::faker::internet::en::FreeEmailProvider;
 use fake::faker::name::en::{FirstName, LastName};
@@ -11,7 +14,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 #[derive(Clone, Copy)]
-enum NamePart {
+pub(crate) enum NamePart {
     First,
     Last,
     Full,
@@ -52,46 +55,19 @@ impl Generator for Name {
     }
 }
 
-fn name(
+pub(crate) fn name(
     generator: &'static str,
     part: NamePart,
     opts: &toml::Table,
     ctx: &ColumnContext,
     prf: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Opts {}
-    options::<Opts>(generator, opts)?;
+) -> Built {
+    no_options(generator, opts)?;
     Ok(Arc::new(Name {
         prf: prf.clone(),
         part,
         max_chars: ctx.value_type.max_chars(),
     }))
-}
-
-pub(crate) fn first_name(
-    o: &toml::Table,
-    c: &ColumnContext,
-    p: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
-    name("first_name", NamePart::First, o, c, p)
-}
-
-pub(crate) fn last_name(
-    o: &toml::Table,
-    c: &ColumnContext,
-    p: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
-    name("last_name", NamePart::Last, o, c, p)
-}
-
-pub(crate) fn full_name(
-    o: &toml::Table,
-    c: &ColumnContext,
-    p: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
-    name("full_name", NamePart::Full, o, c, p)
 }
 
 struct Email {
@@ -143,11 +119,7 @@ impl Generator for Email {
     }
 }
 
-pub(crate) fn email(
-    opts: &toml::Table,
-    ctx: &ColumnContext,
-    prf: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
+pub(crate) fn email(opts: &toml::Table, ctx: &ColumnContext, prf: &Prf) -> Built {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Opts {

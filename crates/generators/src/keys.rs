@@ -1,7 +1,7 @@
 //! Key generators: one-to-one, so primary keys stay unique and foreign keys still join.
 
 use crate::fpe::IntPermutation;
-use crate::{BuildError, ColumnContext, GenerateError, Generator, Prf, options};
+use crate::{BuildError, Built, ColumnContext, GenerateError, Generator, Prf, options};
 use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -59,11 +59,7 @@ impl Generator for IntegerKey {
     }
 }
 
-pub(crate) fn integer_key(
-    opts: &toml::Table,
-    ctx: &ColumnContext,
-    prf: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
+pub(crate) fn integer_key(opts: &toml::Table, ctx: &ColumnContext, prf: &Prf) -> Built {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Opts {

@@ -92,7 +92,10 @@ pub struct GeneratorInfo {
     pub options: &'static [&'static str],
 }
 
-type Builder = fn(&toml::Table, &ColumnContext, &Prf) -> Result<Arc<dyn Generator>, BuildError>;
+/// What a generator's build function returns.
+pub(crate) type Built = Result<Arc<dyn Generator>, BuildError>;
+
+type Builder = fn(&toml::Table, &ColumnContext, &Prf) -> Built;
 
 struct Entry {
     info: GeneratorInfo,
@@ -182,7 +185,7 @@ fn registry() -> &'static [Entry] {
                 accepts: &[Text],
                 options: &[],
             },
-            build: identity::first_name,
+            build: |o, c, p| identity::name("first_name", identity::NamePart::First, o, c, p),
         },
         Entry {
             info: GeneratorInfo {
@@ -193,7 +196,7 @@ fn registry() -> &'static [Entry] {
                 accepts: &[Text],
                 options: &[],
             },
-            build: identity::last_name,
+            build: |o, c, p| identity::name("last_name", identity::NamePart::Last, o, c, p),
         },
         Entry {
             info: GeneratorInfo {
@@ -204,7 +207,7 @@ fn registry() -> &'static [Entry] {
                 accepts: &[Text],
                 options: &[],
             },
-            build: identity::full_name,
+            build: |o, c, p| identity::name("full_name", identity::NamePart::Full, o, c, p),
         },
         Entry {
             info: GeneratorInfo {
@@ -279,6 +282,14 @@ pub(crate) fn options<T: DeserializeOwned>(
             let hint = mirage_core::suggest::hint_for_serde_error(&msg);
             BuildError::BadOption(format!("generator `{generator}`: {msg}{hint}"))
         })
+}
+
+/// Check that a generator without options was given none.
+pub(crate) fn no_options(generator: &str, opts: &toml::Table) -> Result<(), BuildError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoOptions {}
+    options::<NoOptions>(generator, opts).map(|_| ())
 }
 
 /// Cut `s` to at most `max` characters (on a character boundary).

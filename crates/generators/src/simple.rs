@@ -1,6 +1,6 @@
 //! passthrough, null, constant.
 
-use crate::{BuildError, ColumnContext, GenerateError, Generator, Prf, options};
+use crate::{BuildError, Built, ColumnContext, GenerateError, Generator, Prf, no_options, options};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -22,15 +22,8 @@ impl Generator for Passthrough {
     }
 }
 
-pub(crate) fn passthrough(
-    opts: &toml::Table,
-    _: &ColumnContext,
-    _: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Opts {}
-    options::<Opts>("passthrough", opts)?;
+pub(crate) fn passthrough(opts: &toml::Table, _: &ColumnContext, _: &Prf) -> Built {
+    no_options("passthrough", opts)?;
     Ok(Arc::new(Passthrough))
 }
 
@@ -42,15 +35,8 @@ impl Generator for Null {
     }
 }
 
-pub(crate) fn null(
-    opts: &toml::Table,
-    ctx: &ColumnContext,
-    _: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Opts {}
-    options::<Opts>("null", opts)?;
+pub(crate) fn null(opts: &toml::Table, ctx: &ColumnContext, _: &Prf) -> Built {
+    no_options("null", opts)?;
     if ctx.not_null {
         return Err(BuildError::BadOption(
             "generator `null` cannot be used on a NOT NULL column; use `constant` or another generator"
@@ -75,11 +61,7 @@ impl Generator for Constant {
     }
 }
 
-pub(crate) fn constant(
-    opts: &toml::Table,
-    ctx: &ColumnContext,
-    _: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
+pub(crate) fn constant(opts: &toml::Table, ctx: &ColumnContext, _: &Prf) -> Built {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Opts {

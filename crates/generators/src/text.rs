@@ -1,6 +1,6 @@
 //! Text generators: keyed hash and character scramble.
 
-use crate::{BuildError, ColumnContext, GenerateError, Generator, Prf, options};
+use crate::{BuildError, Built, ColumnContext, GenerateError, Generator, Prf, no_options, options};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -22,11 +22,7 @@ impl Generator for Hash {
     }
 }
 
-pub(crate) fn hash(
-    opts: &toml::Table,
-    ctx: &ColumnContext,
-    prf: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
+pub(crate) fn hash(opts: &toml::Table, ctx: &ColumnContext, prf: &Prf) -> Built {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Opts {
@@ -74,15 +70,8 @@ impl Generator for CharacterScramble {
     }
 }
 
-pub(crate) fn character_scramble(
-    opts: &toml::Table,
-    _: &ColumnContext,
-    prf: &Prf,
-) -> Result<Arc<dyn Generator>, BuildError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Opts {}
-    options::<Opts>("character_scramble", opts)?;
+pub(crate) fn character_scramble(opts: &toml::Table, _: &ColumnContext, prf: &Prf) -> Built {
+    no_options("character_scramble", opts)?;
     Ok(Arc::new(CharacterScramble { prf: prf.clone() }))
 }
 
