@@ -98,8 +98,13 @@ enum Command {
     ///
     /// Example:
     ///   mirage generators
+    ///   mirage generators --markdown   # the README's reference table
     #[command(verbatim_doc_comment)]
-    Generators,
+    Generators {
+        /// Print the reference as the Markdown table the README embeds.
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 fn init_logging(quiet: bool) {
@@ -276,7 +281,11 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             }
             finish(result)
         }
-        Command::Generators => {
+        Command::Generators { markdown: true } => {
+            print!("{}", mirage_generators::reference_markdown());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generators { markdown: false } => {
             for g in mirage_generators::catalogue() {
                 let accepts = if g.accepts.is_empty() {
                     "any type".to_string()
@@ -289,10 +298,12 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 };
                 println!("{}", g.name);
                 println!("    {}", g.summary);
+                let yn = |b: bool| if b { "yes" } else { "no" };
                 println!(
-                    "    accepts: {accepts}; consistent: {}; one-to-one: {}",
-                    if g.consistent { "yes" } else { "no" },
-                    if g.unique { "yes" } else { "no" }
+                    "    accepts: {accepts}; consistent: {}; one-to-one: {}; keeps format: {}",
+                    yn(g.consistent),
+                    yn(g.unique),
+                    yn(g.format_preserving)
                 );
                 for o in g.options {
                     println!("    option {o}");

@@ -213,6 +213,13 @@ impl Plan {
                 continue;
             }
             let mode = mode_of(t);
+            // The record's fields, in order: what row-reading generators index into.
+            let record: Vec<(String, mirage_core::ValueType)> = t
+                .columns
+                .iter()
+                .filter(|c| !c.generated)
+                .map(|c| (c.name.clone(), c.value_type.clone()))
+                .collect();
             let mut columns = Vec::new();
             for c in t.columns.iter().filter(|c| !c.generated) {
                 // Partitions are configured (and foreign-keyed) through their parent.
@@ -230,6 +237,7 @@ impl Plan {
                     column: &c.name,
                     value_type: &c.value_type,
                     not_null: c.not_null,
+                    columns: &record,
                 };
                 let generator = match mirage_generators::build(&gname, &options, &ctx, &prf) {
                     Ok(g) => Some(g),
@@ -254,6 +262,35 @@ impl Plan {
                     generator,
                     inherited_from,
                 });
+            }
+            // A generator may read another column's generated value only if that column's own
+            // generator reads no generated values (no chains: evaluation is two-phase).
+            for c in &columns {
+                let Some(g) = &c.generator else { continue };
+                for r in g.reads().iter().filter(|r| r.generated) {
+                    let Some(target) = columns.get(r.column) else {
+                        continue;
+                    };
+                    let chained = target
+                        .generator
+                        .as_ref()
+                        .is_some_and(|tg| tg.reads().iter().any(|x| x.generated));
+                    if chained {
+                        let owner = mirage_connectors::settings_owner(t).to_string();
+                        let line = settings_of(t)
+                            .and_then(|tc| tc.columns.iter().find(|cc| cc.name == c.name))
+                            .map_or(0, |cc| cc.line);
+                        errors.push(ws.error(
+                            line,
+                            column_key(&owner, &c.name),
+                            format!(
+                                "reads the generated value of {}, which is itself built from other \
+                                 generated columns; refer to the columns that one is built from",
+                                target.name
+                            ),
+                        ));
+                    }
+                }
             }
             tables.push(TablePlan {
                 table: t.clone(),

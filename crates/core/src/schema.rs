@@ -81,6 +81,8 @@ pub enum ValueType {
     Jsonb,
     Bytea,
     Inet,
+    /// `macaddr` / `macaddr8`.
+    MacAddr,
     /// A user-defined enum type.
     Enum,
     Array(Box<ValueType>),
@@ -119,7 +121,7 @@ impl TypeFamily {
             TypeFamily::Uuid => "uuid",
             TypeFamily::Json => "json and jsonb",
             TypeFamily::Binary => "bytea",
-            TypeFamily::Network => "inet",
+            TypeFamily::Network => "inet, cidr and macaddr",
             TypeFamily::Enum => "enum types",
             TypeFamily::Array => "arrays",
             TypeFamily::Other => "other types",
@@ -145,7 +147,7 @@ impl ValueType {
             ValueType::Uuid => TypeFamily::Uuid,
             ValueType::Json | ValueType::Jsonb => TypeFamily::Json,
             ValueType::Bytea => TypeFamily::Binary,
-            ValueType::Inet => TypeFamily::Network,
+            ValueType::Inet | ValueType::MacAddr => TypeFamily::Network,
             ValueType::Array(_) => TypeFamily::Array,
             ValueType::Other => TypeFamily::Other,
         }

@@ -1,7 +1,7 @@
 //! Key generators: one-to-one, so primary keys stay unique and foreign keys still join.
 
-use crate::fpe::IntPermutation;
-use crate::{BuildError, Built, ColumnContext, GenerateError, Generator, Prf, options};
+use crate::fpe::{IntPermutation, MixedRadix};
+use crate::{BuildError, Built, ColumnContext, GenerateError, Generator, Prf, no_options, options};
 use serde::Deserialize;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -91,15 +91,222 @@ pub(crate) fn integer_key(opts: &toml::Table, ctx: &ColumnContext, prf: &Prf) ->
         }
     };
     // The range is part of the key: a different domain is a different permutation anyway.
+    let prf = prf.derive("integer_key");
     let prf = match range {
         Some((a, b)) => prf.derive(&format!("range {a} {b}")),
-        None => prf.clone(),
+        None => prf,
     };
     Ok(Arc::new(IntegerKey {
         perm: IntPermutation::new(&prf),
         negative: IntPermutation::new(&prf.derive("negative")),
         range,
     }))
+}
+
+/// Which characters a string key rewrites; everything else stays in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alphabet {
+    /// `0-9`.
+    Digits,
+    /// `A-Z`, `a-z` (case kept) and `0-9`.
+    Alphanumeric,
+    /// Printable ASCII, space to `~`.
+    Ascii,
+    /// Hex digits, case kept.
+    Hex,
+}
+
+/// A character's class (distinct per alphabet within a class), its radix, and its digit.
+fn classify(alphabet: Alphabet, c: char) -> Option<(u8, u32, u32)> {
+    let b = c as u32;
+    match alphabet {
+        Alphabet::Digits => c.is_ascii_digit().then(|| (0, 10, b - '0' as u32)),
+        Alphabet::Alphanumeric => match c {
+            '0'..='9' => Some((0, 10, b - '0' as u32)),
+            'a'..='z' => Some((1, 26, b - 'a' as u32)),
+            'A'..='Z' => Some((2, 26, b - 'A' as u32)),
+            _ => None,
+        },
+        Alphabet::Ascii => (' '..='~').contains(&c).then(|| (0, 95, b - ' ' as u32)),
+        Alphabet::Hex => match c {
+            '0'..='9' => Some((0, 16, b - '0' as u32)),
+            'a'..='f' => Some((1, 16, b - 'a' as u32 + 10)),
+            'A'..='F' => Some((2, 16, b - 'A' as u32 + 10)),
+            _ => None,
+        },
+    }
+}
+
+fn unclassify(alphabet: Alphabet, class: u8, digit: u32) -> char {
+    let at = |base: char, d: u32| char::from_u32(base as u32 + d).unwrap_or(base);
+    match (alphabet, class) {
+        (Alphabet::Digits, _) | (Alphabet::Alphanumeric, 0) => at('0', digit),
+        (Alphabet::Alphanumeric, 1) => at('a', digit),
+        (Alphabet::Alphanumeric, _) => at('A', digit),
+        (Alphabet::Ascii, _) => at(' ', digit),
+        (Alphabet::Hex, 1) => {
+            if digit < 10 {
+                at('0', digit)
+            } else {
+                at('a', digit - 10)
+            }
+        }
+        (Alphabet::Hex, 2) => {
+            if digit < 10 {
+                at('0', digit)
+            } else {
+                at('A', digit - 10)
+            }
+        }
+        (Alphabet::Hex, _) => {
+            if digit < 10 {
+                at('0', digit)
+            } else {
+                at('a', digit - 10)
+            }
+        }
+    }
+}
+
+/// One-to-one rewrite of the characters of an alphabet, in place: same length, same character
+/// classes at the same positions, every other character kept. Strings with the same class
+/// pattern form one domain, permuted with format-preserving encryption.
+pub(crate) struct StringKey {
+    fpe: MixedRadix,
+    alphabet: Alphabet,
+}
+
+impl StringKey {
+    pub(crate) fn new(prf: &Prf, alphabet: Alphabet) -> StringKey {
+        StringKey {
+            fpe: MixedRadix::new(prf),
+            alphabet,
+        }
+    }
+
+    /// Rewrite `input` into `out`; `decrypt` runs the inverse.
+    pub(crate) fn apply(&self, input: &str, out: &mut String, decrypt: bool) {
+        let mut classes = Vec::with_capacity(input.len());
+        let mut radixes = Vec::with_capacity(input.len());
+        let mut digits = Vec::with_capacity(input.len());
+        // Hex output keeps the case of the input's letters, even for positions holding digits.
+        let hex_class = match self.alphabet {
+            Alphabet::Hex if input.chars().any(|c| c.is_ascii_uppercase()) => 2,
+            _ => 1,
+        };
+        let mut pattern = siphasher::sip::SipHasher13::new_with_keys(0x6d69, 0x7261);
+        for c in input.chars() {
+            if let Some((class, radix, digit)) = classify(self.alphabet, c) {
+                let class = if self.alphabet == Alphabet::Hex {
+                    hex_class
+                } else {
+                    class
+                };
+                classes.push(class);
+                radixes.push(radix);
+                digits.push(digit);
+                std::hash::Hasher::write_u8(&mut pattern, class);
+            } else {
+                std::hash::Hasher::write_u8(&mut pattern, 255);
+            }
+        }
+        let tweak = std::hash::Hasher::finish(&pattern);
+        if decrypt {
+            self.fpe.decrypt(&mut digits, &radixes, tweak);
+        } else {
+            self.fpe.encrypt(&mut digits, &radixes, tweak);
+        }
+        let mut k = 0;
+        for c in input.chars() {
+            if classify(self.alphabet, c).is_some() {
+                out.push(unclassify(self.alphabet, classes[k], digits[k]));
+                k += 1;
+            } else {
+                out.push(c);
+            }
+        }
+    }
+}
+
+impl Generator for StringKey {
+    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
+        let Some(v) = input else { return Ok(false) };
+        self.apply(v, out, false);
+        Ok(true)
+    }
+}
+
+pub(crate) fn string_key(
+    generator: &'static str,
+    alphabet: Alphabet,
+    opts: &toml::Table,
+    prf: &Prf,
+) -> Built {
+    no_options(generator, opts)?;
+    Ok(Arc::new(StringKey::new(&prf.derive(generator), alphabet)))
+}
+
+/// `uuid_key`: a UUID's 128 bits permuted one-to-one; the output is a UUID in canonical form.
+struct UuidKey(StringKey);
+
+impl Generator for UuidKey {
+    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
+        let Some(v) = input else { return Ok(false) };
+        let hex: String = v
+            .chars()
+            .filter(|c| *c != '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let hex = hex.trim_start_matches('{').trim_end_matches('}');
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(GenerateError::Unparsable { expected: "a UUID" });
+        }
+        let mut mapped = String::with_capacity(32);
+        self.0.apply(hex, &mut mapped, false);
+        for (i, c) in mapped.chars().enumerate() {
+            if matches!(i, 8 | 12 | 16 | 20) {
+                out.push('-');
+            }
+            out.push(c);
+        }
+        Ok(true)
+    }
+}
+
+pub(crate) fn uuid_key(opts: &toml::Table, _: &ColumnContext, prf: &Prf) -> Built {
+    no_options("uuid_key", opts)?;
+    Ok(Arc::new(UuidKey(StringKey::new(
+        &prf.derive("uuid_key"),
+        Alphabet::Hex,
+    ))))
+}
+
+/// `mac_address`: the 48 bits permuted one-to-one; separators and letter case kept.
+struct MacKey(StringKey);
+
+impl Generator for MacKey {
+    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
+        let Some(v) = input else { return Ok(false) };
+        let hex = v.chars().filter(|c| c.is_ascii_hexdigit()).count();
+        let others_ok = v
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '-' | '.'));
+        if !(hex == 12 || hex == 16) || !others_ok {
+            return Err(GenerateError::Unparsable {
+                expected: "a MAC address",
+            });
+        }
+        self.0.apply(v, out, false);
+        Ok(true)
+    }
+}
+
+pub(crate) fn mac_address(opts: &toml::Table, _: &ColumnContext, prf: &Prf) -> Built {
+    no_options("mac_address", opts)?;
+    Ok(Arc::new(MacKey(StringKey::new(
+        &prf.derive("mac_address"),
+        Alphabet::Hex,
+    ))))
 }
 
 #[cfg(test)]
@@ -114,6 +321,7 @@ mod tests {
             column: "id",
             value_type: ty,
             not_null: true,
+            columns: &[],
         };
         crate::build("integer_key", opts, &ctx, &Prf::from_seed("seed")).unwrap()
     }
@@ -177,5 +385,96 @@ mod tests {
             g.generate(Some("abc"), &mut s),
             Err(GenerateError::Unparsable { .. })
         ));
+    }
+
+    fn string_key_roundtrip(alphabet: Alphabet, input: &str) -> String {
+        let k = StringKey::new(&Prf::from_seed("seed"), alphabet);
+        let mut out = String::new();
+        k.apply(input, &mut out, false);
+        let mut back = String::new();
+        k.apply(&out, &mut back, true);
+        assert_eq!(back, input, "decrypting recovers the input");
+        out
+    }
+
+    #[test]
+    fn every_four_digit_string_is_a_bijection_keeping_zeros_and_punctuation() {
+        let mut seen = HashSet::new();
+        for i in 0..10_000 {
+            let input = format!("{i:04}");
+            let out = string_key_roundtrip(Alphabet::Digits, &input);
+            assert_eq!(out.len(), 4);
+            assert!(out.bytes().all(|b| b.is_ascii_digit()));
+            assert!(seen.insert(out));
+        }
+        let out = string_key_roundtrip(Alphabet::Digits, "0012-345 x");
+        assert_eq!(out.len(), 10);
+        assert_eq!(&out[4..5], "-");
+        assert!(out.ends_with(" x"));
+    }
+
+    #[test]
+    fn alphanumeric_keeps_classes_and_is_unique_on_many_inputs() {
+        let mut seen = HashSet::new();
+        for i in 0..200_000u32 {
+            let input = format!("Ab{i:06}z");
+            let out = string_key_roundtrip(Alphabet::Alphanumeric, &input);
+            let shape = |s: &str| {
+                s.chars()
+                    .map(|c| {
+                        if c.is_ascii_uppercase() {
+                            'A'
+                        } else if c.is_ascii_lowercase() {
+                            'a'
+                        } else {
+                            '9'
+                        }
+                    })
+                    .collect::<String>()
+            };
+            assert_eq!(shape(&out), shape(&input));
+            assert!(seen.insert(out));
+        }
+        let out = string_key_roundtrip(Alphabet::Ascii, "p@ss w0rd!~");
+        assert!(out.chars().all(|c| (' '..='~').contains(&c)) && out.len() == 11);
+    }
+
+    #[test]
+    fn uuids_and_macs_stay_valid() {
+        let ty = ValueType::Uuid;
+        let ctx = ColumnContext {
+            table: "t",
+            column: "u",
+            value_type: &ty,
+            not_null: false,
+            columns: &[],
+        };
+        let g = crate::build("uuid_key", &toml::Table::new(), &ctx, &Prf::from_seed("s")).unwrap();
+        let mut seen = HashSet::new();
+        for i in 0..10_000u32 {
+            let mut out = String::new();
+            g.generate(Some(&format!("00000000-0000-4000-8000-{i:012}")), &mut out)
+                .unwrap();
+            let parts: Vec<&str> = out.split('-').collect();
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12]
+            );
+            assert!(
+                out.replace('-', "")
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+            assert!(seen.insert(out));
+        }
+        let mut bad = String::new();
+        assert!(g.generate(Some("not-a-uuid"), &mut bad).is_err());
+        let mac = string_key_roundtrip(Alphabet::Hex, "08:00:2B:01:02:03");
+        assert_eq!(mac.len(), 17);
+        assert!(mac.split(':').all(|p| {
+            p.len() == 2
+                && p.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+        }));
     }
 }

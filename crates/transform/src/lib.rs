@@ -10,7 +10,7 @@
 //! use mirage_transform::{codec::Format, PartTransform};
 //!
 //! let ty = ValueType::Text { max_chars: None };
-//! let ctx = ColumnContext { table: "public.people", column: "name", value_type: &ty, not_null: false };
+//! let ctx = ColumnContext { table: "public.people", column: "name", value_type: &ty, not_null: false, columns: &[] };
 //! let name = build("full_name", &toml::Table::new(), &ctx, &Prf::from_seed("seed")).unwrap();
 //! let t = PartTransform::new(Format::PgText, vec![("id".into(), None), ("name".into(), Some(name))]);
 //! let mut out = Vec::new();
@@ -22,7 +22,7 @@
 pub mod codec;
 
 use codec::{CsvReader, Format, csv_escape, pg_escape, pg_unescape};
-use mirage_generators::{GenerateError, Generator};
+use mirage_generators::{GenerateError, Generator, Row};
 use std::sync::Arc;
 
 /// What went wrong in a part. Carries the column and the record's position, never a value.
@@ -59,6 +59,46 @@ pub struct PartTransform {
     names: Vec<String>,
     generators: Vec<Option<Arc<dyn Generator>>>,
     any_generator: bool,
+    /// Set when a generator reads other columns of the row.
+    rows: Option<RowPlan>,
+}
+
+/// How to evaluate a row when generators read other columns.
+struct RowPlan {
+    /// Fields whose source value is decoded for every row.
+    decode: Vec<bool>,
+    /// Fields with a generator, in evaluation order: those reading generated values last.
+    order: Vec<usize>,
+}
+
+/// The row as generators see it.
+struct RowView<'a> {
+    originals: &'a [Option<String>],
+    generated: &'a [Option<Option<String>>],
+}
+
+impl Row for RowView<'_> {
+    fn original(&self, index: usize) -> Option<&str> {
+        self.originals.get(index).and_then(|v| v.as_deref())
+    }
+
+    /// A column without a generator passes through, so its "generated" value is its source value.
+    /// (Generators that read generated values run last, and may not read each other: the plan
+    /// refuses such chains, so nothing here can see a source value that is about to be masked.)
+    fn generated(&self, index: usize) -> Option<&str> {
+        match self.generated.get(index) {
+            Some(Some(v)) => v.as_deref(),
+            _ => self.original(index),
+        }
+    }
+}
+
+/// One field of a record: its raw bytes and, for CSV, whether it was quoted.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    quoted: bool,
 }
 
 /// Reusable buffers for one field's value.
@@ -76,11 +116,36 @@ impl PartTransform {
             .map(|(n, g)| (n, g.filter(|g| !g.is_passthrough())))
             .unzip();
         let any_generator = generators.iter().any(Option::is_some);
+        let rows = generators
+            .iter()
+            .flatten()
+            .any(|g| !g.reads().is_empty())
+            .then(|| {
+                let mut decode: Vec<bool> = generators.iter().map(Option::is_some).collect();
+                for g in generators.iter().flatten() {
+                    for r in g.reads() {
+                        if let Some(d) = decode.get_mut(r.column) {
+                            *d = true;
+                        }
+                    }
+                }
+                let reads_generated = |i: &usize| {
+                    generators[*i]
+                        .as_ref()
+                        .is_some_and(|g| g.reads().iter().any(|r| r.generated))
+                };
+                let mut order: Vec<usize> = (0..generators.len())
+                    .filter(|i| generators[*i].is_some())
+                    .collect();
+                order.sort_by_key(|i| reads_generated(i));
+                RowPlan { decode, order }
+            });
         PartTransform {
             format,
             names,
             generators,
             any_generator,
+            rows,
         }
     }
 
@@ -96,6 +161,9 @@ impl PartTransform {
     /// Transform `input` (whole records) and append the result to `out`.
     pub fn apply(&self, input: &[u8], out: &mut Vec<u8>) -> Result<PartStats, TransformError> {
         out.reserve(input.len() + input.len() / 8);
+        if let Some(plan) = &self.rows {
+            return self.apply_rows(plan, input, out);
+        }
         match &self.format {
             Format::PgText => self.apply_pg(input, out),
             Format::Csv { delimiter, null } => self.apply_csv(input, *delimiter, null, out),
@@ -128,6 +196,147 @@ impl PartTransform {
                 record,
                 source,
             })
+    }
+
+    /// Record by record, with every generator able to see the rest of the row.
+    fn apply_rows(
+        &self,
+        plan: &RowPlan,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<PartStats, TransformError> {
+        let expected = self.names.len();
+        let (delimiter, null): (u8, &[u8]) = match &self.format {
+            Format::PgText => (b'\t', b"\\N"),
+            Format::Csv { delimiter, null } => (*delimiter, null),
+        };
+        let mut spans: Vec<Span> = Vec::with_capacity(expected);
+        let mut originals: Vec<Option<String>> = vec![None; expected];
+        let mut generated: Vec<Option<Option<String>>> = vec![None; expected];
+        let mut bytes = Vec::new();
+        let mut rows = 0u64;
+        let mut csv = CsvReader::new(input, delimiter);
+        let mut pos = 0;
+        loop {
+            // Split one record into field spans.
+            spans.clear();
+            match &self.format {
+                Format::PgText => {
+                    if pos >= input.len() {
+                        break;
+                    }
+                    let end = memchr::memchr(b'\n', &input[pos..]).map_or(input.len(), |i| pos + i);
+                    let mut start = pos;
+                    for tab in memchr::memchr_iter(b'\t', &input[pos..end]) {
+                        spans.push(Span {
+                            start,
+                            end: pos + tab,
+                            quoted: false,
+                        });
+                        start = pos + tab + 1;
+                    }
+                    spans.push(Span {
+                        start,
+                        end,
+                        quoted: false,
+                    });
+                    pos = end + 1;
+                }
+                Format::Csv { .. } => {
+                    if csv.at_end() {
+                        break;
+                    }
+                    loop {
+                        let f = csv.next_field().map_err(|e| TransformError::Malformed {
+                            record: rows + 1,
+                            reason: e.0,
+                        })?;
+                        spans.push(Span {
+                            start: f.start,
+                            end: f.end,
+                            quoted: f.quoted,
+                        });
+                        if f.last {
+                            break;
+                        }
+                    }
+                }
+            }
+            rows += 1;
+            if spans.len() != expected {
+                return Err(TransformError::FieldCount {
+                    record: rows,
+                    found: spans.len(),
+                    expected,
+                });
+            }
+            // Source values the generators need.
+            for (i, sp) in spans.iter().enumerate() {
+                originals[i] = None;
+                generated[i] = None;
+                if !plan.decode[i] {
+                    continue;
+                }
+                let raw = &input[sp.start..sp.end];
+                if !sp.quoted && raw == null {
+                    continue;
+                }
+                bytes.clear();
+                match &self.format {
+                    Format::PgText => pg_unescape(raw, &mut bytes),
+                    Format::Csv { .. } => csv.decode(
+                        codec::CsvField {
+                            start: sp.start,
+                            end: sp.end,
+                            quoted: sp.quoted,
+                            last: false,
+                        },
+                        &mut bytes,
+                    ),
+                }
+                originals[i] =
+                    Some(String::from_utf8(std::mem::take(&mut bytes)).map_err(|_| {
+                        TransformError::NotUtf8 {
+                            column: self.names[i].clone(),
+                            record: rows,
+                        }
+                    })?);
+            }
+            for &f in &plan.order {
+                let Some(g) = &self.generators[f] else {
+                    continue;
+                };
+                let mut value = String::new();
+                let present = {
+                    let view = RowView {
+                        originals: &originals,
+                        generated: &generated,
+                    };
+                    g.generate_in_row(originals[f].as_deref(), &view, &mut value)
+                        .map_err(|source| TransformError::Generate {
+                            column: self.names[f].clone(),
+                            record: rows,
+                            source,
+                        })?
+                };
+                generated[f] = Some(present.then_some(value));
+            }
+            for (i, sp) in spans.iter().enumerate() {
+                if i > 0 {
+                    out.push(delimiter);
+                }
+                match (&generated[i], &self.format) {
+                    (None, _) => out.extend_from_slice(&input[sp.start..sp.end]),
+                    (Some(None), _) => out.extend_from_slice(null),
+                    (Some(Some(v)), Format::PgText) => pg_escape(v.as_bytes(), out),
+                    (Some(Some(v)), Format::Csv { .. }) => {
+                        csv_escape(v.as_bytes(), delimiter, null, out)
+                    }
+                }
+            }
+            out.push(b'\n');
+        }
+        Ok(PartStats { rows })
     }
 
     fn apply_pg(&self, input: &[u8], out: &mut Vec<u8>) -> Result<PartStats, TransformError> {
@@ -272,6 +481,7 @@ mod tests {
             column: "c",
             value_type: &ty,
             not_null: false,
+            columns: &[],
         };
         build(name, &toml::Table::new(), &ctx, &Prf::from_seed("s")).unwrap()
     }
@@ -352,6 +562,7 @@ mod tests {
             column: "id",
             value_type: &ValueType::Integer,
             not_null: true,
+            columns: &[],
         };
         let key = build(
             "integer_key",
@@ -366,5 +577,60 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("column id, record 2"), "{msg}");
         assert!(!msg.contains("secret-value"));
+    }
+
+    #[test]
+    fn row_generators_see_the_rest_of_the_row() {
+        let text = ValueType::Text { max_chars: None };
+        let columns: Vec<(String, ValueType)> = ["id", "first", "greeting", "note"]
+            .iter()
+            .map(|c| (c.to_string(), text.clone()))
+            .collect();
+        let prf = Prf::from_seed("s");
+        let ctx = |c: &'static str| ColumnContext {
+            table: "t",
+            column: c,
+            value_type: &text,
+            not_null: false,
+            columns: &columns,
+        };
+        let first = build("first_name", &toml::Table::new(), &ctx("first"), &prf).unwrap();
+        let mut o = toml::Table::new();
+        o.insert("template".into(), "Hi {first} ({id})".into());
+        let greeting = build("template", &o, &ctx("greeting"), &prf).unwrap();
+        for format in [Format::PgText, Format::csv()] {
+            let t = PartTransform::new(
+                format.clone(),
+                vec![
+                    ("id".into(), None),
+                    ("first".into(), Some(first.clone())),
+                    ("greeting".into(), Some(greeting.clone())),
+                    ("note".into(), None),
+                ],
+            );
+            let input: &[u8] = match format {
+                Format::PgText => b"7\tAda\told\ta\\tb\n8\t\\N\told\t\\N\n",
+                Format::Csv { .. } => b"7,Ada,old,\"a,b\"\n8,,old,\n",
+            };
+            let mut out = Vec::new();
+            assert_eq!(t.apply(input, &mut out).unwrap().rows, 2);
+            let text = String::from_utf8(out).unwrap();
+            let sep = if format == Format::PgText { '\t' } else { ',' };
+            let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(sep).collect()).collect();
+            let name = rows[0][1];
+            assert_ne!(name, "Ada");
+            assert_eq!(rows[0][2], format!("Hi {name} (7)"), "{text}");
+            assert_eq!(
+                rows[1][2], "Hi  (8)",
+                "a NULL first name reads as empty: {text}"
+            );
+            // Passthrough fields are the input's bytes.
+            let note = if format == Format::PgText {
+                "a\\tb"
+            } else {
+                "\"a"
+            };
+            assert_eq!(rows[0][3], note);
+        }
     }
 }

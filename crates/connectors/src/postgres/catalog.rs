@@ -103,6 +103,7 @@ pub fn value_type(typname: &str, typtype: &str, formatted: &str) -> ValueType {
         "jsonb" => ValueType::Jsonb,
         "bytea" => ValueType::Bytea,
         "inet" | "cidr" => ValueType::Inet,
+        "macaddr" | "macaddr8" => ValueType::MacAddr,
         _ => ValueType::Other,
     }
 }
