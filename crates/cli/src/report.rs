@@ -90,6 +90,13 @@ impl TableReport {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Phases {
+    pub schema_seconds: f64,
+    pub rows_seconds: f64,
+    pub constraints_seconds: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct JobReport {
     pub job_id: String,
@@ -100,6 +107,8 @@ pub struct JobReport {
     pub source: String,
     pub destination: String,
     pub tables: Vec<TableReport>,
+    /// Seconds spent per phase: schema copy, rows, indexes/constraints/triggers.
+    pub phases: Phases,
     pub error: Option<String>,
     #[serde(skip)]
     pub report_path: Option<String>,
@@ -116,6 +125,7 @@ impl JobReport {
             source: source.to_string(),
             destination: destination.to_string(),
             tables: Vec::new(),
+            phases: Phases::default(),
             error: None,
             report_path: None,
         }

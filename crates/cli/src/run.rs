@@ -206,7 +206,11 @@ where
 
     let mut job_error = None;
     let mut canceled = false;
-    if let Err(e) = dest.create_schema(&schema, &plan.schema_options).await {
+    let phase = Instant::now();
+    let created = dest.create_schema(&schema, &plan.schema_options).await;
+    report.phases.schema_seconds = phase.elapsed().as_secs_f64();
+    let phase = Instant::now();
+    if let Err(e) = created {
         job_error = Some(format!("creating the destination schema: {e}"));
     } else {
         let all = futures_util::stream::iter(plan.tables.iter())
@@ -227,7 +231,9 @@ where
             tables.push(TableReport::not_loaded(tp, canceled));
         }
     }
+    report.phases.rows_seconds = phase.elapsed().as_secs_f64();
     let all_ok = !canceled && job_error.is_none() && tables.iter().all(|t| t.status.is_success());
+    let phase = Instant::now();
     if all_ok {
         if let Err(e) = dest.finish_schema(&schema, &plan.schema_options).await {
             job_error = Some(format!(
@@ -241,6 +247,7 @@ where
                 .into(),
         );
     }
+    report.phases.constraints_seconds = phase.elapsed().as_secs_f64();
     // Order the report like the plan.
     tables.sort_by_key(|t| {
         plan.tables
