@@ -1,6 +1,6 @@
 //! `mirage-bench generators`: values per second of every generator on one core.
 
-use mirage_generators::samples::sample;
+use mirage_generators::samples::{sample, sample_stats};
 use mirage_generators::{ColumnContext, Prf};
 use std::time::Instant;
 
@@ -17,12 +17,14 @@ pub fn run(n: usize) -> String {
                 continue;
             }
         };
+        let stats = sample_stats(info.name);
         let ctx = ColumnContext {
             table: "bench.t",
             column: "c",
             value_type: &ty,
             not_null: false,
             columns: &[],
+            stats: stats.as_ref(),
         };
         let Ok(g) = mirage_generators::build(info.name, &opts, &ctx, &prf) else {
             md += &format!(

@@ -255,6 +255,7 @@ fn transform_only(data: &[u8], threads: usize) -> (f64, u64) {
             value_type: ty,
             not_null: false,
             columns: &[],
+            stats: None,
         };
         mirage_generators::build(generator, &toml::Table::new(), &ctx, &prf).ok()
     };
@@ -444,7 +445,7 @@ fn real_main() -> Res<()> {
         let key = "\"rows_seconds\": ";
         let at = text.find(key).ok_or("the report has no rows_seconds")? + key.len();
         let secs: f64 = text[at..]
-            .split(|c: char| c == ',' || c == '\n' || c == '}')
+            .split([',', '\n', '}'])
             .next()
             .unwrap_or("")
             .trim()

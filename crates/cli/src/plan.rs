@@ -53,6 +53,9 @@ pub struct Plan {
     pub schema_options: SchemaOptions,
 }
 
+/// Facts gathered about columns before the plan, keyed by (table, column).
+pub type Stats = std::collections::HashMap<(String, String), mirage_core::ColumnStats>;
+
 /// Resolved configuration for a column: (generator, options, line, inherited from).
 type Choice = (String, toml::Table, usize, Option<String>);
 
@@ -62,6 +65,7 @@ impl Plan {
         ws: &Workspace,
         catalog: Catalog,
         seed: &str,
+        stats: &Stats,
     ) -> Result<Plan, Vec<WorkspaceError>> {
         let prf = Prf::from_seed(seed);
         let mut errors = Vec::new();
@@ -238,6 +242,7 @@ impl Plan {
                     value_type: &c.value_type,
                     not_null: c.not_null,
                     columns: &record,
+                    stats: stats.get(&key),
                 };
                 let generator = match mirage_generators::build(&gname, &options, &ctx, &prf) {
                     Ok(g) => Some(g),

@@ -1,7 +1,7 @@
 //! A job: plan, schema copy, then for each table extract → parts → transform → load, several
 //! tables at once and parts of a table in parallel, with memory bounded by parts in flight.
 
-use crate::plan::{Plan, TablePlan};
+use crate::plan::{Plan, Stats, TablePlan};
 use crate::progress::{Progress, TableProgress};
 use crate::report::{JobReport, JobStatus, TableReport, TableStatus};
 use bytes::Bytes;
@@ -103,20 +103,56 @@ fn files_dir(ws: &Workspace, which: &str) -> Result<PathBuf, RunError> {
     })
 }
 
+/// Gather the facts statistical generators need (category counts, quantiles) for the columns
+/// the workspace gives one, under the source's snapshot.
+async fn gather_stats<S: Source>(
+    source: &S,
+    ws: &Workspace,
+    catalog: &mirage_core::schema::Catalog,
+) -> Result<Stats, RunError> {
+    let mut stats = Stats::new();
+    for tc in &ws.tables {
+        let name = mirage_core::QualifiedName::parse(&tc.name);
+        let Some(table) = catalog.table(&name) else {
+            continue;
+        };
+        for cc in &tc.columns {
+            let Some(kind) = mirage_generators::info(&cc.generator).and_then(|i| i.stats) else {
+                continue;
+            };
+            if table.column(&cc.name).is_none() {
+                continue; // the plan reports it
+            }
+            let s = source
+                .column_stats(&name, &cc.name, kind)
+                .await
+                .map_err(|e| {
+                    ws.error(
+                        cc.line,
+                        mirage_core::workspace::column_key(&tc.name, &cc.name),
+                        e.to_string(),
+                    )
+                })?;
+            stats.insert((tc.name.clone(), cc.name.clone()), s);
+        }
+    }
+    Ok(stats)
+}
+
 /// Read the source's catalog and build the plan (used by `mirage plan`).
 pub async fn plan(ws: &Workspace, seed: &str) -> Result<Plan, RunError> {
-    let catalog = match url_kind(ws, "source")? {
+    async fn build<S: Source>(source: S, ws: &Workspace, seed: &str) -> Result<Plan, RunError> {
+        let catalog = source.catalog(&ws.schemas).await?;
+        let stats = gather_stats(&source, ws, &catalog).await?;
+        Plan::build(ws, catalog, seed, &stats).map_err(RunError::Workspace)
+    }
+    match url_kind(ws, "source")? {
         Kind::Postgres => {
             let src = PgSource::open(PgEndpoint::new("source", &ws.source)?).await?;
-            src.catalog(&ws.schemas).await?
+            build(src, ws, seed).await
         }
-        Kind::Files => {
-            FilesSource::open(&files_dir(ws, "source")?)?
-                .catalog(&ws.schemas)
-                .await?
-        }
-    };
-    Plan::build(ws, catalog, seed).map_err(RunError::Workspace)
+        Kind::Files => build(FilesSource::open(&files_dir(ws, "source")?)?, ws, seed).await,
+    }
 }
 
 /// Run the job the workspace describes.
@@ -185,7 +221,8 @@ where
     let clock = Instant::now();
     let job_id = new_job_id();
     let catalog = source.catalog(&ws.schemas).await?;
-    let plan = Plan::build(ws, catalog, &opts.seed).map_err(RunError::Workspace)?;
+    let stats = gather_stats(&source, ws, &catalog).await?;
+    let plan = Plan::build(ws, catalog, &opts.seed, &stats).map_err(RunError::Workspace)?;
     dest.preflight(&plan.schema_options).await?;
     let schema = source.schema(&plan.catalog).await?;
     tracing::info!(job = %job_id, tables = plan.tables.len(), "plan validated; copying schema");

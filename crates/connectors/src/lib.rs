@@ -12,9 +12,9 @@ pub mod postgres;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use mirage_core::QualifiedName;
 use mirage_core::schema::{Catalog, Table};
 use mirage_core::workspace::SchemaFilter;
+use mirage_core::{ColumnStats, QualifiedName, StatsKind};
 pub use mirage_transform::codec::Format;
 use std::future::Future;
 
@@ -89,6 +89,15 @@ pub trait Source: Send + Sync + 'static {
 
     /// Capture the schemas in the catalog (tables and everything else in them) for copying.
     fn schema(&self, catalog: &Catalog) -> impl Future<Output = Result<Self::Schema>> + Send;
+
+    /// Facts about one column's values (for statistical generators), read under the same
+    /// snapshot as the rows.
+    fn column_stats(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+        kind: StatsKind,
+    ) -> impl Future<Output = Result<ColumnStats>> + Send;
 
     /// Stream a table's rows, `columns` in that order.
     fn read(

@@ -20,5 +20,5 @@ pub mod size;
 pub mod suggest;
 pub mod workspace;
 
-pub use schema::{Column, QualifiedName, Table, TableKind, ValueType};
+pub use schema::{Column, ColumnStats, QualifiedName, StatsKind, Table, TableKind, ValueType};
 pub use workspace::{Workspace, WorkspaceError};

@@ -254,6 +254,31 @@ pub struct ForeignKey {
     pub referenced_columns: Vec<String>,
 }
 
+/// Which facts about a column's values a generator needs before rows are transformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatsKind {
+    /// Distinct values and their counts.
+    Categories,
+    /// Quantiles of the values.
+    Quantiles,
+}
+
+/// Facts about a column's values, gathered from the source before the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ColumnStats {
+    /// Distinct non-NULL values (text form) with their counts, most frequent first.
+    pub categories: Vec<(String, u64)>,
+    /// The values (text form) at quantiles 0, 1/n, …, 1 of the non-NULL values.
+    pub quantiles: Vec<String>,
+}
+
+/// Most distinct values a categorical column may have.
+pub const MAX_CATEGORIES: usize = 10_000;
+
+/// Quantiles gathered for continuous columns (this many intervals).
+pub const QUANTILES: usize = 1000;
+
 /// Everything a connector reports about the source.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Catalog {

@@ -574,6 +574,7 @@ mod tests {
             value_type: ty,
             not_null: false,
             columns: &[],
+            stats: None,
         };
         let g = crate::build(name, &opts, &ctx, &Prf::from_seed("seed")).unwrap();
         let mut s = String::new();
@@ -713,6 +714,7 @@ mod tests {
             value_type: &text,
             not_null: false,
             columns: &columns,
+            stats: None,
         };
         let prf = Prf::from_seed("seed");
         let mut o = toml::Table::new();

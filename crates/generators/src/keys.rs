@@ -322,6 +322,7 @@ mod tests {
             value_type: ty,
             not_null: true,
             columns: &[],
+            stats: None,
         };
         crate::build("integer_key", opts, &ctx, &Prf::from_seed("seed")).unwrap()
     }
@@ -448,6 +449,7 @@ mod tests {
             value_type: &ty,
             not_null: false,
             columns: &[],
+            stats: None,
         };
         let g = crate::build("uuid_key", &toml::Table::new(), &ctx, &Prf::from_seed("s")).unwrap();
         let mut seen = HashSet::new();

@@ -8,7 +8,7 @@
 //!
 //! let prf = Prf::from_seed("my secret seed");
 //! let ty = ValueType::Integer;
-//! let ctx = ColumnContext { table: "public.users", column: "id", value_type: &ty, not_null: true, columns: &[] };
+//! let ctx = ColumnContext { table: "public.users", column: "id", value_type: &ty, not_null: true, columns: &[], stats: None };
 //! let key = build("integer_key", &toml::Table::new(), &ctx, &prf).unwrap();
 //! let mut out = String::new();
 //! key.generate(Some("42"), &mut out).unwrap();
@@ -26,6 +26,7 @@ pub mod prf;
 #[doc(hidden)]
 pub mod samples;
 mod simple;
+mod statistical;
 mod structured;
 mod text;
 
@@ -74,6 +75,9 @@ pub struct ColumnContext<'a> {
     /// Every column of the record, in order (name, type): lets a generator read other columns
     /// of the same row (linking, templates, conditions). Empty when built for a lone value.
     pub columns: &'a [(String, ValueType)],
+    /// Facts about the column's source values, for generators that need them (categorical,
+    /// continuous); gathered by the plan.
+    pub stats: Option<&'a mirage_core::ColumnStats>,
 }
 
 impl ColumnContext<'_> {
@@ -98,6 +102,11 @@ pub trait Row {
     fn original(&self, index: usize) -> Option<&str>;
     /// The generated value of column `index`, for columns a generator reads as generated.
     fn generated(&self, index: usize) -> Option<&str>;
+    /// A fingerprint of the whole source record: a stable per-row source of randomness for
+    /// generators that draw per row rather than per value (the same row always draws the same).
+    fn fingerprint(&self) -> u64 {
+        0
+    }
 }
 
 /// A row that offers nothing: what lone values see.
@@ -142,6 +151,11 @@ pub trait Generator: Send + Sync {
         &[]
     }
 
+    /// True when the generator draws per row from [`Row::fingerprint`].
+    fn uses_fingerprint(&self) -> bool {
+        false
+    }
+
     /// True when the generator leaves every value unchanged (lets the transform skip the column).
     fn is_passthrough(&self) -> bool {
         false
@@ -163,6 +177,8 @@ pub struct GeneratorInfo {
     pub accepts: &'static [TypeFamily],
     /// Options, as `name: meaning` lines.
     pub options: &'static [&'static str],
+    /// Facts about the column the plan must gather first.
+    pub stats: Option<mirage_core::StatsKind>,
 }
 
 /// What a generator's build function returns.
@@ -198,9 +214,16 @@ const fn entry(
             format_preserving: flags & F != 0,
             accepts,
             options,
+            stats: None,
         },
         build,
     }
+}
+
+/// An entry whose generator needs facts about the column gathered by the plan.
+const fn with_stats(mut e: Entry, kind: mirage_core::StatsKind) -> Entry {
+    e.info.stats = Some(kind);
+    e
 }
 
 fn registry() -> &'static [Entry] {
@@ -594,6 +617,31 @@ fn registry() -> &'static [Entry] {
             ],
             |o, c, p| numbers::shift("event_timestamps", o, c, p),
         ),
+        // Statistical.
+        with_stats(
+            entry(
+                "categorical",
+                0,
+                &[],
+                "each row draws a value of the same column, so every category keeps its frequency (drawn per row: not consistent per value)",
+                &[
+                    "epsilon: differential privacy: Laplace noise of scale 1/epsilon on the category counts",
+                ],
+                statistical::categorical,
+            ),
+            mirage_core::StatsKind::Categories,
+        ),
+        with_stats(
+            entry(
+                "continuous",
+                0,
+                &[Integer, Decimal, Float, Temporal],
+                "each row draws a value from the column's own distribution (1000 quantiles, interpolated)",
+                &[],
+                statistical::continuous,
+            ),
+            mirage_core::StatsKind::Quantiles,
+        ),
         // Composite.
         entry(
             "conditional",
@@ -737,6 +785,7 @@ mod tests {
             value_type: ty,
             not_null: false,
             columns: &[],
+            stats: None,
         }
     }
 
@@ -793,7 +842,12 @@ mod tests {
         for info in catalogue() {
             let (ty, opts, _) = crate::samples::sample(info.name, 0);
             let opts: toml::Table = toml::from_str(opts).unwrap();
-            let build_with = |seed: &str| build(info.name, &opts, &ctx(&ty), &Prf::from_seed(seed));
+            let stats = crate::samples::sample_stats(info.name);
+            let context = ColumnContext {
+                stats: stats.as_ref(),
+                ..ctx(&ty)
+            };
+            let build_with = |seed: &str| build(info.name, &opts, &context, &Prf::from_seed(seed));
             let (Ok(a), Ok(b), Ok(c)) = (build_with("s"), build_with("s"), build_with("other"))
             else {
                 // Generators that need other columns of the row are tested in their modules.
@@ -826,6 +880,8 @@ mod tests {
                 "conditional",
                 "sequential_integer",
                 "hipaa_address",
+                // Drawn per row from few categories: the same value often comes back.
+                "categorical",
             ];
             if !seedless.contains(&info.name) {
                 assert!(

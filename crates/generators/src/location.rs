@@ -250,6 +250,7 @@ mod tests {
                 value_type: &text,
                 not_null: false,
                 columns: &columns,
+                stats: None,
             };
             crate::build("address", &o, &ctx, &prf).unwrap()
         };
@@ -271,6 +272,7 @@ mod tests {
             value_type: &text,
             not_null: false,
             columns: &[],
+            stats: None,
         };
         let mut o = toml::Table::new();
         o.insert("part".into(), "zip".into());

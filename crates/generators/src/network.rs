@@ -187,6 +187,7 @@ mod tests {
             value_type: &ty,
             not_null: false,
             columns: &[],
+            stats: None,
         };
         let g = crate::build(name, &opts, &ctx, &Prf::from_seed("s")).unwrap();
         let mut s = String::new();

@@ -488,6 +488,7 @@ mod tests {
             value_type: ty,
             not_null: false,
             columns: &[],
+            stats: None,
         };
         let o: toml::Table = opts
             .iter()
@@ -602,6 +603,7 @@ mod tests {
                 value_type: &ts,
                 not_null: false,
                 columns: &columns,
+                stats: None,
             };
             crate::build("event_timestamps", &o, &ctx, &Prf::from_seed("n")).unwrap()
         };

@@ -1,6 +1,6 @@
 //! Sample configurations and inputs for every generator, shared by the tests and the benchmark.
 
-use mirage_core::ValueType;
+use mirage_core::{ColumnStats, ValueType};
 
 /// A sample configuration and input for a generator.
 pub fn sample(name: &str, i: usize) -> (ValueType, &'static str, String) {
@@ -89,11 +89,39 @@ pub fn sample(name: &str, i: usize) -> (ValueType, &'static str, String) {
             "element = { generator = \"character_scramble\" }",
             format!("{{a{i},b{i},c}}"),
         ),
+        "categorical" => (text, "", format!("tier {}", i % 3)),
+        "continuous" => (
+            ValueType::Numeric {
+                precision: Some(10),
+                scale: Some(2),
+            },
+            "",
+            format!("{}.00", i % 1000),
+        ),
         "conditional" => (
             text,
             "when = { matches = \"7$\" }\nthen = { generator = \"hash\" }",
             format!("value {i}"),
         ),
         _ => (text, "", format!("Sample value {i}")),
+    }
+}
+
+/// The column facts a statistical generator's sample needs.
+pub fn sample_stats(name: &str) -> Option<ColumnStats> {
+    match name {
+        "categorical" => Some(ColumnStats {
+            categories: vec![
+                ("tier 0".into(), 50),
+                ("tier 1".into(), 30),
+                ("tier 2".into(), 20),
+            ],
+            quantiles: vec![],
+        }),
+        "continuous" => Some(ColumnStats {
+            categories: vec![],
+            quantiles: (0..=1000).map(|i| format!("{}.00", i)).collect(),
+        }),
+        _ => None,
     }
 }

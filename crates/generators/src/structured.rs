@@ -639,6 +639,7 @@ mod tests {
             value_type: ty,
             not_null: false,
             columns,
+            stats: None,
         };
         crate::build(name, &o, &ctx, &Prf::from_seed("j")).unwrap()
     }

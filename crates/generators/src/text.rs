@@ -385,6 +385,7 @@ mod tests {
             value_type: ty,
             not_null: false,
             columns: &[],
+            stats: None,
         };
         let g = crate::build(name, &toml::Table::new(), &ctx, &Prf::from_seed("k")).unwrap();
         let mut s = String::new();
@@ -430,6 +431,7 @@ mod tests {
             value_type: &ty,
             not_null: false,
             columns: &[],
+            stats: None,
         };
         let g = crate::build(name, &opts, &ctx, &Prf::from_seed("k")).unwrap();
         let mut s = String::new();
@@ -510,6 +512,7 @@ mod tests {
             value_type: &ty,
             not_null: false,
             columns: &columns,
+            stats: None,
         };
         let o = table(&[("template", "{first} {last} (was {source:last})".into())]);
         let g = crate::build("template", &o, &ctx, &Prf::from_seed("k")).unwrap();

@@ -10,7 +10,7 @@
 //! use mirage_transform::{codec::Format, PartTransform};
 //!
 //! let ty = ValueType::Text { max_chars: None };
-//! let ctx = ColumnContext { table: "public.people", column: "name", value_type: &ty, not_null: false, columns: &[] };
+//! let ctx = ColumnContext { table: "public.people", column: "name", value_type: &ty, not_null: false, columns: &[], stats: None };
 //! let name = build("full_name", &toml::Table::new(), &ctx, &Prf::from_seed("seed")).unwrap();
 //! let t = PartTransform::new(Format::PgText, vec![("id".into(), None), ("name".into(), Some(name))]);
 //! let mut out = Vec::new();
@@ -75,6 +75,14 @@ struct RowPlan {
 struct RowView<'a> {
     originals: &'a [Option<String>],
     generated: &'a [Option<Option<String>>],
+    fingerprint: u64,
+}
+
+/// FNV-1a of a record's bytes: a stable fingerprint (not a secret; generators key it).
+fn fingerprint(record: &[u8]) -> u64 {
+    record.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Row for RowView<'_> {
@@ -90,6 +98,10 @@ impl Row for RowView<'_> {
             Some(Some(v)) => v.as_deref(),
             _ => self.original(index),
         }
+    }
+
+    fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 }
 
@@ -119,7 +131,7 @@ impl PartTransform {
         let rows = generators
             .iter()
             .flatten()
-            .any(|g| !g.reads().is_empty())
+            .any(|g| !g.reads().is_empty() || g.uses_fingerprint())
             .then(|| {
                 let mut decode: Vec<bool> = generators.iter().map(Option::is_some).collect();
                 for g in generators.iter().flatten() {
@@ -302,6 +314,10 @@ impl PartTransform {
                         }
                     })?);
             }
+            let record_fp = match (spans.first(), spans.last()) {
+                (Some(a), Some(b)) => fingerprint(&input[a.start..b.end]),
+                _ => 0,
+            };
             for &f in &plan.order {
                 let Some(g) = &self.generators[f] else {
                     continue;
@@ -311,6 +327,7 @@ impl PartTransform {
                     let view = RowView {
                         originals: &originals,
                         generated: &generated,
+                        fingerprint: record_fp,
                     };
                     g.generate_in_row(originals[f].as_deref(), &view, &mut value)
                         .map_err(|source| TransformError::Generate {
@@ -482,6 +499,7 @@ mod tests {
             value_type: &ty,
             not_null: false,
             columns: &[],
+            stats: None,
         };
         build(name, &toml::Table::new(), &ctx, &Prf::from_seed("s")).unwrap()
     }
@@ -563,6 +581,7 @@ mod tests {
             value_type: &ValueType::Integer,
             not_null: true,
             columns: &[],
+            stats: None,
         };
         let key = build(
             "integer_key",
@@ -593,6 +612,7 @@ mod tests {
             value_type: &text,
             not_null: false,
             columns: &columns,
+            stats: None,
         };
         let first = build("first_name", &toml::Table::new(), &ctx("first"), &prf).unwrap();
         let mut o = toml::Table::new();

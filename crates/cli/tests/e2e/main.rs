@@ -3,5 +3,6 @@
 
 mod demo;
 mod failures;
+mod generators;
 mod postgres;
 mod util;

@@ -10,9 +10,11 @@ use crate::{
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mirage_core::schema::{
-    Catalog, Column, ForeignKey, QualifiedName, Table, TableKind, ValueType,
+    Catalog, Column, ForeignKey, MAX_CATEGORIES, QUANTILES, QualifiedName, Table, TableKind,
+    ValueType,
 };
 use mirage_core::workspace::SchemaFilter;
+use mirage_core::{ColumnStats, StatsKind};
 use mirage_transform::codec::{CsvReader, RecordSplitter, count_records, csv_escape};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -245,6 +247,82 @@ impl Source for FilesSource {
 
     async fn schema(&self, catalog: &Catalog) -> Result<SchemaFile> {
         Ok(SchemaFile::from_catalog(catalog))
+    }
+
+    async fn column_stats(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+        kind: StatsKind,
+    ) -> Result<ColumnStats> {
+        let t = self
+            .schema
+            .tables
+            .iter()
+            .find(|t| t.schema == table.schema && t.name == table.name)
+            .ok_or_else(|| ConnectorError::Invalid(format!("no table {table} in schema.json")))?;
+        let index = t
+            .columns
+            .iter()
+            .position(|c| c.name == column)
+            .ok_or_else(|| {
+                ConnectorError::Invalid(format!("no column {table}.{column} in schema.json"))
+            })?;
+        let data = match tokio::fs::read(table_file(&self.dir, table)).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(ConnectorError::io(format!("reading {table}"), e)),
+        };
+        // Every non-NULL value of the column (the header record skipped).
+        let mut values: Vec<String> = Vec::new();
+        let mut reader = CsvReader::new(&data, b',');
+        let (mut field, mut record) = (0, 0);
+        while !reader.at_end() {
+            let f = reader
+                .next_field()
+                .map_err(|e| ConnectorError::Invalid(format!("{table}: {}", e.0)))?;
+            if record > 0 && field == index && (f.quoted || f.end > f.start) {
+                let mut v = Vec::new();
+                reader.decode(f, &mut v);
+                values.push(String::from_utf8_lossy(&v).into_owned());
+            }
+            field += 1;
+            if f.last {
+                field = 0;
+                record += 1;
+            }
+        }
+        let mut stats = ColumnStats::default();
+        match kind {
+            StatsKind::Categories => {
+                let mut counts: std::collections::HashMap<String, u64> = Default::default();
+                for v in values {
+                    *counts.entry(v).or_default() += 1;
+                }
+                if counts.len() > MAX_CATEGORIES {
+                    return Err(ConnectorError::Invalid(format!(
+                        "{table}.{column} has more than {MAX_CATEGORIES} distinct values; categorical is for columns with few categories"
+                    )));
+                }
+                stats.categories = counts.into_iter().collect();
+                stats
+                    .categories
+                    .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            }
+            StatsKind::Quantiles => {
+                let mut numbers: Vec<(f64, String)> = values
+                    .into_iter()
+                    .filter_map(|v| v.trim().parse::<f64>().ok().map(|x| (x, v)))
+                    .collect();
+                numbers.sort_by(|a, b| a.0.total_cmp(&b.0));
+                if !numbers.is_empty() {
+                    stats.quantiles = (0..=QUANTILES)
+                        .map(|i| numbers[((numbers.len() - 1) * i) / QUANTILES].1.clone())
+                        .collect();
+                }
+            }
+        }
+        Ok(stats)
     }
 
     async fn read(&self, table: &Table, columns: &[String]) -> Result<ChunkStream> {

@@ -13,8 +13,9 @@ use crate::{
     Source, redact,
 };
 use futures_util::{SinkExt, StreamExt};
-use mirage_core::schema::{Catalog, Table, quote_ident};
+use mirage_core::schema::{Catalog, MAX_CATEGORIES, QUANTILES, QualifiedName, Table, quote_ident};
 use mirage_core::workspace::{ConnectionConfig, SchemaFilter};
+use mirage_core::{ColumnStats, StatsKind};
 use std::str::FromStr;
 use tokio_postgres::{Client, NoTls};
 
@@ -210,6 +211,64 @@ impl Source for PgSource {
 
     async fn schema(&self, catalog: &Catalog) -> Result<PgSchema> {
         PgSchema::capture(&self.endpoint, &self.main, &self.snapshot, catalog).await
+    }
+
+    async fn column_stats(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+        kind: StatsKind,
+    ) -> Result<ColumnStats> {
+        let what = format!("reading the values of {table}.{column}");
+        let c = quote_ident(column);
+        let t = table.quoted();
+        match kind {
+            StatsKind::Categories => {
+                let rows = self
+                    .main
+                    .query(
+                        &format!(
+                            "SELECT {c}::text, count(*) FROM {t} WHERE {c} IS NOT NULL \
+                             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {}",
+                            MAX_CATEGORIES + 1
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(db_error(&what))?;
+                if rows.len() > MAX_CATEGORIES {
+                    return Err(ConnectorError::Invalid(format!(
+                        "{table}.{column} has more than {MAX_CATEGORIES} distinct values; \
+                         categorical is for columns with few categories (try continuous or a key generator)"
+                    )));
+                }
+                Ok(ColumnStats {
+                    categories: rows
+                        .iter()
+                        .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+                        .collect(),
+                    quantiles: Vec::new(),
+                })
+            }
+            StatsKind::Quantiles => {
+                let row = self
+                    .main
+                    .query_one(
+                        &format!(
+                            "SELECT (percentile_disc(ARRAY(SELECT g / {QUANTILES}.0 FROM generate_series(0, {QUANTILES}) g)::float8[]) \
+                             WITHIN GROUP (ORDER BY {c}))::text[] FROM {t}"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(db_error(&what))?;
+                let q: Option<Vec<Option<String>>> = row.get(0);
+                Ok(ColumnStats {
+                    categories: Vec::new(),
+                    quantiles: q.unwrap_or_default().into_iter().flatten().collect(),
+                })
+            }
+        }
     }
 
     async fn read(&self, table: &Table, columns: &[String]) -> Result<ChunkStream> {
