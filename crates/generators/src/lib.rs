@@ -29,6 +29,7 @@ mod simple;
 mod statistical;
 mod structured;
 mod text;
+mod xml;
 
 pub use identity::{iban_valid, luhn_valid};
 pub use prf::Prf;
@@ -47,6 +48,11 @@ pub enum GenerateError {
     OutOfRange { min: i64, max: i64 },
     #[error("a NULL cannot be written: the column is NOT NULL")]
     NullIntoNotNull,
+    #[error(
+        "a generated value is longer than the column's {max_chars} characters; choose a generator \
+         whose output fits (or one that truncates, like the name generators) or widen the column"
+    )]
+    TooLong { max_chars: u32 },
 }
 
 /// Why a generator could not be built from its configuration.
@@ -517,6 +523,16 @@ fn registry() -> &'static [Entry] {
             structured::json_mask,
         ),
         entry(
+            "xml_mask",
+            C,
+            &[Text, Other],
+            "sub-generators rewrite element text and attributes at XPath expressions; every other byte is kept",
+            &[
+                "paths: { \"/a/b\" = { generator = \"…\" }, \"//phone\" = …, \"/a/@id\" = … } (steps: names, *, //, a final @attribute or text())",
+            ],
+            xml::xml_mask,
+        ),
+        entry(
             "array",
             C,
             &[Array],
@@ -741,7 +757,59 @@ pub fn build(
                 .join(", "),
         });
     }
-    (entry.build)(options, ctx, prf)
+    let generator = (entry.build)(options, ctx, prf)?;
+    match ctx.value_type.max_chars() {
+        Some(max_chars) if !generator.is_passthrough() => Ok(Arc::new(Fitted {
+            inner: generator,
+            max_chars,
+        })),
+        _ => Ok(generator),
+    }
+}
+
+/// Checks that output fits a column's declared length, so an overlong value fails with the
+/// table and column named instead of a database error after the data was sent.
+struct Fitted {
+    inner: Arc<dyn Generator>,
+    max_chars: u32,
+}
+
+impl Fitted {
+    fn check(&self, out: &str, start: usize, written: bool) -> Result<bool, GenerateError> {
+        if written && out[start..].chars().count() > self.max_chars as usize {
+            return Err(GenerateError::TooLong {
+                max_chars: self.max_chars,
+            });
+        }
+        Ok(written)
+    }
+}
+
+impl Generator for Fitted {
+    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
+        let start = out.len();
+        let written = self.inner.generate(input, out)?;
+        self.check(out, start, written)
+    }
+
+    fn generate_in_row(
+        &self,
+        input: Option<&str>,
+        row: &dyn Row,
+        out: &mut String,
+    ) -> Result<bool, GenerateError> {
+        let start = out.len();
+        let written = self.inner.generate_in_row(input, row, out)?;
+        self.check(out, start, written)
+    }
+
+    fn reads(&self) -> &[RowRead] {
+        self.inner.reads()
+    }
+
+    fn uses_fingerprint(&self) -> bool {
+        self.inner.uses_fingerprint()
+    }
 }
 
 /// Deserialize a generator's options, turning serde's message into one that names the generator
@@ -905,5 +973,39 @@ mod tests {
             let null_kept = !a.generate(None, &mut n).unwrap();
             assert!(null_kept, "{} turned NULL into a value", info.name);
         }
+    }
+
+    #[test]
+    fn output_that_does_not_fit_the_column_is_an_error() {
+        let ty = ValueType::Char { len: Some(9) };
+        let ssn = build("ssn", &toml::Table::new(), &ctx(&ty), &Prf::from_seed("s")).unwrap();
+        let mut out = String::new();
+        let e = ssn.generate(Some("123-45-6789"), &mut out).unwrap_err();
+        assert!(matches!(e, GenerateError::TooLong { max_chars: 9 }));
+        assert!(e.to_string().contains("9 characters"));
+    }
+
+    #[test]
+    fn keys_stay_unique_on_a_million_random_inputs() {
+        let g = build(
+            "integer_key",
+            &toml::Table::new(),
+            &ctx(&ValueType::BigInt),
+            &Prf::from_seed("m"),
+        )
+        .unwrap();
+        let mut rng = prf::ValueRng::new(42);
+        let mut inputs = std::collections::HashSet::new();
+        let mut outputs = std::collections::HashSet::new();
+        let mut s = String::new();
+        while inputs.len() < 1_000_000 {
+            let x = rng.next_u64() as i64;
+            if inputs.insert(x) {
+                s.clear();
+                g.generate(Some(&x.to_string()), &mut s).unwrap();
+                outputs.insert(s.clone());
+            }
+        }
+        assert_eq!(outputs.len(), 1_000_000);
     }
 }

@@ -98,6 +98,11 @@ pub fn sample(name: &str, i: usize) -> (ValueType, &'static str, String) {
             "",
             format!("{}.00", i % 1000),
         ),
+        "xml_mask" => (
+            text,
+            "paths = { \"/p/name\" = { generator = \"full_name\" } }",
+            format!("<p id=\"{i}\"><name>Person {i}</name></p>"),
+        ),
         "conditional" => (
             text,
             "when = { matches = \"7$\" }\nthen = { generator = \"hash\" }",
