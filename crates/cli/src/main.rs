@@ -309,6 +309,10 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                     println!("    option {o}");
                 }
             }
+            println!(
+                "\nEvery generator also takes `fallback = \"null\"` or `fallback = {{ value = \"…\" }}`: \
+                 what to write for a value it cannot read (default: fail the table)."
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

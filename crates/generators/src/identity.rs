@@ -599,8 +599,25 @@ mod tests {
     #[test]
     fn emails_are_addresses_and_can_keep_the_domain() {
         let ty = ValueType::Text { max_chars: None };
-        let e = gen_with("email", toml::Table::new(), &ty, "grace@navy.mil");
-        assert!(e.contains('@') && !e.contains("grace@"), "{e}");
+        for i in 0..500 {
+            let e = gen_with(
+                "email",
+                toml::Table::new(),
+                &ty,
+                &format!("grace{i}@navy.mil"),
+            );
+            let (local, domain) = e.split_once('@').unwrap();
+            let local_ok = !local.is_empty()
+                && local.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_'
+                })
+                && !local.starts_with(['.', '_']);
+            let domain_ok = domain.contains('.')
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            assert!(local_ok && domain_ok && !e.contains("grace"), "{e}");
+        }
         let mut o = toml::Table::new();
         o.insert("keep_domain".into(), toml::Value::Boolean(true));
         let e = gen_with("email", o, &ty, "grace@navy.mil");

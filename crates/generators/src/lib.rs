@@ -757,13 +757,100 @@ pub fn build(
                 .join(", "),
         });
     }
-    let generator = (entry.build)(options, ctx, prf)?;
+    // `fallback` is common to every generator: what to write for a value it cannot read.
+    let mut options = options.clone();
+    let fallback = match options.remove("fallback") {
+        None => None,
+        Some(toml::Value::String(s)) if s == "null" => Some(None),
+        Some(toml::Value::Table(t))
+            if t.get("value").is_some_and(toml::Value::is_str) && t.len() == 1 =>
+        {
+            Some(
+                t.get("value")
+                    .and_then(toml::Value::as_str)
+                    .map(str::to_string),
+            )
+        }
+        Some(_) => {
+            return Err(BuildError::BadOption(format!(
+                "generator `{name}`: `fallback` is \"null\" or {{ value = \"text\" }}"
+            )));
+        }
+    };
+    if fallback == Some(None) && ctx.not_null {
+        return Err(BuildError::BadOption(format!(
+            "generator `{name}`: fallback \"null\" on a NOT NULL column"
+        )));
+    }
+    let mut generator = (entry.build)(&options, ctx, prf)?;
+    if let Some(fallback) = fallback {
+        generator = Arc::new(Fallback {
+            inner: generator,
+            fallback,
+        });
+    }
     match ctx.value_type.max_chars() {
         Some(max_chars) if !generator.is_passthrough() => Ok(Arc::new(Fitted {
             inner: generator,
             max_chars,
         })),
         _ => Ok(generator),
+    }
+}
+
+/// Writes a configured value (or NULL) for inputs the generator cannot read, instead of failing.
+struct Fallback {
+    inner: Arc<dyn Generator>,
+    fallback: Option<String>,
+}
+
+impl Fallback {
+    fn recover(
+        &self,
+        result: Result<bool, GenerateError>,
+        out: &mut String,
+        start: usize,
+    ) -> Result<bool, GenerateError> {
+        match result {
+            Err(GenerateError::Unparsable { .. }) => {
+                out.truncate(start);
+                match &self.fallback {
+                    Some(v) => {
+                        out.push_str(v);
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl Generator for Fallback {
+    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
+        let start = out.len();
+        let r = self.inner.generate(input, out);
+        self.recover(r, out, start)
+    }
+
+    fn generate_in_row(
+        &self,
+        input: Option<&str>,
+        row: &dyn Row,
+        out: &mut String,
+    ) -> Result<bool, GenerateError> {
+        let start = out.len();
+        let r = self.inner.generate_in_row(input, row, out);
+        self.recover(r, out, start)
+    }
+
+    fn reads(&self) -> &[RowRead] {
+        self.inner.reads()
+    }
+
+    fn uses_fingerprint(&self) -> bool {
+        self.inner.uses_fingerprint()
     }
 }
 
@@ -1007,5 +1094,23 @@ mod tests {
             }
         }
         assert_eq!(outputs.len(), 1_000_000);
+    }
+
+    #[test]
+    fn fallback_replaces_unreadable_values() {
+        let ty = ValueType::Text { max_chars: None };
+        let opts: toml::Table =
+            toml::from_str("fallback = { value = \"00000000-0000-4000-8000-000000000000\" }")
+                .unwrap();
+        let g = build("uuid_key", &opts, &ctx(&ty), &Prf::from_seed("f")).unwrap();
+        let mut out = String::new();
+        g.generate(Some("not a uuid"), &mut out).unwrap();
+        assert_eq!(out, "00000000-0000-4000-8000-000000000000");
+        let opts: toml::Table = toml::from_str("fallback = \"null\"").unwrap();
+        let g = build("uuid_key", &opts, &ctx(&ty), &Prf::from_seed("f")).unwrap();
+        let mut out = String::new();
+        assert!(!g.generate(Some("garbage"), &mut out).unwrap() && out.is_empty());
+        let bad: toml::Table = toml::from_str("fallback = 3").unwrap();
+        assert!(build("uuid_key", &bad, &ctx(&ty), &Prf::from_seed("f")).is_err());
     }
 }
