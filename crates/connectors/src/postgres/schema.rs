@@ -157,9 +157,19 @@ impl PgSchema {
             .map_err(|e| ConnectorError::io("writing the restore list", e))?;
         let mut cmd = endpoint.tool("pg_restore");
         cmd.arg(format!("--section={section}"))
-            .args(["--exit-on-error", "--single-transaction"])
+            .arg("--exit-on-error")
             .arg("--use-list")
             .arg(&list_path);
+        if section == "post-data" {
+            // Indexes and constraints build in parallel (the rows are already committed, so
+            // there is nothing to keep atomic); pre-data stays one transaction.
+            let jobs = std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(2, 8);
+            cmd.arg(format!("--jobs={jobs}"));
+        } else {
+            cmd.arg("--single-transaction");
+        }
         if !options.preserve_ownership {
             cmd.args(["--no-owner", "--no-privileges"]);
         }
