@@ -244,10 +244,18 @@ where
     let mut job_error = None;
     let mut canceled = false;
     let phase = Instant::now();
-    let created = dest.create_schema(&schema, &plan.schema_options).await;
+    // Once a Ctrl-C listener exists, SIGINT no longer ends the process: every phase listens.
+    let created = tokio::select! {
+        r = dest.create_schema(&schema, &plan.schema_options) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
     report.phases.schema_seconds = phase.elapsed().as_secs_f64();
     let phase = Instant::now();
-    if let Err(e) = created {
+    if created.is_none() {
+        canceled = true;
+        job_error =
+            Some("interrupted while creating the destination schema; no rows were loaded".into());
+    } else if let Some(Err(e)) = created {
         job_error = Some(format!("creating the destination schema: {e}"));
     } else {
         let all = futures_util::stream::iter(plan.tables.iter())
@@ -272,10 +280,20 @@ where
     let all_ok = !canceled && job_error.is_none() && tables.iter().all(|t| t.status.is_success());
     let phase = Instant::now();
     if all_ok {
-        if let Err(e) = dest.finish_schema(&schema, &plan.schema_options).await {
-            job_error = Some(format!(
-                "creating indexes, constraints and triggers after the load: {e}"
-            ));
+        tokio::select! {
+            r = dest.finish_schema(&schema, &plan.schema_options) => if let Err(e) = r {
+                job_error = Some(format!(
+                    "creating indexes, constraints and triggers after the load: {e}"
+                ));
+            },
+            _ = tokio::signal::ctrl_c() => {
+                canceled = true;
+                job_error = Some(
+                    "interrupted while creating indexes, constraints and triggers; every table's rows \
+                     are loaded, run again to finish"
+                        .into(),
+                );
+            }
         }
     } else if job_error.is_none() && !canceled {
         job_error = Some(

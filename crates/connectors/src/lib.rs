@@ -7,6 +7,8 @@
 //! - [`files`]: a folder of CSV files plus `schema.json` — the embedded default that needs no
 //!   server.
 
+#[cfg(test)]
+mod conformance;
 pub mod files;
 pub mod postgres;
 
