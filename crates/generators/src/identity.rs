@@ -5,8 +5,8 @@
 use crate::datetime::{Stamp, civil_from_days, days_from_civil};
 use crate::prf::ValueRng;
 use crate::{
-    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, RowRead, no_options,
-    options, truncate_chars,
+    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, RowGenerator, RowRead,
+    no_options, options, truncate_chars,
 };
 use fake::Fake;
 use fake::faker::internet::en::FreeEmailProvider;
@@ -97,11 +97,7 @@ fn local_part(name: &str, out: &mut String) {
     );
 }
 
-impl Generator for Email {
-    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
-        self.generate_in_row(input, &crate::NoRow, out)
-    }
-
+impl RowGenerator for Email {
     fn generate_in_row(
         &self,
         input: Option<&str>,

@@ -168,6 +168,51 @@ pub trait Generator: Send + Sync {
     }
 }
 
+/// A generator that reads the rest of the row. Implementing this gives the [`Generator`]
+/// (a lone value sees an empty row).
+pub trait RowGenerator: Send + Sync {
+    /// Replace `input` with the row at hand; see [`Generator::generate`].
+    fn generate_in_row(
+        &self,
+        input: Option<&str>,
+        row: &dyn Row,
+        out: &mut String,
+    ) -> Result<bool, GenerateError>;
+
+    /// Other columns of the row this generator reads.
+    fn reads(&self) -> &[RowRead] {
+        &[]
+    }
+
+    /// True when the generator draws per row from [`Row::fingerprint`].
+    fn uses_fingerprint(&self) -> bool {
+        false
+    }
+}
+
+impl<T: RowGenerator> Generator for T {
+    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
+        self.generate_in_row(input, &NoRow, out)
+    }
+
+    fn generate_in_row(
+        &self,
+        input: Option<&str>,
+        row: &dyn Row,
+        out: &mut String,
+    ) -> Result<bool, GenerateError> {
+        RowGenerator::generate_in_row(self, input, row, out)
+    }
+
+    fn reads(&self) -> &[RowRead] {
+        RowGenerator::reads(self)
+    }
+
+    fn uses_fingerprint(&self) -> bool {
+        RowGenerator::uses_fingerprint(self)
+    }
+}
+
 /// What the catalogue says about a generator.
 #[derive(Debug, Clone, Copy)]
 pub struct GeneratorInfo {

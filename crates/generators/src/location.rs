@@ -5,7 +5,7 @@
 
 use crate::prf::ValueRng;
 use crate::{
-    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, RowRead, options,
+    BuildError, Built, ColumnContext, GenerateError, Prf, Row, RowGenerator, RowRead, options,
     truncate_chars,
 };
 use fake::Fake;
@@ -113,11 +113,7 @@ struct AddressGenerator {
     max_chars: Option<u32>,
 }
 
-impl Generator for AddressGenerator {
-    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
-        self.generate_in_row(input, &crate::NoRow, out)
-    }
-
+impl RowGenerator for AddressGenerator {
     fn generate_in_row(
         &self,
         input: Option<&str>,

@@ -2,8 +2,8 @@
 
 use crate::datetime::{DAY_MICROS, Stamp, civil_from_days, days_from_civil};
 use crate::{
-    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, RowRead, no_options,
-    options,
+    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, RowGenerator, RowRead,
+    no_options, options,
 };
 use mirage_core::ValueType;
 use serde::Deserialize;
@@ -317,11 +317,7 @@ struct Shift {
     key: Option<RowRead>,
 }
 
-impl Generator for Shift {
-    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
-        self.generate_in_row(input, &crate::NoRow, out)
-    }
-
+impl RowGenerator for Shift {
     fn generate_in_row(
         &self,
         input: Option<&str>,

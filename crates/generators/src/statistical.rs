@@ -4,7 +4,7 @@
 //! order or parts the rows travel in.
 
 use crate::datetime::Stamp;
-use crate::{BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, options};
+use crate::{BuildError, Built, ColumnContext, GenerateError, Prf, Row, RowGenerator, options};
 use mirage_core::ValueType;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -23,11 +23,7 @@ struct Categorical {
     cumulative: Vec<f64>,
 }
 
-impl Generator for Categorical {
-    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
-        self.generate_in_row(input, &crate::NoRow, out)
-    }
-
+impl RowGenerator for Categorical {
     fn generate_in_row(
         &self,
         input: Option<&str>,
@@ -112,11 +108,7 @@ enum Kind {
     Temporal,
 }
 
-impl Generator for Continuous {
-    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
-        self.generate_in_row(input, &crate::NoRow, out)
-    }
-
+impl RowGenerator for Continuous {
     fn generate_in_row(
         &self,
         input: Option<&str>,

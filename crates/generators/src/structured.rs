@@ -4,7 +4,8 @@
 
 use crate::text::sub_generator;
 use crate::{
-    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, RowRead, options,
+    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, RowGenerator, RowRead,
+    options,
 };
 use mirage_core::ValueType;
 use serde::Deserialize;
@@ -505,11 +506,7 @@ enum Test {
     IsNull(bool),
 }
 
-impl Generator for Conditional {
-    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
-        self.generate_in_row(input, &crate::NoRow, out)
-    }
-
+impl RowGenerator for Conditional {
     fn generate_in_row(
         &self,
         input: Option<&str>,

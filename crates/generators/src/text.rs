@@ -2,8 +2,8 @@
 //! templates over other columns of the row.
 
 use crate::{
-    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, RowRead, no_options,
-    options,
+    BuildError, Built, ColumnContext, GenerateError, Generator, Prf, Row, RowGenerator, RowRead,
+    no_options, options,
 };
 use serde::Deserialize;
 use std::sync::Arc;
@@ -293,11 +293,7 @@ enum Piece {
     Column(usize),
 }
 
-impl Generator for Template {
-    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
-        self.generate_in_row(input, &crate::NoRow, out)
-    }
-
+impl RowGenerator for Template {
     fn generate_in_row(
         &self,
         _: Option<&str>,
