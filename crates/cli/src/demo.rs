@@ -31,17 +31,24 @@ part_size = "64KiB"
 id = { generator = "integer_key" }          # addresses/orders.customer_id follow (foreign keys)
 first_name = { generator = "first_name" }
 last_name = { generator = "last_name" }
-email = { generator = "email" }
-phone = { generator = "character_scramble" }
-ssn = { generator = "character_scramble" }
+email = { generator = "email", from = ["first_name", "last_name"] }   # matches the fake names
+phone = { generator = "phone" }             # same format, new digits
+ssn = { generator = "ssn" }                 # a valid SSN
+birth_date = { generator = "date_of_birth", keep_age_band = 10 }
 notes = { generator = "character_scramble" }
 
 [tables."public.addresses".columns]
-street = { generator = "character_scramble" }
-zip = { generator = "character_scramble" }
+# one fake address per source address: street, city, state and zip agree
+street = { generator = "address", part = "street", link = ["street", "city", "state", "zip"] }
+city = { generator = "address", part = "city", link = ["street", "city", "state", "zip"] }
+state = { generator = "address", part = "state_abbr", link = ["street", "city", "state", "zip"] }
+zip = { generator = "address", part = "zip", link = ["street", "city", "state", "zip"] }
+
+[tables."public.orders".columns]
+status = { generator = "categorical" }      # same mix of statuses, drawn per row
 
 [tables."public.payments".columns]
-card_number = { generator = "character_scramble" }
+card_number = { generator = "credit_card" } # Luhn-valid, same network and formatting
 
 [tables."public.audit_log"]
 mode = "truncate"

@@ -37,6 +37,18 @@ fn demo_runs_the_whole_job_without_a_server() {
             assert!(!dst.contains(email), "email {email} leaked");
         }
     }
+    // The email follows the fake first name of the same row (email from = [first, last]).
+    for line in dst.lines().skip(1).take(30) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() > 3 && f[3].contains('@') {
+            let first: String = f[1]
+                .chars()
+                .filter(|c| c.is_ascii_alphabetic())
+                .collect::<String>()
+                .to_lowercase();
+            assert!(f[3].starts_with(&first), "{line}");
+        }
+    }
     // The audit log is truncated: header only.
     let audit =
         std::fs::read_to_string(dir.path().join("destination/public.audit_log.csv")).unwrap();
