@@ -1,6 +1,8 @@
 //! A Redshift emulator for tests (issue 4). Built in steps; this crate holds so far the parser for
 //! the statements PostgreSQL lacks — `UNLOAD` and `COPY … FROM 's3://…'` — with Redshift's option
-//! rules, so the proxy that comes next only has to execute what it parsed.
+//! rules ([`statement`]), and Redshift's `CREATE TABLE` rewritten for PostgreSQL 15 with what
+//! PostgreSQL cannot hold remembered for `SHOW TABLE` ([`ddl`]). The wire proxy that comes next
+//! only has to execute what these parsed.
 //!
 //! ```
 //! use redshift_emu::statement::{parse, Statement};
@@ -8,4 +10,5 @@
 //! assert!(matches!(s, Statement::Unload(u) if u.manifest_verbose && u.to == "s3://b/p/"));
 //! ```
 
+pub mod ddl;
 pub mod statement;

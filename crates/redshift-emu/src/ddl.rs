@@ -1,0 +1,696 @@
+//! Redshift `CREATE TABLE` → PostgreSQL 15, remembering what PostgreSQL cannot hold (DISTSTYLE,
+//! DISTKEY, SORTKEY, ENCODE, BACKUP, the Redshift spelling of types and identities) so `SHOW TABLE`
+//! can give back re-executable Redshift DDL.
+
+use crate::statement::Rejected;
+
+/// How rows are distributed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DistStyle {
+    Auto,
+    Even,
+    Key,
+    All,
+}
+
+/// One column as declared in Redshift.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnDdl {
+    pub name: String,
+    /// The Redshift type as written, normalized (`VARCHAR(256)` for `TEXT`).
+    pub redshift_type: String,
+    pub encode: Option<String>,
+    pub distkey: bool,
+    pub sortkey: bool,
+    /// `(seed, step, by_default)`.
+    pub identity: Option<(i64, i64, bool)>,
+    pub not_null: bool,
+    /// The default expression, rendered.
+    pub default: Option<String>,
+}
+
+/// What Redshift knows about a table beyond what PostgreSQL stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDdl {
+    pub name: String,
+    pub columns: Vec<ColumnDdl>,
+    pub diststyle: Option<DistStyle>,
+    pub distkey: Option<String>,
+    /// `(interleaved, columns)`; empty columns with `Some` means `SORTKEY AUTO`.
+    pub sortkey: Option<(bool, Vec<String>)>,
+    pub backup: bool,
+    pub primary_key: Vec<String>,
+}
+
+/// A Redshift type → (normalized Redshift spelling, PostgreSQL type).
+pub fn map_type(words: &[String]) -> Result<(String, String), Rejected> {
+    let joined = words.join(" ").to_ascii_uppercase();
+    let (base, args) = match joined.split_once('(') {
+        Some((b, a)) => (
+            b.trim().to_string(),
+            Some(a.trim_end_matches(')').trim().to_string()),
+        ),
+        None => (joined.trim().to_string(), None),
+    };
+    let len = |default: u32, max: u32| -> Result<u32, Rejected> {
+        match args.as_deref() {
+            None => Ok(default),
+            Some("MAX") => Ok(max),
+            Some(n) => n
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1 && *n <= max)
+                .ok_or_else(|| {
+                    Rejected(format!(
+                        "length for type {base} must be between 1 and {max}"
+                    ))
+                }),
+        }
+    };
+    Ok(match base.as_str() {
+        "SMALLINT" | "INT2" => ("SMALLINT".into(), "smallint".into()),
+        "INTEGER" | "INT" | "INT4" => ("INTEGER".into(), "integer".into()),
+        "BIGINT" | "INT8" => ("BIGINT".into(), "bigint".into()),
+        "DECIMAL" | "NUMERIC" => {
+            let a = args.clone().unwrap_or_else(|| "18,0".into());
+            (format!("NUMERIC({a})"), format!("numeric({a})"))
+        }
+        "REAL" | "FLOAT4" => ("REAL".into(), "real".into()),
+        "DOUBLE PRECISION" | "FLOAT8" | "FLOAT" => {
+            ("DOUBLE PRECISION".into(), "double precision".into())
+        }
+        "BOOLEAN" | "BOOL" => ("BOOLEAN".into(), "boolean".into()),
+        "CHAR" | "CHARACTER" | "NCHAR" | "BPCHAR" => {
+            let n = len(if base == "BPCHAR" { 256 } else { 1 }, 4096)?;
+            (format!("CHAR({n})"), format!("char({n})"))
+        }
+        "VARCHAR" | "CHARACTER VARYING" | "NVARCHAR" | "TEXT" => {
+            let n = if base == "TEXT" {
+                256
+            } else {
+                len(256, 65535)?
+            };
+            (format!("VARCHAR({n})"), format!("varchar({n})"))
+        }
+        "DATE" => ("DATE".into(), "date".into()),
+        "TIME" | "TIME WITHOUT TIME ZONE" => ("TIME".into(), "time".into()),
+        "TIMETZ" | "TIME WITH TIME ZONE" => ("TIMETZ".into(), "timetz".into()),
+        "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => ("TIMESTAMP".into(), "timestamp".into()),
+        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => ("TIMESTAMPTZ".into(), "timestamptz".into()),
+        "SUPER" => ("SUPER".into(), "jsonb".into()),
+        "VARBYTE" | "VARBINARY" | "BINARY VARYING" => {
+            let n = len(64000, 1_024_000)?;
+            (format!("VARBYTE({n})"), "bytea".into())
+        }
+        "GEOMETRY" | "GEOGRAPHY" => (base.clone(), "text".into()),
+        "HLLSKETCH" => ("HLLSKETCH".into(), "text".into()),
+        other => {
+            return Err(Rejected(format!(
+                "type \"{}\" does not exist",
+                other.to_ascii_lowercase()
+            )));
+        }
+    })
+}
+
+/// Lower-case an identifier as Redshift does; quoted names keep their text but still fold.
+fn ident(raw: &str) -> String {
+    raw.trim_matches('"')
+        .replace("\"\"", "\"")
+        .to_ascii_lowercase()
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Split `s` on top-level commas (outside parentheses and quotes).
+fn split_top(s: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quote_char, mut cur) = (0i32, None::<char>, String::new());
+    for c in s.chars() {
+        match (quote_char, c) {
+            (Some(q), c) if c == q => {
+                quote_char = None;
+                cur.push(c);
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote_char = Some(c);
+                cur.push(c);
+            }
+            (None, '(') => {
+                depth += 1;
+                cur.push(c);
+            }
+            (None, ')') => {
+                depth -= 1;
+                cur.push(c);
+            }
+            (None, ',') if depth == 0 => parts.push(std::mem::take(&mut cur)),
+            (None, c) => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() {
+        parts.push(cur);
+    }
+    parts.into_iter().map(|p| p.trim().to_string()).collect()
+}
+
+/// Words and parenthesized groups of a column definition, quotes respected.
+fn words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut depth, mut quote_char, mut cur) = (0i32, None::<char>, String::new());
+    for c in s.chars() {
+        match (quote_char, c) {
+            (Some(q), c) if c == q => {
+                quote_char = None;
+                cur.push(c);
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote_char = Some(c);
+                cur.push(c);
+            }
+            (None, '(') => {
+                // A group sticks to the word before it: `VARCHAR(20)`, `IDENTITY(1, 1)`.
+                depth += 1;
+                cur.push(c);
+            }
+            (None, ')') => {
+                depth -= 1;
+                cur.push(c);
+            }
+            (None, c) if c.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn group(word: &str) -> Option<&str> {
+    word.split_once('(')
+        .map(|(_, rest)| rest.trim_end_matches(')'))
+}
+
+fn col_list(g: &str) -> Vec<String> {
+    g.split(',')
+        .map(|c| ident(c.trim()))
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// Rewrite a Redshift `CREATE TABLE` for PostgreSQL; returns the SQL and what Redshift knows.
+pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
+    let s = sql.trim().trim_end_matches(';');
+    let open = s
+        .find('(')
+        .ok_or_else(|| Rejected("syntax error: CREATE TABLE needs a column list".into()))?;
+    let head = words(&s[..open]);
+    let head_upper: Vec<String> = head.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let table_at = head_upper
+        .iter()
+        .position(|w| w == "TABLE")
+        .ok_or_else(|| Rejected("syntax error at or near \"(\"".into()))?;
+    let temp = head_upper[..table_at]
+        .iter()
+        .any(|w| w == "TEMP" || w == "TEMPORARY");
+    let if_not_exists = head_upper.get(table_at + 1).is_some_and(|w| w == "IF");
+    let name_raw = head.last().cloned().unwrap_or_default();
+    let name: String = name_raw.split('.').map(ident).collect::<Vec<_>>().join(".");
+    if name.split('.').any(|p| p.len() > 127) {
+        return Err(Rejected("identifier is longer than 127 bytes".into()));
+    }
+    // The column list ends at the matching parenthesis.
+    let mut depth = 0;
+    let mut close = None;
+    let mut in_quote = None;
+    for (i, c) in s[open..].char_indices() {
+        match (in_quote, c) {
+            (Some(q), c) if c == q => in_quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => in_quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close.ok_or_else(|| Rejected("syntax error: unbalanced parentheses".into()))?;
+    let mut ddl = TableDdl {
+        name: name.clone(),
+        columns: Vec::new(),
+        diststyle: None,
+        distkey: None,
+        sortkey: None,
+        backup: true,
+        primary_key: Vec::new(),
+    };
+    let mut pg_items = Vec::new();
+    for item in split_top(&s[open + 1..close]) {
+        let w = words(&item);
+        let first = w
+            .first()
+            .map(|x| x.to_ascii_uppercase())
+            .unwrap_or_default();
+        if matches!(
+            first.as_str(),
+            "PRIMARY" | "UNIQUE" | "FOREIGN" | "CONSTRAINT" | "CHECK"
+        ) {
+            if first == "PRIMARY"
+                && let Some(g) = w.iter().find_map(|x| group(x))
+            {
+                ddl.primary_key = col_list(g);
+            }
+            pg_items.push(item.clone());
+            continue;
+        }
+        if first == "LIKE" {
+            return Err(Rejected(
+                "CREATE TABLE … (LIKE …) is not emulated yet".into(),
+            ));
+        }
+        let col_name = ident(&w[0]);
+        // The type: words up to the first attribute keyword.
+        let attr = |x: &str| {
+            let u = x.to_ascii_uppercase();
+            let base = u.split('(').next().unwrap_or("").to_string();
+            matches!(
+                base.as_str(),
+                "ENCODE"
+                    | "DISTKEY"
+                    | "SORTKEY"
+                    | "IDENTITY"
+                    | "GENERATED"
+                    | "DEFAULT"
+                    | "NOT"
+                    | "NULL"
+                    | "PRIMARY"
+                    | "UNIQUE"
+                    | "REFERENCES"
+                    | "COLLATE"
+            )
+        };
+        let type_end = w
+            .iter()
+            .skip(1)
+            .position(|x| attr(x))
+            .map_or(w.len(), |p| p + 1);
+        let (rs_type, pg_type) = map_type(&w[1..type_end])?;
+        let mut col = ColumnDdl {
+            name: col_name.clone(),
+            redshift_type: rs_type,
+            encode: None,
+            distkey: false,
+            sortkey: false,
+            identity: None,
+            not_null: false,
+            default: None,
+        };
+        let mut pg_col = format!("{} {pg_type}", quote(&col_name));
+        let mut i = type_end;
+        while i < w.len() {
+            let u = w[i].to_ascii_uppercase();
+            let base = u.split('(').next().unwrap_or("").to_string();
+            match base.as_str() {
+                "ENCODE" => {
+                    col.encode = w.get(i + 1).map(|e| e.to_ascii_lowercase());
+                    i += 2;
+                }
+                "DISTKEY" => {
+                    col.distkey = true;
+                    ddl.distkey = Some(col_name.clone());
+                    i += 1;
+                }
+                "SORTKEY" => {
+                    col.sortkey = true;
+                    ddl.sortkey
+                        .get_or_insert((false, Vec::new()))
+                        .1
+                        .push(col_name.clone());
+                    i += 1;
+                }
+                "IDENTITY" | "GENERATED" => {
+                    let by_default = base == "GENERATED";
+                    let spec = w[i..].iter().find_map(|x| {
+                        x.to_ascii_uppercase()
+                            .starts_with("IDENTITY(")
+                            .then(|| group(x).map(str::to_string))
+                            .flatten()
+                    });
+                    let (seed, step) = match spec.as_deref().map(|g| {
+                        g.split(',')
+                            .map(|p| p.trim().parse::<i64>())
+                            .collect::<Vec<_>>()
+                    }) {
+                        Some(v) if v.len() == 2 && v.iter().all(Result::is_ok) => {
+                            (v[0].clone().unwrap_or(1), v[1].clone().unwrap_or(1))
+                        }
+                        _ => {
+                            return Err(Rejected(format!(
+                                "IDENTITY for column \"{col_name}\" needs (seed, step)"
+                            )));
+                        }
+                    };
+                    if !matches!(col.redshift_type.as_str(), "INTEGER" | "BIGINT") {
+                        return Err(Rejected(format!(
+                            "Identity column \"{col_name}\" must be INT or BIGINT"
+                        )));
+                    }
+                    col.identity = Some((seed, step, by_default));
+                    col.not_null = true;
+                    pg_col += &format!(
+                        " GENERATED {} AS IDENTITY (START WITH {seed} INCREMENT BY {step})",
+                        if by_default { "BY DEFAULT" } else { "ALWAYS" }
+                    );
+                    // Skip to after the IDENTITY(...) word.
+                    while i < w.len() && !w[i].to_ascii_uppercase().starts_with("IDENTITY(") {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                "DEFAULT" => {
+                    let expr = w.get(i + 1).cloned().unwrap_or_default();
+                    let pg_expr = if expr.eq_ignore_ascii_case("getdate()")
+                        || expr.eq_ignore_ascii_case("sysdate")
+                    {
+                        "now()".to_string()
+                    } else {
+                        expr.clone()
+                    };
+                    col.default = Some(expr);
+                    pg_col += &format!(" DEFAULT {pg_expr}");
+                    i += 2;
+                }
+                "NOT" => {
+                    col.not_null = true;
+                    pg_col += " NOT NULL";
+                    i += 2;
+                }
+                "PRIMARY" => {
+                    ddl.primary_key = vec![col_name.clone()];
+                    pg_col += " PRIMARY KEY";
+                    i += 2;
+                }
+                _ => {
+                    // NULL, UNIQUE, REFERENCES t(c), COLLATE x: PostgreSQL spells them alike.
+                    pg_col += " ";
+                    pg_col += &w[i];
+                    i += 1;
+                }
+            }
+        }
+        ddl.columns.push(col);
+        pg_items.push(pg_col);
+    }
+    // Table attributes after the column list.
+    let tail = words(&s[close + 1..]);
+    let mut i = 0;
+    while i < tail.len() {
+        let u = tail[i].to_ascii_uppercase();
+        let base = u.split('(').next().unwrap_or("").to_string();
+        match base.as_str() {
+            "BACKUP" => {
+                ddl.backup = !tail
+                    .get(i + 1)
+                    .is_some_and(|x| x.eq_ignore_ascii_case("NO"));
+                i += 2;
+            }
+            "DISTSTYLE" => {
+                ddl.diststyle = Some(
+                    match tail.get(i + 1).map(|x| x.to_ascii_uppercase()).as_deref() {
+                        Some("AUTO") => DistStyle::Auto,
+                        Some("EVEN") => DistStyle::Even,
+                        Some("KEY") => DistStyle::Key,
+                        Some("ALL") => DistStyle::All,
+                        _ => return Err(Rejected("DISTSTYLE is AUTO, EVEN, KEY or ALL".into())),
+                    },
+                );
+                i += 2;
+            }
+            "DISTKEY" => {
+                let g = group(&tail[i]).or_else(|| tail.get(i + 1).and_then(|x| group(x)));
+                ddl.distkey = g.map(|g| ident(g.trim()));
+                i += if group(&tail[i]).is_some() { 1 } else { 2 };
+            }
+            "COMPOUND" | "INTERLEAVED" => {
+                let interleaved = base == "INTERLEAVED";
+                let (sk, used) = match (tail.get(i + 1), tail.get(i + 2)) {
+                    (Some(a), _) if group(a).is_some() => (group(a), 2),
+                    (Some(_), Some(b)) => (group(b), 3),
+                    _ => (None, 2),
+                };
+                ddl.sortkey = Some((interleaved, sk.map(col_list).unwrap_or_default()));
+                i += used;
+            }
+            "SORTKEY" => {
+                if tail
+                    .get(i + 1)
+                    .is_some_and(|x| x.eq_ignore_ascii_case("AUTO"))
+                {
+                    ddl.sortkey = Some((false, Vec::new()));
+                    i += 2;
+                } else {
+                    let g = group(&tail[i]).or_else(|| tail.get(i + 1).and_then(|x| group(x)));
+                    ddl.sortkey = Some((false, g.map(col_list).unwrap_or_default()));
+                    i += if group(&tail[i]).is_some() { 1 } else { 2 };
+                }
+            }
+            "ENCODE" => i += 2,
+            _ => return Err(Rejected(format!("syntax error at or near \"{}\"", tail[i]))),
+        }
+    }
+    // A table-level SORTKEY replaces column-level ones; mark the columns it names.
+    let sort_cols: Vec<String> = ddl
+        .sortkey
+        .as_ref()
+        .map(|(_, c)| c.clone())
+        .unwrap_or_default();
+    for c in &mut ddl.columns {
+        c.sortkey = sort_cols.contains(&c.name);
+    }
+    if ddl.diststyle == Some(DistStyle::Key) && ddl.distkey.is_none() {
+        return Err(Rejected("DISTSTYLE KEY needs a DISTKEY".into()));
+    }
+    if let Some(k) = &ddl.distkey {
+        if !ddl.columns.iter().any(|c| &c.name == k) {
+            return Err(Rejected(format!(
+                "column \"{k}\" named in DISTKEY does not exist"
+            )));
+        }
+        ddl.diststyle.get_or_insert(DistStyle::Key);
+    }
+    let qualified = name.split('.').map(quote).collect::<Vec<_>>().join(".");
+    let pg = format!(
+        "CREATE {}TABLE {}{qualified} ({})",
+        if temp { "TEMPORARY " } else { "" },
+        if if_not_exists { "IF NOT EXISTS " } else { "" },
+        pg_items.join(", ")
+    );
+    Ok((pg, ddl))
+}
+
+/// `SHOW TABLE`: re-executable Redshift DDL.
+pub fn show_table(ddl: &TableDdl) -> String {
+    let mut cols = Vec::new();
+    for c in &ddl.columns {
+        let mut s = format!("    {} {}", c.name, c.redshift_type.to_ascii_lowercase());
+        if let Some((seed, step, by_default)) = c.identity {
+            if by_default {
+                s += &format!(" generated by default as identity({seed},{step})");
+            } else {
+                s += &format!(" identity({seed},{step})");
+            }
+        }
+        if let Some(d) = &c.default {
+            s += &format!(" default {d}");
+        }
+        if c.not_null && c.identity.is_none() {
+            s += " not null";
+        }
+        s += &format!(" encode {}", c.encode.as_deref().unwrap_or("az64"));
+        if c.distkey {
+            s += " distkey";
+        }
+        cols.push(s);
+    }
+    if !ddl.primary_key.is_empty() {
+        cols.push(format!("    PRIMARY KEY ({})", ddl.primary_key.join(", ")));
+    }
+    let mut out = format!("CREATE TABLE {} (\n{}\n)", ddl.name, cols.join(",\n"));
+    if !ddl.backup {
+        out += " BACKUP NO";
+    }
+    out += match ddl.diststyle {
+        Some(DistStyle::Even) => " DISTSTYLE EVEN",
+        Some(DistStyle::Key) => " DISTSTYLE KEY",
+        Some(DistStyle::All) => " DISTSTYLE ALL",
+        Some(DistStyle::Auto) | None => " DISTSTYLE AUTO",
+    };
+    match &ddl.sortkey {
+        Some((_, cols)) if cols.is_empty() => out += " SORTKEY AUTO",
+        Some((true, cols)) => out += &format!(" INTERLEAVED SORTKEY ({})", cols.join(", ")),
+        Some((false, cols)) => out += &format!(" SORTKEY ({})", cols.join(", ")),
+        None => {}
+    }
+    out + ";"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DDL: &str = r#"CREATE TABLE Sales."Customer" (
+        id BIGINT IDENTITY(1, 1) ENCODE az64,
+        email VARCHAR(MAX) NOT NULL ENCODE lzo,
+        note TEXT,
+        code CHAR(2) DEFAULT 'NV',
+        region_id INTEGER DISTKEY,
+        doc SUPER,
+        blob VARBYTE(100),
+        created TIMESTAMP DEFAULT GETDATE() SORTKEY,
+        seq INTEGER GENERATED BY DEFAULT AS IDENTITY(10, 5),
+        PRIMARY KEY (id)
+    ) BACKUP NO DISTSTYLE KEY COMPOUND SORTKEY (created, id);"#;
+
+    #[test]
+    fn rewrites_for_postgres_and_remembers_redshift() {
+        let (pg, ddl) = create_table(DDL).unwrap();
+        assert!(
+            pg.starts_with("CREATE TABLE \"sales\".\"customer\" ("),
+            "{pg}"
+        );
+        assert!(
+            pg.contains("\"id\" bigint GENERATED ALWAYS AS IDENTITY (START WITH 1 INCREMENT BY 1)"),
+            "{pg}"
+        );
+        assert!(
+            pg.contains("\"email\" varchar(65535) NOT NULL")
+                && pg.contains("\"note\" varchar(256)"),
+            "{pg}"
+        );
+        assert!(
+            pg.contains("\"doc\" jsonb")
+                && pg.contains("\"blob\" bytea")
+                && pg.contains("DEFAULT now()"),
+            "{pg}"
+        );
+        assert!(
+            pg.contains("GENERATED BY DEFAULT AS IDENTITY (START WITH 10 INCREMENT BY 5)"),
+            "{pg}"
+        );
+        assert!(
+            !pg.to_ascii_uppercase().contains("ENCODE") && !pg.contains("DISTKEY"),
+            "{pg}"
+        );
+        assert_eq!(ddl.name, "sales.customer");
+        assert_eq!(ddl.distkey.as_deref(), Some("region_id"));
+        assert_eq!(ddl.diststyle, Some(DistStyle::Key));
+        assert_eq!(
+            ddl.sortkey,
+            Some((false, vec!["created".to_string(), "id".to_string()]))
+        );
+        assert!(!ddl.backup);
+        assert_eq!(ddl.columns[0].identity, Some((1, 1, false)));
+        assert_eq!(ddl.columns[1].encode.as_deref(), Some("lzo"));
+        assert_eq!(ddl.primary_key, ["id"]);
+    }
+
+    #[test]
+    fn show_table_re_executes_to_the_same_definition() {
+        let (_, ddl) = create_table(DDL).unwrap();
+        let shown = show_table(&ddl);
+        let (_, again) = create_table(&shown).unwrap();
+        let strip_encode = |d: &TableDdl| {
+            let mut d = d.clone();
+            for c in &mut d.columns {
+                c.encode = None;
+            }
+            d
+        };
+        // Columns without ENCODE show Redshift's default encoding; everything else is identical.
+        assert_eq!(strip_encode(&again), strip_encode(&ddl), "{shown}");
+        assert_eq!(again.columns[1].encode.as_deref(), Some("lzo"));
+    }
+
+    #[test]
+    fn rejects_what_redshift_rejects() {
+        assert!(
+            create_table("CREATE TABLE t (a foo)")
+                .unwrap_err()
+                .0
+                .contains("does not exist")
+        );
+        assert!(create_table("CREATE TABLE t (a VARCHAR(70000))").is_err());
+        assert!(
+            create_table("CREATE TABLE t (a VARCHAR IDENTITY(1,1))")
+                .unwrap_err()
+                .0
+                .contains("INT or BIGINT")
+        );
+        assert!(
+            create_table("CREATE TABLE t (a INT) DISTKEY(b)")
+                .unwrap_err()
+                .0
+                .contains("DISTKEY")
+        );
+        assert!(create_table("CREATE TABLE t (a INT) DISTSTYLE KEY").is_err());
+        let interleaved = create_table("CREATE TABLE t (a INT, b INT) INTERLEAVED SORTKEY (a, b)")
+            .unwrap()
+            .1;
+        assert_eq!(
+            interleaved.sortkey,
+            Some((true, vec!["a".into(), "b".into()]))
+        );
+    }
+
+    #[test]
+    fn the_rewrite_runs_on_postgresql() {
+        let pg = mirage_testkit::PgCluster::start().unwrap();
+        pg.create_database("rs").unwrap();
+        let (sql, _) = create_table(DDL).unwrap();
+        pg.psql("rs", &format!("CREATE SCHEMA sales; {sql}"))
+            .unwrap();
+        let types = pg
+            .psql(
+                "rs",
+                "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) \
+                 FROM pg_attribute WHERE attrelid = 'sales.customer'::regclass AND attnum > 0",
+            )
+            .unwrap();
+        assert!(types.starts_with("id bigint, email character varying(65535), note character varying(256), code character(2)"), "{types}");
+        // Identity columns: ALWAYS refuses explicit values without OVERRIDING (≈ EXPLICIT_IDS).
+        let e = pg
+            .psql(
+                "rs",
+                "INSERT INTO sales.customer (id, email) VALUES (5, 'x')",
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("GENERATED ALWAYS"), "{e}");
+        pg.psql(
+            "rs",
+            "INSERT INTO sales.customer (email) VALUES ('a'), ('b')",
+        )
+        .unwrap();
+        assert_eq!(
+            pg.psql(
+                "rs",
+                "SELECT string_agg(seq::text, ',' ORDER BY id) FROM sales.customer"
+            )
+            .unwrap(),
+            "10,15"
+        );
+    }
+}
