@@ -124,73 +124,48 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Split `s` on top-level commas (outside parentheses and quotes).
-fn split_top(s: &str) -> Vec<String> {
+/// Split `s` where `is_sep` holds outside quotes and parentheses; separators are dropped and so
+/// are empty parts. A parenthesized group sticks to the word before it (`VARCHAR(20)`).
+fn split_outside(s: &str, is_sep: impl Fn(char) -> bool) -> Vec<String> {
     let mut parts = Vec::new();
     let (mut depth, mut quote_char, mut cur) = (0i32, None::<char>, String::new());
     for c in s.chars() {
         match (quote_char, c) {
-            (Some(q), c) if c == q => {
-                quote_char = None;
-                cur.push(c);
+            (Some(q), c) if c == q => quote_char = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote_char = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, c) if depth == 0 && is_sep(c) => {
+                parts.push(std::mem::take(&mut cur));
+                continue;
             }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote_char = Some(c);
-                cur.push(c);
-            }
-            (None, '(') => {
-                depth += 1;
-                cur.push(c);
-            }
-            (None, ')') => {
-                depth -= 1;
-                cur.push(c);
-            }
-            (None, ',') if depth == 0 => parts.push(std::mem::take(&mut cur)),
-            (None, c) => cur.push(c),
+            _ => {}
         }
+        cur.push(c);
     }
-    if !cur.trim().is_empty() {
-        parts.push(cur);
-    }
-    parts.into_iter().map(|p| p.trim().to_string()).collect()
+    parts.push(cur);
+    parts
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
-/// Words and parenthesized groups of a column definition, quotes respected.
+/// Top-level comma-separated items.
+fn split_top(s: &str) -> Vec<String> {
+    split_outside(s, |c| c == ',')
+}
+
+/// Words of a definition, a parenthesized group attached to the word before it even across a
+/// space (`IDENTITY (1, 1)` → `IDENTITY(1, 1)`).
 fn words(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let (mut depth, mut quote_char, mut cur) = (0i32, None::<char>, String::new());
-    for c in s.chars() {
-        match (quote_char, c) {
-            (Some(q), c) if c == q => {
-                quote_char = None;
-                cur.push(c);
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote_char = Some(c);
-                cur.push(c);
-            }
-            (None, '(') => {
-                // A group sticks to the word before it: `VARCHAR(20)`, `IDENTITY(1, 1)`.
-                depth += 1;
-                cur.push(c);
-            }
-            (None, ')') => {
-                depth -= 1;
-                cur.push(c);
-            }
-            (None, c) if c.is_whitespace() && depth == 0 => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            (None, c) => cur.push(c),
+    let mut out: Vec<String> = Vec::new();
+    for w in split_outside(s, char::is_whitespace) {
+        match out.last_mut() {
+            Some(prev) if w.starts_with('(') && !prev.ends_with(')') => prev.push_str(&w),
+            _ => out.push(w),
         }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
     }
     out
 }
@@ -382,7 +357,11 @@ pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
                     i += 1;
                 }
                 "DEFAULT" => {
-                    let expr = w.get(i + 1).cloned().unwrap_or_default();
+                    // `DEFAULT x` or `DEFAULT (expression)` (the group was attached to the word).
+                    let (expr, used) = match group(&w[i]) {
+                        Some(g) => (format!("({g})"), 1),
+                        None => (w.get(i + 1).cloned().unwrap_or_default(), 2),
+                    };
                     let pg_expr = if expr.eq_ignore_ascii_case("getdate()")
                         || expr.eq_ignore_ascii_case("sysdate")
                     {
@@ -392,7 +371,7 @@ pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
                     };
                     col.default = Some(expr);
                     pg_col += &format!(" DEFAULT {pg_expr}");
-                    i += 2;
+                    i += used;
                 }
                 "NOT" => {
                     col.not_null = true;
@@ -647,6 +626,14 @@ mod tests {
                 .contains("DISTKEY")
         );
         assert!(create_table("CREATE TABLE t (a INT) DISTSTYLE KEY").is_err());
+        let spaced = create_table(
+            "CREATE TABLE t (id BIGINT IDENTITY (100, 2), v VARCHAR (10), n INT DEFAULT (1 + 2))",
+        )
+        .unwrap()
+        .1;
+        assert_eq!(spaced.columns[0].identity, Some((100, 2, false)));
+        assert_eq!(spaced.columns[1].redshift_type, "VARCHAR(10)");
+        assert_eq!(spaced.columns[2].default.as_deref(), Some("(1 + 2)"));
         let interleaved = create_table("CREATE TABLE t (a INT, b INT) INTERLEAVED SORTKEY (a, b)")
             .unwrap()
             .1;
