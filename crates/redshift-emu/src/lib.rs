@@ -1,8 +1,9 @@
 //! A Redshift emulator for tests (issue 4). Built in steps; this crate holds so far the parser for
 //! the statements PostgreSQL lacks — `UNLOAD` and `COPY … FROM 's3://…'` — with Redshift's option
 //! rules ([`statement`]), and Redshift's `CREATE TABLE` rewritten for PostgreSQL 15 with what
-//! PostgreSQL cannot hold remembered for `SHOW TABLE` ([`ddl`]). The wire proxy that comes next
-//! only has to execute what these parsed.
+//! PostgreSQL cannot hold remembered for `SHOW TABLE` ([`ddl`]), and `UNLOAD` executed against
+//! PostgreSQL into an object store with Redshift's file layout and manifests ([`unload`]). Still to
+//! come: `COPY … FROM 's3://…'`, the catalog views, and the wire proxy in front of it all.
 //!
 //! ```
 //! use redshift_emu::statement::{parse, Statement};
@@ -12,3 +13,4 @@
 
 pub mod ddl;
 pub mod statement;
+pub mod unload;
