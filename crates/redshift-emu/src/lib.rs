@@ -2,8 +2,9 @@
 //! the statements PostgreSQL lacks — `UNLOAD` and `COPY … FROM 's3://…'` — with Redshift's option
 //! rules ([`statement`]), and Redshift's `CREATE TABLE` rewritten for PostgreSQL 15 with what
 //! PostgreSQL cannot hold remembered for `SHOW TABLE` ([`ddl`]), and `UNLOAD` executed against
-//! PostgreSQL into an object store with Redshift's file layout and manifests ([`unload`]). Still to
-//! come: `COPY … FROM 's3://…'`, the catalog views, and the wire proxy in front of it all.
+//! PostgreSQL into an object store with Redshift's file layout and manifests ([`unload`]), and
+//! `COPY … FROM 's3://…'` with Redshift's file and CSV rules ([`copy`]). Still to come: S3 through
+//! moto, the catalog views, and the wire proxy in front of it all.
 //!
 //! ```
 //! use redshift_emu::statement::{parse, Statement};
@@ -11,6 +12,7 @@
 //! assert!(matches!(s, Statement::Unload(u) if u.manifest_verbose && u.to == "s3://b/p/"));
 //! ```
 
+pub mod copy;
 pub mod ddl;
 pub mod statement;
 pub mod unload;
