@@ -3,8 +3,8 @@
 //! rules ([`statement`]), and Redshift's `CREATE TABLE` rewritten for PostgreSQL 15 with what
 //! PostgreSQL cannot hold remembered for `SHOW TABLE` ([`ddl`]), and `UNLOAD` executed against
 //! PostgreSQL into an object store with Redshift's file layout and manifests ([`unload`]), and
-//! `COPY … FROM 's3://…'` with Redshift's file and CSV rules ([`copy`]). Still to come: S3 through
-//! moto, the catalog views, and the wire proxy in front of it all.
+//! `COPY … FROM 's3://…'` with Redshift's file and CSV rules ([`copy`]), over S3 at any endpoint —
+//! moto in the tests ([`s3`]). Still to come: the catalog views and the wire proxy in front of it.
 //!
 //! ```
 //! use redshift_emu::statement::{parse, Statement};
@@ -14,5 +14,6 @@
 
 pub mod copy;
 pub mod ddl;
+pub mod s3;
 pub mod statement;
 pub mod unload;

@@ -281,6 +281,82 @@ impl Drop for PgCluster {
     }
 }
 
+/// A moto server (AWS APIs emulated) on a free loopback port, stopped when dropped.
+///
+/// The executable is `$MIRAGE_MOTO_SERVER` (set by `scripts/test`, which installs moto into
+/// `target/moto-venv`), or `moto_server` on `PATH`.
+pub struct MotoServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl MotoServer {
+    pub fn start() -> Result<MotoServer> {
+        let exe = std::env::var("MIRAGE_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = free_port()?;
+        let child = Command::new(&exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                HarnessError(format!(
+                    "cannot start moto ({exe}): {e}; run `bash scripts/test` (it installs moto) or \
+                     `pip install 'moto[server]'` and set MIRAGE_MOTO_SERVER"
+                ))
+            })?;
+        let server = MotoServer { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if server.request("GET", "/").is_ok() {
+                return Ok(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        Err(HarnessError("moto did not answer within 60 s".into()))
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain HTTP request; returns the status line.
+    fn request(&self, method: &str, path: &str) -> Result<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .map_err(|e| HarnessError(format!("connect to moto: {e}")))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .map_err(|e| HarnessError(format!("write to moto: {e}")))?;
+        let mut response = String::new();
+        s.read_to_string(&mut response)
+            .map_err(|e| HarnessError(format!("read from moto: {e}")))?;
+        let status = response.lines().next().unwrap_or("").to_string();
+        if status.contains(" 200") {
+            Ok(status)
+        } else {
+            Err(HarnessError(format!("moto answered {status}")))
+        }
+    }
+
+    /// Create an S3 bucket.
+    pub fn create_bucket(&self, name: &str) -> Result<()> {
+        self.request("PUT", &format!("/{name}")).map(|_| ())
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
