@@ -393,6 +393,7 @@ fn registry() -> &'static [Entry] {
                 "keep_domain: keep the part after @ (default false)",
                 "domain: use this domain for every address",
                 "from: [first, last] name columns of the row; the address is built from the same fake names those columns get with first_name/last_name",
+                "unique: end the local part with a 64-bit keyed tag instead of a short number, for unique email columns (default false)",
             ],
             identity::email,
         ),
