@@ -15,17 +15,6 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use std::io::Read;
 use tokio_postgres::Client;
 
-fn store_error(e: object_store::Error) -> Rejected {
-    Rejected(format!("S3 error: {e}"))
-}
-
-fn db_error(e: tokio_postgres::Error) -> Rejected {
-    Rejected(match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => e.to_string(),
-    })
-}
-
 /// The NULL marker of the rewritten files (never data: it holds a NUL-free private-use char).
 const MARKER: &str = "\u{F8FF}NULL\u{F8FF}";
 
@@ -40,7 +29,7 @@ async fn keys(store: &dyn ObjectStore, c: &CopyFrom) -> Result<Vec<String>, Reje
             .map_err(|_| Rejected(format!("Manifest file is not found: {}", c.from)))?
             .bytes()
             .await
-            .map_err(store_error)?;
+            .map_err(Rejected::from)?;
         let manifest: serde_json::Value =
             serde_json::from_slice(&raw).map_err(|e| Rejected(format!("Invalid manifest: {e}")))?;
         let mut out = Vec::new();
@@ -66,7 +55,7 @@ async fn keys(store: &dyn ObjectStore, c: &CopyFrom) -> Result<Vec<String>, Reje
         .map_ok(|m| m.location.to_string())
         .try_collect::<Vec<_>>()
         .await
-        .map_err(store_error)?
+        .map_err(Rejected::from)?
         .into_iter()
         .filter(|k| k.starts_with(key))
         .collect();
@@ -110,7 +99,7 @@ pub async fn copy_from(
             &[&schema, &table],
         )
         .await
-        .map_err(db_error)?;
+        .map_err(Rejected::from)?;
     if rows.is_empty() {
         return Err(Rejected(format!("relation \"{}\" does not exist", c.table)));
     }
@@ -166,18 +155,24 @@ pub async fn copy_from(
         .join(".");
     // Resolve the files first, so a missing one fails before anything is sent.
     let keys = keys(store, c).await?;
-    client.batch_execute("BEGIN").await.map_err(db_error)?;
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(Rejected::from)?;
     let sql = format!("COPY {target} ({list}) FROM STDIN WITH (FORMAT csv, NULL '{MARKER}')");
-    let sink = client.copy_in::<_, Bytes>(&sql).await.map_err(db_error)?;
+    let sink = client
+        .copy_in::<_, Bytes>(&sql)
+        .await
+        .map_err(Rejected::from)?;
     let mut sink = Box::pin(sink);
     for key in keys {
         let raw = store
             .get(&Path::from(key.as_str()))
             .await
-            .map_err(store_error)?
+            .map_err(Rejected::from)?
             .bytes()
             .await
-            .map_err(store_error)?;
+            .map_err(Rejected::from)?;
         let data = if c.compression == Some(Compression::Gzip) {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&raw[..])
@@ -236,54 +231,38 @@ pub async fn copy_from(
                 record += 1;
             }
         }
-        sink.send(Bytes::from(out)).await.map_err(db_error)?;
+        sink.send(Bytes::from(out)).await.map_err(Rejected::from)?;
     }
-    let rows = sink.as_mut().finish().await.map_err(db_error)?;
-    client.batch_execute("COMMIT").await.map_err(db_error)?;
+    let rows = sink.as_mut().finish().await.map_err(Rejected::from)?;
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(Rejected::from)?;
     Ok(rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::statement::{Statement, parse};
+    use crate::testing::*;
     use crate::unload::unload;
     use object_store::local::LocalFileSystem;
 
-    fn copy_of(sql: &str) -> CopyFrom {
-        match parse(sql).unwrap() {
-            Statement::Copy(c) => *c,
-            other => panic!("{other:?}"),
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread")]
     async fn unload_then_copy_round_trips_and_follows_redshift_rules() {
-        let pg = mirage_testkit::PgCluster::start().unwrap();
-        pg.create_database("rs").unwrap();
-        pg.psql(
-            "rs",
+        let (pg, client) = crate::testing::database(
             "CREATE TABLE src (id int, v varchar(100), n int);
              INSERT INTO src VALUES (1, 'plain', 1), (2, NULL, NULL), (3, '', 3), (4, E'a,\"b\"\\nc', 4), (5, ' ', 5);
              CREATE TABLE dst (id int, v varchar(100), n int);
              CREATE TABLE dst2 (id int, v varchar(100), n int);
              CREATE TABLE ids (id int GENERATED ALWAYS AS IDENTITY, v text);",
         )
-        .unwrap();
-        let (client, conn) = tokio_postgres::connect(&pg.url("rs"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        .await;
         let dir = tempfile::tempdir().unwrap();
         let store = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-        let u = match parse(
+        let u = unload_of(
             "UNLOAD ('select * from src') TO 's3://b/j/t1/' IAM_ROLE default CSV NULL AS '__N__' GZIP HEADER MANIFEST",
-        )
-        .unwrap()
-        {
-            Statement::Unload(u) => *u,
-            _ => unreachable!(),
-        };
+        );
         unload(&client, &store, &u).await.unwrap();
         // With the sentinel, NULL and '' come back apart.
         let c = copy_of(
@@ -296,12 +275,7 @@ mod tests {
         assert_eq!(dump("dst"), dump("src"));
         // Without NULL AS (a bare prefix this time): Redshift's CSV rule turns the NULL text into ''.
         let plain =
-            match parse("UNLOAD ('select * from src') TO 's3://b/j/t2/' IAM_ROLE default CSV")
-                .unwrap()
-            {
-                Statement::Unload(u) => *u,
-                _ => unreachable!(),
-            };
+            unload_of("UNLOAD ('select * from src') TO 's3://b/j/t2/' IAM_ROLE default CSV");
         unload(&client, &store, &plain).await.unwrap();
         let c = copy_of("COPY dst2 FROM 's3://b/j/t2/' IAM_ROLE default CSV");
         copy_from(&client, &store, &c).await.unwrap();

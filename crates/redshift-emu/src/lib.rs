@@ -17,3 +17,35 @@ pub mod ddl;
 pub mod s3;
 pub mod statement;
 pub mod unload;
+
+/// Test helpers shared by the modules' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::statement::{CopyFrom, Statement, Unload, parse};
+
+    pub fn unload_of(sql: &str) -> Unload {
+        match parse(sql).unwrap() {
+            Statement::Unload(u) => *u,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    pub fn copy_of(sql: &str) -> CopyFrom {
+        match parse(sql).unwrap() {
+            Statement::Copy(c) => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A throwaway cluster with database `rs` prepared by `setup`, and a client connected to it.
+    pub async fn database(setup: &str) -> (mirage_testkit::PgCluster, tokio_postgres::Client) {
+        let pg = mirage_testkit::PgCluster::start().unwrap();
+        pg.create_database("rs").unwrap();
+        pg.psql("rs", setup).unwrap();
+        let (client, conn) = tokio_postgres::connect(&pg.url("rs"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        (pg, client)
+    }
+}

@@ -34,20 +34,13 @@ mod tests {
         let moto = mirage_testkit::MotoServer::start().expect("moto");
         moto.create_bucket("staging").expect("bucket");
         let store = bucket("staging", Some(&moto.endpoint()), "us-east-1").unwrap();
-        let pg = mirage_testkit::PgCluster::start().unwrap();
-        pg.create_database("rs").unwrap();
-        pg.psql(
-            "rs",
+        let (pg, client) = crate::testing::database(
             "CREATE TABLE src (id int, v text);
              INSERT INTO src SELECT i, CASE WHEN i % 3 = 0 THEN NULL WHEN i % 3 = 1 THEN '' ELSE 'v' || i END
              FROM generate_series(1, 1000) i;
              CREATE TABLE dst (id int, v text);",
         )
-        .unwrap();
-        let (client, conn) = tokio_postgres::connect(&pg.url("rs"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        .await;
         let Statement::Unload(u) = parse(
             "UNLOAD ('select * from src') TO 's3://staging/job/input/src/' IAM_ROLE default \
              CSV NULL AS '__N__' GZIP MANIFEST VERBOSE",

@@ -9,6 +9,21 @@ use std::fmt;
 #[error("{0}")]
 pub struct Rejected(pub String);
 
+impl From<object_store::Error> for Rejected {
+    fn from(e: object_store::Error) -> Self {
+        Rejected(format!("S3 error: {e}"))
+    }
+}
+
+impl From<tokio_postgres::Error> for Rejected {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Rejected(match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        })
+    }
+}
+
 fn reject<T>(m: impl Into<String>) -> Result<T, Rejected> {
     Err(Rejected(m.into()))
 }
@@ -734,13 +749,7 @@ pub fn parse(sql: &str) -> Result<Statement, Rejected> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unload(sql: &str) -> Unload {
-        match parse(sql).unwrap() {
-            Statement::Unload(u) => *u,
-            other => panic!("{other:?}"),
-        }
-    }
+    use crate::testing::unload_of as unload;
 
     fn rejected(sql: &str) -> String {
         parse(sql).unwrap_err().0

@@ -24,17 +24,6 @@ pub struct UnloadOutcome {
     pub rows: u64,
 }
 
-fn store_error(e: object_store::Error) -> Rejected {
-    Rejected(format!("S3 error: {e}"))
-}
-
-fn db_error(e: tokio_postgres::Error) -> Rejected {
-    Rejected(match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => e.to_string(),
-    })
-}
-
 /// `s3://bucket/key…` → (bucket, key).
 pub fn split_url(url: &str) -> Result<(&str, &str), Rejected> {
     url.strip_prefix("s3://")
@@ -69,14 +58,14 @@ pub async fn unload(
         .map_ok(|m| m.location)
         .try_collect::<Vec<_>>()
         .await
-        .map_err(store_error)?
+        .map_err(Rejected::from)?
         .into_iter()
         .filter(|p| p.as_ref().starts_with(prefix))
         .collect();
     if !existing.is_empty() {
         if u.clean_path {
             for p in existing {
-                store.delete(&p).await.map_err(store_error)?;
+                store.delete(&p).await.map_err(Rejected::from)?;
             }
         } else if !u.allow_overwrite {
             return Err(Rejected(
@@ -86,7 +75,7 @@ pub async fn unload(
             ));
         }
     }
-    let statement = client.prepare(&u.query).await.map_err(db_error)?;
+    let statement = client.prepare(&u.query).await.map_err(Rejected::from)?;
     let names: Vec<String> = statement
         .columns()
         .iter()
@@ -189,20 +178,20 @@ pub async fn unload(
         store
             .put(&Path::from(path.as_str()), Bytes::from(data).into())
             .await
-            .map_err(store_error)?;
+            .map_err(Rejected::from)?;
         out.files
             .push((format!("s3://{bucket}/{path}"), len, records));
         Ok(())
     }
     // Records go to slices in turns of about 1 MB, like rows spread over a cluster's slices.
-    let mut stream = Box::pin(client.copy_out(&sql).await.map_err(db_error)?);
+    let mut stream = Box::pin(client.copy_out(&sql).await.map_err(Rejected::from)?);
     let mut splitter = RecordSplitter::new(format.clone());
     let mut pending: Vec<u8> = Vec::new();
     let mut turn = 0usize;
     let mut done = false;
     while !done {
         match stream.next().await {
-            Some(chunk) => pending.extend_from_slice(&chunk.map_err(db_error)?),
+            Some(chunk) => pending.extend_from_slice(&chunk.map_err(Rejected::from)?),
             None => done = true,
         }
         if pending.len() < (1 << 20) && !done {
@@ -286,7 +275,7 @@ pub async fn unload(
                 Bytes::from(text).into(),
             )
             .await
-            .map_err(store_error)?;
+            .map_err(Rejected::from)?;
     }
     Ok(out)
 }
@@ -294,33 +283,19 @@ pub async fn unload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::statement::{Statement, parse};
+    use crate::testing::*;
     use mirage_transform::codec::CsvReader;
     use object_store::local::LocalFileSystem;
     use std::io::Read;
 
-    fn unload_of(sql: &str) -> Unload {
-        match parse(sql).unwrap() {
-            Statement::Unload(u) => *u,
-            other => panic!("{other:?}"),
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread")]
     async fn unload_writes_redshift_shaped_parts_and_a_manifest() {
-        let pg = mirage_testkit::PgCluster::start().unwrap();
-        pg.create_database("rs").unwrap();
-        pg.psql(
-            "rs",
+        let (_pg, client) = crate::testing::database(
             "CREATE TABLE t (id int, v text);
              INSERT INTO t SELECT i, CASE i % 4 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN E'a,\"b\"\\nc' ELSE repeat('x', 80) END
              FROM generate_series(1, 400000) i;",
         )
-        .unwrap();
-        let (client, conn) = tokio_postgres::connect(&pg.url("rs"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        .await;
         let dir = tempfile::tempdir().unwrap();
         let store = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
         let u = unload_of(
