@@ -7,13 +7,12 @@
 
 use crate::statement::{Compression, CopyFrom, FileFormat, Rejected};
 use crate::unload::split_url;
+use crate::wire::{Backend, DbError, WireError};
 use bytes::Bytes;
-use futures_util::{SinkExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use mirage_transform::codec::{CsvReader, csv_escape};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use std::io::Read;
-use tokio_postgres::Client;
 
 /// The NULL marker of the rewritten files (never data: it holds a NUL-free private-use char).
 const MARKER: &str = "\u{F8FF}NULL\u{F8FF}";
@@ -68,50 +67,106 @@ async fn keys(store: &dyn ObjectStore, c: &CopyFrom) -> Result<Vec<String>, Reje
     Ok(out)
 }
 
-/// Run `c` on `client`, reading from `store` (the bucket named in `c.from`). Returns rows loaded.
+/// A row Redshift would record in `stl_load_errors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub table: String,
+    pub filename: String,
+    /// The record's line in its file (1-based, header lines counted).
+    pub line_number: u64,
+    pub colname: String,
+    pub raw_line: String,
+    pub raw_field_value: String,
+    pub err_code: i32,
+    pub err_reason: String,
+}
+
+/// Why a COPY failed: refused before loading, or a record that did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyFailure {
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    #[error("Load into table '{}' failed. Check 'stl_load_errors' system table for details.", .0.table)]
+    Load(Box<LoadError>),
+}
+
+impl From<WireError> for CopyFailure {
+    fn from(e: WireError) -> Self {
+        CopyFailure::Rejected(e.into())
+    }
+}
+
+/// A file's bytes, decompressed.
+async fn fetch(store: &dyn ObjectStore, key: &str, c: &CopyFrom) -> Result<Vec<u8>, Rejected> {
+    let raw = store
+        .get(&Path::from(key))
+        .await
+        .map_err(Rejected::from)?
+        .bytes()
+        .await
+        .map_err(Rejected::from)?;
+    crate::compress::decompress(c.compression, &raw).map_err(|e| Rejected(format!("{key}: {e}")))
+}
+
+/// The `index`th record of a file (0-based), as written.
+fn record_text(data: &[u8], delimiter: u8, index: u64) -> (String, Vec<String>) {
+    let mut reader = CsvReader::new(data, delimiter);
+    let (mut record, mut start) = (0u64, 0usize);
+    let mut fields = Vec::new();
+    while !reader.at_end() {
+        let Ok(f) = reader.next_field() else { break };
+        if record == index {
+            let mut v = Vec::new();
+            reader.decode(f, &mut v);
+            fields.push(String::from_utf8_lossy(&v).into_owned());
+        }
+        if f.last {
+            if record == index {
+                let line = String::from_utf8_lossy(&data[start..reader.position()]);
+                return (line.trim_end_matches(['\n', '\r']).to_string(), fields);
+            }
+            record += 1;
+            start = reader.position();
+        }
+    }
+    (String::new(), fields)
+}
+
+/// Run `c` in the backend's session, reading from `store` (the bucket named in `c.from`). All
+/// files go through one `COPY … FROM STDIN`, so the load is all or nothing. Returns rows loaded.
 pub async fn copy_from(
-    client: &Client,
+    backend: &mut Backend,
     store: &dyn ObjectStore,
     c: &CopyFrom,
-) -> Result<u64, Rejected> {
+) -> Result<u64, CopyFailure> {
     if c.format != FileFormat::Csv {
-        return Err(Rejected("the emulator loads CSV only".into()));
+        return Err(Rejected("the emulator loads CSV only".into()).into());
     }
-    if matches!(
-        c.compression,
-        Some(Compression::Zstd | Compression::Bzip2 | Compression::Lzop)
-    ) {
-        return Err(Rejected(
-            "the emulator reads GZIP or uncompressed files only".into(),
-        ));
+    if matches!(c.compression, Some(Compression::Bzip2 | Compression::Lzop)) {
+        return Err(Rejected("the emulator reads GZIP, ZSTD or uncompressed files".into()).into());
     }
     // Columns and which of them hold characters (Redshift's empty-field rule depends on it).
     let (schema, table) = c
         .table
         .split_once('.')
         .unwrap_or(("public", c.table.as_str()));
-    let rows = client
-        .query(
+    let found = backend
+        .run(
             "SELECT a.attname::text, t.typcategory::text, a.attidentity::text FROM pg_attribute a \
              JOIN pg_class r ON r.oid = a.attrelid JOIN pg_namespace n ON n.oid = r.relnamespace \
              JOIN pg_type t ON t.oid = a.atttypid \
              WHERE n.nspname = $1 AND r.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&schema, &table],
+            &[Some(schema), Some(table)],
         )
-        .await
-        .map_err(Rejected::from)?;
-    if rows.is_empty() {
-        return Err(Rejected(format!("relation \"{}\" does not exist", c.table)));
+        .await?;
+    if found.rows.is_empty() {
+        return Err(Rejected(format!("relation \"{}\" does not exist", c.table)).into());
     }
-    let all: Vec<(String, bool, bool)> = rows
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let all: Vec<(String, bool, bool)> = found
+        .rows
         .iter()
-        .map(|r| {
-            (
-                r.get::<_, String>(0),
-                r.get::<_, String>(1) == "S",
-                r.get::<_, String>(2) == "a",
-            )
-        })
+        .map(|r| (text(&r[0]), text(&r[1]) == "S", text(&r[2]) == "a"))
         .collect();
     let columns: Vec<&(String, bool, bool)> = if c.columns.is_empty() {
         all.iter().collect()
@@ -129,9 +184,9 @@ pub async fn copy_from(
             .collect::<Result<_, _>>()?
     };
     if !c.explicit_ids && columns.iter().any(|col| col.2) {
-        return Err(Rejected(
-            "cannot set an identity column to a value; use EXPLICIT_IDS".into(),
-        ));
+        return Err(
+            Rejected("cannot set an identity column to a value; use EXPLICIT_IDS".into()).into(),
+        );
     }
     let delimiter = c
         .delimiter
@@ -155,42 +210,34 @@ pub async fn copy_from(
         .join(".");
     // Resolve the files first, so a missing one fails before anything is sent.
     let keys = keys(store, c).await?;
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(Rejected::from)?;
     let sql = format!("COPY {target} ({list}) FROM STDIN WITH (FORMAT csv, NULL '{MARKER}')");
-    let sink = client
-        .copy_in::<_, Bytes>(&sql)
-        .await
-        .map_err(Rejected::from)?;
-    let mut sink = Box::pin(sink);
-    for key in keys {
-        let raw = store
-            .get(&Path::from(key.as_str()))
-            .await
-            .map_err(Rejected::from)?
-            .bytes()
-            .await
-            .map_err(Rejected::from)?;
-        let data = if c.compression == Some(Compression::Gzip) {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .read_to_end(&mut out)
-                .map_err(|e| Rejected(format!("gzip: {key}: {e}")))?;
-            out
-        } else {
-            raw.to_vec()
+    backend.copy_in_start(&sql).await?;
+    // (key, index of its first record in the COPY, records sent from it)
+    let mut sent: Vec<(String, u64, u64)> = Vec::new();
+    let mut total = 0u64;
+    for key in &keys {
+        let data = match fetch(store, key, c).await {
+            Ok(d) => d,
+            Err(e) => {
+                backend.copy_in_fail(&e.0).await;
+                return Err(e.into());
+            }
         };
         // Rewrite into PostgreSQL CSV with the private NULL marker.
         let mut reader = CsvReader::new(&data, delimiter);
         let mut out = Vec::with_capacity(data.len() + data.len() / 8);
         let (mut field, mut record) = (0usize, 0u64);
         let mut value = Vec::new();
+        let first = total;
         while !reader.at_end() {
-            let f = reader
-                .next_field()
-                .map_err(|e| Rejected(format!("{key}: {}", e.0)))?;
+            let f = match reader.next_field() {
+                Ok(f) => f,
+                Err(e) => {
+                    let why = format!("{key}: {}", e.0);
+                    backend.copy_in_fail(&why).await;
+                    return Err(Rejected(why).into());
+                }
+            };
             let skip = record < c.ignore_header;
             if !skip {
                 if field > 0 {
@@ -220,37 +267,159 @@ pub async fn copy_from(
             if f.last {
                 if !skip {
                     if field != columns.len() {
-                        return Err(Rejected(format!(
-                            "Load into table '{}' failed. Check 'stl_load_errors' system table for details.",
-                            c.table
-                        )));
+                        let _ = backend
+                            .copy_in_fail("record with the wrong number of fields")
+                            .await;
+                        let (raw_line, _) = record_text(&data, delimiter, record);
+                        return Err(CopyFailure::Load(Box::new(LoadError {
+                            table: c.table.clone(),
+                            filename: format!("{}{key}", bucket_prefix(&c.from)),
+                            line_number: record + 1,
+                            colname: String::new(),
+                            raw_line,
+                            raw_field_value: String::new(),
+                            err_code: if field < columns.len() { 1214 } else { 1216 },
+                            err_reason: if field < columns.len() {
+                                "Delimiter not found".into()
+                            } else {
+                                "Extra column(s) found".into()
+                            },
+                        })));
                     }
                     out.push(b'\n');
+                    total += 1;
                 }
                 field = 0;
                 record += 1;
             }
         }
-        sink.send(Bytes::from(out)).await.map_err(Rejected::from)?;
+        sent.push((key.clone(), first, total - first));
+        backend.copy_in_send(Bytes::from(out)).await?;
     }
-    let rows = sink.as_mut().finish().await.map_err(Rejected::from)?;
-    client
-        .batch_execute("COMMIT")
-        .await
-        .map_err(Rejected::from)?;
-    Ok(rows)
+    match backend.copy_in_finish().await {
+        Ok(rows) => Ok(rows),
+        Err(WireError::Db(e)) => {
+            // PostgreSQL names the record ("COPY t, line N[, column c]"); find its file.
+            let Some(at) = e.context.as_deref().and_then(copy_position) else {
+                return Err(Rejected(e.message).into());
+            };
+            let index = at.0.saturating_sub(1);
+            let Some((key, first, _)) = sent
+                .iter()
+                .find(|(_, first, n)| index >= *first && index < first + n)
+                .cloned()
+            else {
+                return Err(Rejected(e.message).into());
+            };
+            let in_file = index - first + c.ignore_header;
+            let (raw_line, fields) = match fetch(store, &key, c).await {
+                Ok(data) => record_text(&data, delimiter, in_file),
+                Err(_) => (String::new(), Vec::new()),
+            };
+            let colname = at.1.or_else(|| {
+                e.constraint
+                    .as_deref()
+                    .and_then(|n| n.strip_prefix("rs_bytes_").or(n.strip_prefix("rs_char_")))
+                    .map(str::to_string)
+            });
+            let raw_field_value = colname
+                .as_ref()
+                .and_then(|n| columns.iter().position(|col| &col.0 == n))
+                .and_then(|i| fields.get(i).cloned())
+                .unwrap_or_default();
+            let (err_code, err_reason) = load_reason(&e);
+            Err(CopyFailure::Load(Box::new(LoadError {
+                table: c.table.clone(),
+                filename: format!("{}{key}", bucket_prefix(&c.from)),
+                line_number: in_file + 1,
+                colname: colname.unwrap_or_default(),
+                raw_line,
+                raw_field_value,
+                err_code,
+                err_reason,
+            })))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `s3://bucket/` of a URL.
+fn bucket_prefix(url: &str) -> String {
+    split_url(url)
+        .map(|(b, _)| format!("s3://{b}/"))
+        .unwrap_or_default()
+}
+
+/// `COPY t, line 3, column c: "…"` → (3, Some("c")).
+fn copy_position(context: &str) -> Option<(u64, Option<String>)> {
+    let rest = &context[context.find(", line ")? + 7..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let line = digits.parse().ok()?;
+    let column = rest[digits.len()..]
+        .strip_prefix(", column ")
+        .map(|c| c.split(':').next().unwrap_or(c).trim().to_string());
+    Some((line, column))
+}
+
+/// Redshift's error code and reason for a PostgreSQL load failure.
+fn load_reason(e: &DbError) -> (i32, String) {
+    let reason = match e.code.as_str() {
+        "22001" => (1204, "String length exceeds DDL length"),
+        "23514"
+            if e.constraint
+                .as_deref()
+                .is_some_and(|c| c.starts_with("rs_bytes_")) =>
+        {
+            (1204, "String length exceeds DDL length")
+        }
+        "23514"
+            if e.constraint
+                .as_deref()
+                .is_some_and(|c| c.starts_with("rs_char_")) =>
+        {
+            (
+                1220,
+                "Multibyte character not supported for CHAR (Hint: try using VARCHAR)",
+            )
+        }
+        "23502" => (1213, "Missing data for not-null field"),
+        "22P02" | "22003" => (1207, "Invalid digit or value out of range"),
+        "22007" | "22008" => (1205, "Invalid Date or Timestamp format"),
+        _ => (1200, "Invalid value"),
+    };
+    (reason.0, reason.1.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::*;
-    use crate::unload::unload;
     use object_store::local::LocalFileSystem;
+
+    #[test]
+    fn finds_the_failing_record_in_postgresql_context() {
+        assert_eq!(
+            copy_position("COPY dst, line 3, column v: \"xyz\""),
+            Some((3, Some("v".into())))
+        );
+        assert_eq!(
+            copy_position("COPY dst, line 12: \"a,b\""),
+            Some((12, None))
+        );
+        assert_eq!(copy_position("SQL statement"), None);
+        let data = b"h1,h2\n1,\"a\nb\"\n2,c\n";
+        assert_eq!(
+            record_text(data, b',', 1),
+            (
+                "1,\"a\nb\"".to_string(),
+                vec!["1".to_string(), "a\nb".to_string()]
+            )
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn unload_then_copy_round_trips_and_follows_redshift_rules() {
-        let (pg, client) = crate::testing::database(
+        let (pg, mut client) = crate::testing::database(
             "CREATE TABLE src (id int, v varchar(100), n int);
              INSERT INTO src VALUES (1, 'plain', 1), (2, NULL, NULL), (3, '', 3), (4, E'a,\"b\"\\nc', 4), (5, ' ', 5);
              CREATE TABLE dst (id int, v varchar(100), n int);
@@ -263,12 +432,12 @@ mod tests {
         let u = unload_of(
             "UNLOAD ('select * from src') TO 's3://b/j/t1/' IAM_ROLE default CSV NULL AS '__N__' GZIP HEADER MANIFEST",
         );
-        unload(&client, &store, &u).await.unwrap();
+        run_unload(&mut client, &store, &u).await.unwrap();
         // With the sentinel, NULL and '' come back apart.
         let c = copy_of(
             "COPY dst FROM 's3://b/j/t1/manifest' IAM_ROLE default MANIFEST CSV GZIP NULL AS '__N__' IGNOREHEADER 1",
         );
-        assert_eq!(copy_from(&client, &store, &c).await.unwrap(), 5);
+        assert_eq!(run_copy(&mut client, &store, &c).await.unwrap(), 5);
         let dump = |t: &str| {
             pg.psql("rs", &format!("SELECT string_agg(id || ':' || coalesce('[' || v || ']', 'NULL') || ':' || coalesce(n::text, 'NULL'), ' ' ORDER BY id) FROM {t}")).unwrap()
         };
@@ -276,9 +445,9 @@ mod tests {
         // Without NULL AS (a bare prefix this time): Redshift's CSV rule turns the NULL text into ''.
         let plain =
             unload_of("UNLOAD ('select * from src') TO 's3://b/j/t2/' IAM_ROLE default CSV");
-        unload(&client, &store, &plain).await.unwrap();
+        run_unload(&mut client, &store, &plain).await.unwrap();
         let c = copy_of("COPY dst2 FROM 's3://b/j/t2/' IAM_ROLE default CSV");
-        copy_from(&client, &store, &c).await.unwrap();
+        run_copy(&mut client, &store, &c).await.unwrap();
         assert!(
             dump("dst2").starts_with("1:[plain]:1 2:[]:NULL 3:[]:3"),
             "{}",
@@ -287,7 +456,7 @@ mod tests {
         // EMPTYASNULL makes them NULL instead; a prefix matches t2… only, not t1's files.
         pg.psql("rs", "TRUNCATE dst2").unwrap();
         let c = copy_of("COPY dst2 FROM 's3://b/j/t2' IAM_ROLE default CSV EMPTYASNULL");
-        assert_eq!(copy_from(&client, &store, &c).await.unwrap(), 5);
+        assert_eq!(run_copy(&mut client, &store, &c).await.unwrap(), 5);
         assert!(
             dump("dst2").starts_with("1:[plain]:1 2:NULL:NULL 3:NULL:3"),
             "{}",
@@ -296,10 +465,10 @@ mod tests {
         // Identity columns need EXPLICIT_IDS; missing mandatory files fail.
         let c = copy_of("COPY ids (id, v) FROM 's3://b/j/t2/' IAM_ROLE default CSV");
         assert!(
-            copy_from(&client, &store, &c)
+            run_copy(&mut client, &store, &c)
                 .await
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("EXPLICIT_IDS")
         );
         std::fs::write(
@@ -309,10 +478,10 @@ mod tests {
         .unwrap();
         let c = copy_of("COPY dst2 FROM 's3://b/j/bad.manifest' IAM_ROLE default MANIFEST CSV");
         assert!(
-            copy_from(&client, &store, &c)
+            run_copy(&mut client, &store, &c)
                 .await
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("does not exist")
         );
     }

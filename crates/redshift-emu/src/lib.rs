@@ -12,16 +12,44 @@
 //! assert!(matches!(s, Statement::Unload(u) if u.manifest_verbose && u.to == "s3://b/p/"));
 //! ```
 
+pub mod compress;
 pub mod copy;
 pub mod ddl;
 pub mod s3;
 pub mod statement;
 pub mod unload;
+pub mod wire;
 
 /// Test helpers shared by the modules' tests.
 #[cfg(test)]
 pub(crate) mod testing {
-    use crate::statement::{CopyFrom, Statement, Unload, parse};
+    use crate::copy::{CopyFailure, copy_from};
+    use crate::statement::{CopyFrom, Rejected, Statement, Unload, parse};
+    use crate::unload::{UnloadOutcome, unload};
+    use crate::wire::Backend;
+    use object_store::ObjectStore;
+
+    /// UNLOAD, then end the protocol cycle (committing, as a client's `Sync` would).
+    pub async fn run_unload(
+        b: &mut Backend,
+        store: &dyn ObjectStore,
+        u: &Unload,
+    ) -> Result<UnloadOutcome, Rejected> {
+        let r = unload(b, store, u).await;
+        b.sync().await.unwrap();
+        r
+    }
+
+    /// COPY, then end the protocol cycle.
+    pub async fn run_copy(
+        b: &mut Backend,
+        store: &dyn ObjectStore,
+        c: &CopyFrom,
+    ) -> Result<u64, CopyFailure> {
+        let r = copy_from(b, store, c).await;
+        b.sync().await.unwrap();
+        r
+    }
 
     pub fn unload_of(sql: &str) -> Unload {
         match parse(sql).unwrap() {
@@ -37,15 +65,15 @@ pub(crate) mod testing {
         }
     }
 
-    /// A throwaway cluster with database `rs` prepared by `setup`, and a client connected to it.
-    pub async fn database(setup: &str) -> (mirage_testkit::PgCluster, tokio_postgres::Client) {
+    /// A throwaway cluster with database `rs` prepared by `setup`, and a raw session on it.
+    pub async fn database(setup: &str) -> (mirage_testkit::PgCluster, crate::wire::Backend) {
         let pg = mirage_testkit::PgCluster::start().unwrap();
         pg.create_database("rs").unwrap();
         pg.psql("rs", setup).unwrap();
-        let (client, conn) = tokio_postgres::connect(&pg.url("rs"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        (pg, client)
+        let backend =
+            crate::wire::Backend::connect(&format!("127.0.0.1:{}", pg.port()), "postgres", "rs")
+                .await
+                .unwrap();
+        (pg, backend)
     }
 }

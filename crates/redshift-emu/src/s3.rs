@@ -25,16 +25,15 @@ pub fn bucket(name: &str, endpoint: Option<&str>, region: &str) -> Result<Amazon
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::copy::copy_from;
     use crate::statement::{Statement, parse};
-    use crate::unload::unload;
+    use crate::testing::*;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn unload_and_copy_through_s3_in_moto() {
         let moto = mirage_testkit::MotoServer::start().expect("moto");
         moto.create_bucket("staging").expect("bucket");
         let store = bucket("staging", Some(&moto.endpoint()), "us-east-1").unwrap();
-        let (pg, client) = crate::testing::database(
+        let (pg, mut client) = crate::testing::database(
             "CREATE TABLE src (id int, v text);
              INSERT INTO src SELECT i, CASE WHEN i % 3 = 0 THEN NULL WHEN i % 3 = 1 THEN '' ELSE 'v' || i END
              FROM generate_series(1, 1000) i;
@@ -48,7 +47,7 @@ mod tests {
         .unwrap() else {
             panic!()
         };
-        let out = unload(&client, &store, &u).await.unwrap();
+        let out = run_unload(&mut client, &store, &u).await.unwrap();
         assert_eq!(out.rows, 1000);
         let Statement::Copy(c) = parse(
             "COPY dst FROM 's3://staging/job/input/src/manifest' IAM_ROLE default MANIFEST CSV GZIP NULL AS '__N__'",
@@ -56,7 +55,7 @@ mod tests {
         .unwrap() else {
             panic!()
         };
-        assert_eq!(copy_from(&client, &store, &c).await.unwrap(), 1000);
+        assert_eq!(run_copy(&mut client, &store, &c).await.unwrap(), 1000);
         let q = "SELECT count(*) FILTER (WHERE v IS NULL) || ' ' || count(*) FILTER (WHERE v = '') || ' ' || count(*) FROM ";
         assert_eq!(
             pg.psql("rs", &format!("{q} dst")).unwrap(),

@@ -15,12 +15,9 @@ impl From<object_store::Error> for Rejected {
     }
 }
 
-impl From<tokio_postgres::Error> for Rejected {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Rejected(match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => e.to_string(),
-        })
+impl From<crate::wire::WireError> for Rejected {
+    fn from(e: crate::wire::WireError) -> Self {
+        Rejected(e.to_string())
     }
 }
 

@@ -5,13 +5,12 @@
 //! CLEANPATH is given, as on Redshift.
 
 use crate::statement::{Compression, FileFormat, Rejected, Unload};
+use crate::wire::Backend;
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use mirage_transform::codec::{Format, RecordSplitter, count_records, csv_escape};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use std::io::Write;
-use tokio_postgres::Client;
 
 /// Slices of the emulated cluster: PARALLEL ON writes one file series per slice.
 pub const SLICES: usize = 2;
@@ -39,17 +38,18 @@ struct Slice {
     records: u64,
 }
 
-/// Run `u` on `client`, writing to `store` (the bucket named in `u.to`).
+/// Run `u` in the backend's session (so the user's privileges apply), writing to `store` (the
+/// bucket named in `u.to`).
 pub async fn unload(
-    client: &Client,
+    backend: &mut Backend,
     store: &dyn ObjectStore,
     u: &Unload,
 ) -> Result<UnloadOutcome, Rejected> {
     if !matches!(u.format, FileFormat::Csv | FileFormat::Text) {
         return Err(Rejected("the emulator unloads CSV and text only".into()));
     }
-    if matches!(u.compression, Some(Compression::Zstd | Compression::Bzip2)) {
-        return Err(Rejected("the emulator compresses with GZIP only".into()));
+    if matches!(u.compression, Some(Compression::Bzip2 | Compression::Lzop)) {
+        return Err(Rejected("the emulator compresses with GZIP or ZSTD".into()));
     }
     let (bucket, prefix) = split_url(&u.to)?;
     // Existing files under the prefix.
@@ -75,16 +75,29 @@ pub async fn unload(
             ));
         }
     }
-    let statement = client.prepare(&u.query).await.map_err(Rejected::from)?;
-    let names: Vec<String> = statement
-        .columns()
+    let described = backend.describe_query(&u.query).await?;
+    let names: Vec<String> = described.iter().map(|c| c.0.clone()).collect();
+    let oids = described
         .iter()
-        .map(|c| c.name().to_string())
-        .collect();
-    let types: Vec<String> = statement
-        .columns()
+        .map(|c| c.1.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let type_names = backend
+        .run(
+            "SELECT t.oid::text, t.typname::text FROM pg_type t WHERE t.oid = ANY($1::oid[])",
+            &[Some(&format!("{{{oids}}}"))],
+        )
+        .await?;
+    let types: Vec<String> = described
         .iter()
-        .map(|c| c.type_().name().to_string())
+        .map(|c| {
+            type_names
+                .rows
+                .iter()
+                .find(|r| r[0].as_deref() == Some(&c.1.to_string()))
+                .and_then(|r| r[1].clone())
+                .unwrap_or_default()
+        })
         .collect();
     let delimiter = u.delimiter.clone().unwrap_or_else(|| {
         if u.format == FileFormat::Csv {
@@ -141,11 +154,7 @@ pub async fn unload(
         rows: 0,
     };
     let name = |s: &Slice| {
-        let ext = if u.compression == Some(Compression::Gzip) {
-            ".gz"
-        } else {
-            ""
-        };
+        let ext = crate::compress::extension(u.compression);
         let extra = u
             .extension
             .as_deref()
@@ -158,13 +167,8 @@ pub async fn unload(
         }
     };
     let compress = |data: &[u8]| -> Result<Vec<u8>, Rejected> {
-        if u.compression != Some(Compression::Gzip) {
-            return Ok(data.to_vec());
-        }
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(data)
-            .and_then(|_| gz.finish())
-            .map_err(|e| Rejected(format!("gzip: {e}")))
+        crate::compress::compress(u.compression, data)
+            .map_err(|e| Rejected(format!("compressing: {e}")))
     };
     async fn flush(
         store: &dyn ObjectStore,
@@ -184,14 +188,14 @@ pub async fn unload(
         Ok(())
     }
     // Records go to slices in turns of about 1 MB, like rows spread over a cluster's slices.
-    let mut stream = Box::pin(client.copy_out(&sql).await.map_err(Rejected::from)?);
+    backend.copy_out_start(&sql).await?;
     let mut splitter = RecordSplitter::new(format.clone());
     let mut pending: Vec<u8> = Vec::new();
     let mut turn = 0usize;
     let mut done = false;
     while !done {
-        match stream.next().await {
-            Some(chunk) => pending.extend_from_slice(&chunk.map_err(Rejected::from)?),
+        match backend.copy_out_next().await? {
+            Some(chunk) => pending.extend_from_slice(&chunk),
             None => done = true,
         }
         if pending.len() < (1 << 20) && !done {
@@ -216,15 +220,15 @@ pub async fn unload(
         if slice.records > 0 && slice.buffer.len() + records.len() > max {
             let data = std::mem::replace(&mut slice.buffer, header.clone());
             let path = name(slice);
-            flush(
-                store,
-                path,
-                compress(&data)?,
-                slice.records,
-                bucket,
-                &mut out,
-            )
-            .await?;
+            let written = match compress(&data) {
+                Ok(z) => flush(store, path, z, slice.records, bucket, &mut out).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                // Leave the session usable: read the rest of the COPY before failing.
+                backend.copy_out_drain().await?;
+                return Err(e);
+            }
             slice.part += 1;
             slice.records = 0;
         }
@@ -290,7 +294,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn unload_writes_redshift_shaped_parts_and_a_manifest() {
-        let (_pg, client) = crate::testing::database(
+        let (_pg, mut client) = crate::testing::database(
             "CREATE TABLE t (id int, v text);
              INSERT INTO t SELECT i, CASE i % 4 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN E'a,\"b\"\\nc' ELSE repeat('x', 80) END
              FROM generate_series(1, 400000) i;",
@@ -302,7 +306,7 @@ mod tests {
             "UNLOAD ('select id, v from t') TO 's3://bucket/job/input/t/' IAM_ROLE default \
              CSV NULL AS '__NULL__' GZIP PARALLEL ON MAXFILESIZE 5 MB MANIFEST VERBOSE",
         );
-        let out = unload(&client, &store, &u).await.unwrap();
+        let out = run_unload(&mut client, &store, &u).await.unwrap();
         assert_eq!(out.rows, 400_000);
         assert!(out.files.len() > SLICES, "{:?}", out.files);
         assert!(
@@ -353,12 +357,12 @@ mod tests {
         assert_eq!(manifest["meta"]["record_count"], 400_000);
         assert_eq!(manifest["schema"]["elements"][1]["name"], "v");
         // Existing files: refused, unless CLEANPATH (which removes them) or ALLOWOVERWRITE.
-        let again = unload(&client, &store, &u).await.unwrap_err();
+        let again = run_unload(&mut client, &store, &u).await.unwrap_err();
         assert!(again.0.contains("not empty"), "{again}");
         let small = unload_of(
             "UNLOAD ('select id from t where id <= 10') TO 's3://bucket/job/input/t/' IAM_ROLE default CSV PARALLEL OFF CLEANPATH HEADER",
         );
-        let out = unload(&client, &store, &small).await.unwrap();
+        let out = run_unload(&mut client, &store, &small).await.unwrap();
         assert_eq!(out.files.len(), 1);
         let left = std::fs::read_dir(dir.path().join("job/input/t"))
             .unwrap()
