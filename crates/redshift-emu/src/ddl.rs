@@ -5,7 +5,7 @@
 use crate::statement::Rejected;
 
 /// How rows are distributed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DistStyle {
     Auto,
     Even,
@@ -14,7 +14,7 @@ pub enum DistStyle {
 }
 
 /// One column as declared in Redshift.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ColumnDdl {
     pub name: String,
     /// The Redshift type as written, normalized (`VARCHAR(256)` for `TEXT`).
@@ -30,7 +30,7 @@ pub struct ColumnDdl {
 }
 
 /// What Redshift knows about a table beyond what PostgreSQL stores.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableDdl {
     pub name: String,
     pub columns: Vec<ColumnDdl>,
@@ -111,6 +111,28 @@ pub fn map_type(words: &[String]) -> Result<(String, String), Rejected> {
             )));
         }
     })
+}
+
+/// PostgreSQL's `format_type` → the Redshift spelling (for columns not declared through the
+/// emulator, e.g. added by `ALTER TABLE`).
+pub fn from_postgres_type(t: &str) -> String {
+    let (base, args) = match t.split_once('(') {
+        Some((b, a)) => (b.trim(), format!("({}", a)),
+        None => (t.trim(), String::new()),
+    };
+    match base {
+        "character varying" => format!("VARCHAR{}", if args.is_empty() { "(256)" } else { &args }),
+        "character" | "bpchar" => format!("CHAR{}", if args.is_empty() { "(1)" } else { &args }),
+        "numeric" => format!("NUMERIC{}", if args.is_empty() { "(18,0)" } else { &args }),
+        "text" => "VARCHAR(256)".into(),
+        "time without time zone" => "TIME".into(),
+        "time with time zone" => "TIMETZ".into(),
+        "timestamp without time zone" => "TIMESTAMP".into(),
+        "timestamp with time zone" => "TIMESTAMPTZ".into(),
+        "jsonb" | "json" => "SUPER".into(),
+        "bytea" => "VARBYTE(64000)".into(),
+        other => other.to_ascii_uppercase(),
+    }
 }
 
 /// Lower-case an identifier as Redshift does; quoted names keep their text but still fold.
@@ -391,8 +413,26 @@ pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
                 }
             }
         }
-        ddl.columns.push(col);
         pg_items.push(pg_col);
+        // Redshift counts lengths in bytes and keeps CHAR single-byte: checks PostgreSQL can run.
+        if let Some(n) = col
+            .redshift_type
+            .strip_prefix("VARCHAR(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            pg_items.push(format!(
+                "CONSTRAINT {} CHECK (octet_length({}) <= {n})",
+                quote(&format!("rs_bytes_{n}_{col_name}")),
+                quote(&col_name)
+            ));
+        } else if col.redshift_type.starts_with("CHAR(") {
+            pg_items.push(format!(
+                "CONSTRAINT {} CHECK (octet_length({c}::text) = char_length({c}::text))",
+                quote(&format!("rs_char_{col_name}")),
+                c = quote(&col_name)
+            ));
+        }
+        ddl.columns.push(col);
     }
     // Table attributes after the column list.
     let tail = words(&s[close + 1..]);

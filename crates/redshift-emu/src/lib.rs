@@ -12,10 +12,13 @@
 //! assert!(matches!(s, Statement::Unload(u) if u.manifest_verbose && u.to == "s3://b/p/"));
 //! ```
 
+pub mod catalog;
 pub mod compress;
 pub mod copy;
 pub mod ddl;
+pub mod proxy;
 pub mod s3;
+pub mod sql;
 pub mod statement;
 pub mod unload;
 pub mod wire;
