@@ -5,6 +5,7 @@
 //! is rewritten into PostgreSQL's CSV with an explicit NULL marker and streamed with
 //! `COPY … FROM STDIN`, all inside one transaction.
 
+use crate::datetime::Reading;
 use crate::statement::{Compression, CopyFrom, FileFormat, Rejected};
 use crate::unload::split_url;
 use crate::wire::{Backend, DbError, WireError};
@@ -152,7 +153,7 @@ pub async fn copy_from(
         .unwrap_or(("public", c.table.as_str()));
     let found = backend
         .run(
-            "SELECT a.attname::text, t.typcategory::text, a.attidentity::text FROM pg_attribute a \
+            "SELECT a.attname::text, t.typcategory::text, a.attidentity::text, t.typname::text FROM pg_attribute a \
              JOIN pg_class r ON r.oid = a.attrelid JOIN pg_namespace n ON n.oid = r.relnamespace \
              JOIN pg_type t ON t.oid = a.atttypid \
              WHERE n.nspname = $1 AND r.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
@@ -163,12 +164,23 @@ pub async fn copy_from(
         return Err(Rejected(format!("relation \"{}\" does not exist", c.table)).into());
     }
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let all: Vec<(String, bool, bool)> = found
+    let time_reading = Reading::of(c.time_format.as_deref());
+    let date_reading = Reading::of(c.date_format.as_deref());
+    // (name, holds characters, identity, how its text is read when a date or time)
+    let all: Vec<(String, bool, bool, Option<&Reading>)> = found
         .rows
         .iter()
-        .map(|r| (text(&r[0]), text(&r[1]) == "S", text(&r[2]) == "a"))
+        .map(|r| {
+            let reading = match text(&r[3]).as_str() {
+                "date" => Some(&date_reading),
+                "timestamp" | "timestamptz" | "time" | "timetz" => Some(&time_reading),
+                _ => None,
+            }
+            .filter(|r| **r != Reading::Auto);
+            (text(&r[0]), text(&r[1]) == "S", text(&r[2]) == "a", reading)
+        })
         .collect();
-    let columns: Vec<&(String, bool, bool)> = if c.columns.is_empty() {
+    let columns: Vec<&(String, bool, bool, Option<&Reading>)> = if c.columns.is_empty() {
         all.iter().collect()
     } else {
         c.columns
@@ -255,6 +267,13 @@ pub async fn copy_from(
                 if is_null {
                     out.extend_from_slice(MARKER.as_bytes());
                 } else {
+                    if let Some(reading) = columns.get(field).and_then(|col| col.3)
+                        && let Some(iso) = std::str::from_utf8(&value)
+                            .ok()
+                            .and_then(|v| reading.to_iso(v))
+                    {
+                        value = iso.into_bytes();
+                    }
                     if c.accept_inv_chars.is_some() && std::str::from_utf8(&value).is_err() {
                         let fixed = String::from_utf8_lossy(&value)
                             .replace('\u{FFFD}', c.accept_inv_chars.as_deref().unwrap_or("?"));

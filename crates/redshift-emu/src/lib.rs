@@ -1,10 +1,11 @@
-//! A Redshift emulator for tests (issue 4). Built in steps; this crate holds so far the parser for
-//! the statements PostgreSQL lacks — `UNLOAD` and `COPY … FROM 's3://…'` — with Redshift's option
-//! rules ([`statement`]), and Redshift's `CREATE TABLE` rewritten for PostgreSQL 15 with what
-//! PostgreSQL cannot hold remembered for `SHOW TABLE` ([`ddl`]), and `UNLOAD` executed against
-//! PostgreSQL into an object store with Redshift's file layout and manifests ([`unload`]), and
-//! `COPY … FROM 's3://…'` with Redshift's file and CSV rules ([`copy`]), over S3 at any endpoint —
-//! moto in the tests ([`s3`]). Still to come: the catalog views and the wire proxy in front of it.
+//! A Redshift emulator for tests: a wire proxy ([`proxy`]) that clients talk to as to Amazon
+//! Redshift, in front of a PostgreSQL 15 cluster. Statements PostgreSQL runs are relayed,
+//! rewritten where Redshift spells them differently ([`sql`]); what PostgreSQL lacks runs in the
+//! proxy inside the client's own session ([`wire`]): `UNLOAD` into S3 with Redshift's file layout
+//! and manifests ([`unload`]), `COPY … FROM 's3://…'` with Redshift's file and CSV rules
+//! ([`copy`], [`datetime`], [`compress`]), Redshift's `CREATE TABLE` and `SHOW TABLE` ([`ddl`]),
+//! the Redshift catalog views and grants ([`catalog`]); S3 at any endpoint — moto in the tests
+//! ([`s3`]). [`statement`] parses `UNLOAD` and `COPY` with Redshift's option rules.
 //!
 //! ```
 //! use redshift_emu::statement::{parse, Statement};
@@ -15,6 +16,7 @@
 pub mod catalog;
 pub mod compress;
 pub mod copy;
+pub mod datetime;
 pub mod ddl;
 pub mod proxy;
 pub mod s3;

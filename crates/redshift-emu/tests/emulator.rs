@@ -362,6 +362,18 @@ async fn rejections_and_load_errors_read_like_redshift() {
         one(&c, "SELECT trim(filename) || ' ' || line_number || ' ' || trim(colname) || ' ' || err_code || ' ' || trim(err_reason) || ' ' || trim(raw_field_value) FROM stl_load_errors").await,
         "s3://staging/long/000 6 v 1204 String length exceeds DDL length xxxxxx"
     );
+    // TIMEFORMAT and DATEFORMAT read other spellings of dates and times.
+    c.batch_execute(&format!(
+        "CREATE TABLE times (ts TIMESTAMP, d DATE); \
+         UNLOAD ('select ''1700000000'', ''02/29/2024''') TO 's3://staging/times/' {ROLE} CSV PARALLEL OFF; \
+         COPY times FROM 's3://staging/times/' {ROLE} CSV TIMEFORMAT 'epochsecs' DATEFORMAT 'MM/DD/YYYY';"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        one(&c, "SELECT ts || ' ' || d FROM times").await,
+        "2023-11-14 22:13:20 2024-02-29"
+    );
     assert_eq!(
         one(&c, "SELECT version()")
             .await
