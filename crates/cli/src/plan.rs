@@ -245,6 +245,9 @@ impl Plan {
                     stats: stats.get(&key),
                 };
                 let generator = match mirage_generators::build(&gname, &options, &ctx, &prf) {
+                    Ok(g) if catalog.byte_lengths => {
+                        Some(mirage_generators::fit_bytes(g, &c.value_type))
+                    }
                     Ok(g) => Some(g),
                     Err(e) => {
                         let via = inherited_from

@@ -286,6 +286,9 @@ pub struct Catalog {
     pub schemas: Vec<String>,
     pub tables: Vec<Table>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// Declared lengths count bytes, and `char` holds single-byte characters only (Redshift);
+    /// otherwise they count characters (PostgreSQL).
+    pub byte_lengths: bool,
 }
 
 impl Catalog {

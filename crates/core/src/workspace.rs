@@ -77,6 +77,105 @@ impl ConnectionConfig {
     }
 }
 
+/// How Redshift data moves through S3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Process {
+    /// Data Pipeline V2: UNLOAD to S3, transform in the mirage worker, COPY.
+    #[default]
+    V2,
+    /// S3 events on an SQS queue, transformed by an AWS Lambda function.
+    Lambda,
+}
+
+/// The `[staging]` block: where Redshift jobs UNLOAD to and COPY from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagingConfig {
+    /// S3 bucket (in the cluster's region).
+    pub bucket: String,
+    /// Key prefix for every job's files: `s3://bucket/<prefix>/<job-id>/…`.
+    #[serde(default = "default_staging_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The IAM role Redshift assumes for UNLOAD and COPY (ARN).
+    pub iam_role: String,
+    /// KMS key (id or ARN) for UNLOAD's server-side encryption, if any.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub process: Process,
+    /// Keep the transformed files (`…/output/…`) after the job, for inspection.
+    #[serde(default)]
+    pub keep_output: bool,
+    /// UNLOAD's MAXFILESIZE.
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: ByteSize,
+    /// S3 endpoint for S3-compatible stores and tests (e.g. `http://127.0.0.1:5000` for moto);
+    /// empty means AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(skip)]
+    pub line: usize,
+}
+
+fn default_staging_prefix() -> String {
+    "mirage".into()
+}
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_max_file_size() -> ByteSize {
+    ByteSize(50 * ByteSize::MIB)
+}
+
+impl StagingConfig {
+    /// Problems with the values, as (key, message).
+    fn validate(&self) -> Option<(&'static str, String)> {
+        let b = &self.bucket;
+        if b.len() < 3
+            || b.len() > 63
+            || !b
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            return Some((
+                "staging.bucket",
+                "an S3 bucket name: 3-63 lower-case letters, digits, '-' or '.'".into(),
+            ));
+        }
+        if self.prefix.starts_with('/') || self.prefix.ends_with('/') || self.prefix.is_empty() {
+            return Some((
+                "staging.prefix",
+                "a key prefix without leading or trailing '/', e.g. \"mirage\"".into(),
+            ));
+        }
+        let role_ok = self
+            .iam_role
+            .strip_prefix("arn:aws:iam::")
+            .and_then(|r| r.split_once(":role/"))
+            .is_some_and(|(account, name)| {
+                account.len() == 12
+                    && account.chars().all(|c| c.is_ascii_digit())
+                    && !name.is_empty()
+            });
+        if !role_ok {
+            return Some((
+                "staging.iam_role",
+                "the ARN of the role Redshift assumes, e.g. arn:aws:iam::123456789012:role/mirage-redshift".into(),
+            ));
+        }
+        if self.max_file_size.0 < 5 * ByteSize::MIB || self.max_file_size.0 > 6200 * ByteSize::MIB {
+            return Some((
+                "staging.max_file_size",
+                "UNLOAD's MAXFILESIZE is between 5MB and 6.2GB".into(),
+            ));
+        }
+        None
+    }
+}
+
 /// Which schemas are copied.
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +267,8 @@ pub struct Workspace {
     pub seed_env: String,
     pub run: RunSettings,
     pub tables: Vec<TableConfig>,
+    /// `[staging]`: required when either end is Redshift.
+    pub staging: Option<StagingConfig>,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +308,7 @@ struct RawWorkspace {
     run: RunSettings,
     #[serde(default)]
     tables: BTreeMap<Spanned<String>, Spanned<RawTable>>,
+    staging: Option<Spanned<StagingConfig>>,
 }
 
 /// 1-based line of a byte offset.
@@ -295,6 +397,17 @@ impl Workspace {
                 "must be at least 4KiB; 4MiB is a good value".into(),
             ));
         }
+        let staging = match &raw.staging {
+            Some(st) => {
+                let mut config = st.get_ref().clone();
+                config.line = line_of(text, st.span().start);
+                if let Some((key, message)) = config.validate() {
+                    return Err(err(config.line, key.into(), message));
+                }
+                Some(config)
+            }
+            None => None,
+        };
         let mut tables = Vec::new();
         for (name, table) in &raw.tables {
             let line = line_of(text, name.span().start);
@@ -354,6 +467,7 @@ impl Workspace {
                 .unwrap_or_else(|| "MIRAGE_SEED".to_string()),
             run: raw.run,
             tables,
+            staging,
         })
     }
 

@@ -53,6 +53,17 @@ pub enum GenerateError {
          whose output fits (or one that truncates, like the name generators) or widen the column"
     )]
     TooLong { max_chars: u32 },
+    #[error(
+        "a generated value is longer than the column's {max_bytes} bytes (the destination counts \
+         bytes, and non-ASCII characters take 2-4); choose a generator whose output fits or widen \
+         the column"
+    )]
+    TooManyBytes { max_bytes: u32 },
+    #[error(
+        "a generated value has a multi-byte character, which the destination's CHAR columns \
+         cannot hold; choose an ASCII generator or make the column VARCHAR"
+    )]
+    NotSingleByte,
 }
 
 /// Why a generator could not be built from its configuration.
@@ -839,8 +850,30 @@ pub fn build(
         Some(max_chars) if !generator.is_passthrough() => Ok(Arc::new(Fitted {
             inner: generator,
             max_chars,
+            unit: Unit::Chars,
         })),
         _ => Ok(generator),
+    }
+}
+
+/// For a destination that counts declared lengths in bytes and keeps `char` single-byte
+/// (Redshift): wrap a built generator so its values are checked that way too.
+pub fn fit_bytes(generator: Arc<dyn Generator>, value_type: &ValueType) -> Arc<dyn Generator> {
+    if generator.is_passthrough() {
+        return generator;
+    }
+    match value_type {
+        ValueType::Text { max_chars: Some(n) } => Arc::new(Fitted {
+            inner: generator,
+            max_chars: *n,
+            unit: Unit::Bytes,
+        }),
+        ValueType::Char { len } => Arc::new(Fitted {
+            inner: generator,
+            max_chars: len.unwrap_or(1),
+            unit: Unit::SingleBytes,
+        }),
+        _ => generator,
     }
 }
 
@@ -905,16 +938,38 @@ impl Generator for Fallback {
 struct Fitted {
     inner: Arc<dyn Generator>,
     max_chars: u32,
+    unit: Unit,
+}
+
+/// What a declared length counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Chars,
+    Bytes,
+    /// Bytes, and every character a single byte.
+    SingleBytes,
 }
 
 impl Fitted {
     fn check(&self, out: &str, start: usize, written: bool) -> Result<bool, GenerateError> {
-        if written && out[start..].chars().count() > self.max_chars as usize {
-            return Err(GenerateError::TooLong {
-                max_chars: self.max_chars,
-            });
+        if !written {
+            return Ok(false);
         }
-        Ok(written)
+        let value = &out[start..];
+        match self.unit {
+            Unit::Chars if value.chars().count() > self.max_chars as usize => {
+                Err(GenerateError::TooLong {
+                    max_chars: self.max_chars,
+                })
+            }
+            Unit::SingleBytes if !value.is_ascii() => Err(GenerateError::NotSingleByte),
+            Unit::Bytes | Unit::SingleBytes if value.len() > self.max_chars as usize => {
+                Err(GenerateError::TooManyBytes {
+                    max_bytes: self.max_chars,
+                })
+            }
+            _ => Ok(true),
+        }
     }
 }
 
@@ -942,6 +997,47 @@ impl Generator for Fitted {
 
     fn uses_fingerprint(&self) -> bool {
         self.inner.uses_fingerprint()
+    }
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::*;
+
+    struct Fixed(&'static str);
+    impl Generator for Fixed {
+        fn generate(&self, _: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
+            out.push_str(self.0);
+            Ok(true)
+        }
+    }
+
+    #[test]
+    fn byte_lengths_count_bytes_and_char_stays_single_byte() {
+        let text = ValueType::Text { max_chars: Some(5) };
+        let mut out = String::new();
+        // Five characters fit five characters, not five bytes.
+        assert!(
+            fit_bytes(Arc::new(Fixed("ééééé")), &text)
+                .generate(Some("x"), &mut out)
+                .is_err_and(|e| e == GenerateError::TooManyBytes { max_bytes: 5 })
+        );
+        assert!(
+            fit_bytes(Arc::new(Fixed("ééa")), &text)
+                .generate(Some("x"), &mut out)
+                .is_ok()
+        );
+        let char2 = ValueType::Char { len: Some(2) };
+        assert!(
+            fit_bytes(Arc::new(Fixed("é")), &char2)
+                .generate(Some("x"), &mut out)
+                .is_err_and(|e| e == GenerateError::NotSingleByte)
+        );
+        assert!(
+            fit_bytes(Arc::new(Fixed("ab")), &char2)
+                .generate(Some("x"), &mut out)
+                .is_ok()
+        );
     }
 }
 

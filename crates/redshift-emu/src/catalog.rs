@@ -146,7 +146,12 @@ GRANT SELECT ON pg_catalog.pg_table_def TO PUBLIC;
 CREATE OR REPLACE VIEW pg_catalog.svv_columns AS
 SELECT ic.table_catalog::text AS table_catalog, ic.table_schema::text AS table_schema,
     ic.table_name::text AS table_name, ic.column_name::text AS column_name,
-    ic.ordinal_position::integer AS ordinal_position, ic.column_default::text AS column_default,
+    ic.ordinal_position::integer AS ordinal_position,
+    -- Redshift spells an identity column's default "identity"(table oid, attnum, 'seed,step').
+    CASE WHEN ic.is_identity = 'YES' THEN '"identity"(' || c.oid || ', ' || ic.ordinal_position || ', '''
+        || coalesce(d->'identity'->>0, ic.identity_start) || ','
+        || coalesce(d->'identity'->>1, ic.identity_increment) || '''::text)'
+        ELSE ic.column_default::text END AS column_default,
     ic.is_nullable::text AS is_nullable,
     CASE upper(split_part(d->>'redshift_type', '(', 1))
         WHEN 'SUPER' THEN 'super' WHEN 'VARBYTE' THEN 'binary varying'

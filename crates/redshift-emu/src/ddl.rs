@@ -40,6 +40,9 @@ pub struct TableDdl {
     pub sortkey: Option<(bool, Vec<String>)>,
     pub backup: bool,
     pub primary_key: Vec<String>,
+    /// FOREIGN KEY and UNIQUE constraints, rendered (filled from the live catalog by SHOW TABLE).
+    #[serde(default)]
+    pub constraints: Vec<String>,
 }
 
 /// A Redshift type → (normalized Redshift spelling, PostgreSQL type).
@@ -254,6 +257,7 @@ pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
         sortkey: None,
         backup: true,
         primary_key: Vec::new(),
+        constraints: Vec::new(),
     };
     let mut pg_items = Vec::new();
     for item in split_top(&s[open + 1..close]) {
@@ -547,6 +551,9 @@ pub fn show_table(ddl: &TableDdl) -> String {
     }
     if !ddl.primary_key.is_empty() {
         cols.push(format!("    PRIMARY KEY ({})", ddl.primary_key.join(", ")));
+    }
+    for c in &ddl.constraints {
+        cols.push(format!("    {c}"));
     }
     let mut out = format!("CREATE TABLE {} (\n{}\n)", ddl.name, cols.join(",\n"));
     if !ddl.backup {

@@ -996,6 +996,7 @@ impl Session {
             sortkey: None,
             backup: true,
             primary_key: Vec::new(),
+            constraints: Vec::new(),
         });
         out.name = format!(
             "{}.{}",
@@ -1038,6 +1039,29 @@ impl Session {
             cols.retain(|c| names.contains(c));
         }
         out.primary_key = pk.rows.iter().filter_map(|r| r[0].clone()).collect();
+        let constraints = self
+            .backend
+            .run(
+                "WITH k AS (SELECT con.oid, con.conname, con.contype, \
+                   (SELECT string_agg(a.attname, ', ' ORDER BY x.o) FROM unnest(con.conkey) WITH ORDINALITY x(n, o) \
+                    JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = x.n) AS cols, \
+                   (SELECT string_agg(a.attname, ', ' ORDER BY x.o) FROM unnest(con.confkey) WITH ORDINALITY x(n, o) \
+                    JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = x.n) AS refcols, \
+                   fn.nspname || '.' || fc.relname AS reftable \
+                 FROM pg_constraint con LEFT JOIN pg_class fc ON fc.oid = con.confrelid \
+                 LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace \
+                 WHERE con.conrelid = $1::oid AND con.contype IN ('f', 'u')) \
+                 SELECT CASE contype WHEN 'u' THEN 'UNIQUE (' || cols || ')' \
+                   ELSE 'FOREIGN KEY (' || cols || ') REFERENCES ' || reftable || '(' || refcols || ')' END \
+                 FROM k ORDER BY contype, conname",
+                &[Some(&oid)],
+            )
+            .await?;
+        out.constraints = constraints
+            .rows
+            .iter()
+            .filter_map(|r| r[0].clone())
+            .collect();
         Ok(ddl::show_table(&out))
     }
 }

@@ -127,6 +127,7 @@ impl SchemaFile {
             .filter(|f| tables.iter().any(|t| t.name == f.table))
             .collect();
         Catalog {
+            byte_lengths: false,
             schemas,
             tables,
             foreign_keys,

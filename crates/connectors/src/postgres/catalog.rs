@@ -199,6 +199,7 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
         }
     }
     Ok(Catalog {
+        byte_lengths: false,
         schemas,
         tables,
         foreign_keys,

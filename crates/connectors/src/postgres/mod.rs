@@ -43,6 +43,8 @@ pub struct PgEndpoint {
     /// The URL as configured, for tools (`pg_dump`) and messages; holds no password from the env.
     url: String,
     password: Option<String>,
+    /// Connect with TLS (rustls, the system's root certificates).
+    tls: bool,
 }
 
 impl std::fmt::Debug for PgEndpoint {
@@ -74,7 +76,36 @@ impl PgEndpoint {
             config,
             url: conn.url.clone(),
             password,
+            tls: false,
         })
+    }
+
+    /// A Redshift endpoint: `redshift://user@host[:5439]/database[?sslmode=disable]`. TLS is
+    /// required unless the URL turns it off (the local emulator speaks plain TCP).
+    pub fn redshift(role: &'static str, conn: &ConnectionConfig) -> Result<PgEndpoint> {
+        let rest = conn.url.strip_prefix("redshift://").ok_or_else(|| {
+            ConnectorError::Invalid(format!(
+                "{role}.url: write redshift://user@cluster.xxxx.region.redshift.amazonaws.com:5439/database"
+            ))
+        })?;
+        let mut c = conn.clone();
+        c.url = format!("postgresql://{rest}");
+        let mut ep = PgEndpoint::new(role, &c).map_err(|_| {
+            ConnectorError::Invalid(format!(
+                "{role}.url is not a Redshift URL; write redshift://user@host:5439/database"
+            ))
+        })?;
+        ep.url = conn.url.clone();
+        if ep.config.get_ports().is_empty() || !rest.split('/').next().unwrap_or("").contains(':') {
+            ep.config.port(5439);
+        }
+        let explicit = rest.contains("sslmode=");
+        ep.tls =
+            !(explicit && ep.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable);
+        if ep.tls {
+            ep.config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
+        Ok(ep)
     }
 
     /// `user@host:port/db`, never a password.
@@ -100,20 +131,28 @@ impl PgEndpoint {
 
     /// Open a connection; its driver task runs in the background until the client is dropped.
     pub async fn connect(&self) -> Result<Client> {
-        let (client, connection) =
-            self.config
-                .connect(NoTls)
-                .await
-                .map_err(|e| ConnectorError::Connect {
-                    role: self.role,
-                    endpoint: self.display(),
-                    detail: describe(&e),
-                })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %describe(&e), "connection closed");
-            }
-        });
+        let failed = |e: tokio_postgres::Error| ConnectorError::Connect {
+            role: self.role,
+            endpoint: self.display(),
+            detail: describe(&e),
+        };
+        let client = if self.tls {
+            let (client, connection) = self.config.connect(tls()?).await.map_err(failed)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %describe(&e), "connection closed");
+                }
+            });
+            client
+        } else {
+            let (client, connection) = self.config.connect(NoTls).await.map_err(failed)?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %describe(&e), "connection closed");
+                }
+            });
+            client
+        };
         Ok(client)
     }
 
@@ -131,6 +170,22 @@ impl PgEndpoint {
     pub(crate) fn url(&self) -> &str {
         &self.url
     }
+}
+
+/// TLS with the system's root certificates.
+fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ConnectorError::Invalid(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// Identify a server + database, to refuse copying a database onto itself.
