@@ -4,6 +4,7 @@ use crate::run::{Kind, RunError};
 use mirage_connectors::Source;
 use mirage_connectors::files::{FilesSource, folder_of};
 use mirage_connectors::postgres::{PgEndpoint, PgSource};
+use mirage_connectors::redshift::RedshiftSource;
 use mirage_core::schema::{Catalog, TableKind};
 use mirage_core::workspace::{ConnectionConfig, SchemaFilter};
 use std::fmt::Write;
@@ -53,6 +54,10 @@ pub async fn source_catalog(
             let src = PgSource::open(PgEndpoint::new("source", &conn)?).await?;
             Ok(src.catalog(filter).await?)
         }
+        Kind::Redshift => {
+            let src = RedshiftSource::open(PgEndpoint::redshift("source", &conn)?, None).await?;
+            Ok(src.catalog(filter).await?)
+        }
         Kind::Files => {
             let dir = folder_of(url, base)
                 .ok_or_else(|| RunError::Unsupported("write files:./folder".into()))?;
@@ -60,6 +65,19 @@ pub async fn source_catalog(
         }
     }
 }
+
+/// The `[staging]` block of a Redshift workspace.
+pub const STAGING_TEMPLATE: &str = "[staging]
+# Where Redshift UNLOADs to and COPYs from: s3://<bucket>/<prefix>/<job-id>/{input,output}/…
+bucket = \"my-mirage-staging\"          # in the cluster's region
+prefix = \"mirage\"
+region = \"us-east-1\"
+# The role Redshift assumes for UNLOAD and COPY (attached to both clusters).
+iam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"
+# kms_key_id = \"arn:aws:kms:us-east-1:123456789012:key/…\"   # encrypt UNLOAD output with this key
+process = \"v2\"                       # Data Pipeline V2: transform in the mirage worker
+keep_output = false                  # true keeps the transformed files for inspection
+max_file_size = \"50MB\"               # UNLOAD MAXFILESIZE";
 
 /// The text of a starter workspace.
 pub fn starter(
@@ -128,6 +146,9 @@ pub fn starter(
         "parts_in_flight = 4      # parts of one table being read/transformed/written at once"
     );
     let _ = writeln!(s, "transform_threads = 0    # 0 = one per CPU core");
+    if source_url.starts_with("redshift://") {
+        let _ = writeln!(s, "\n{STAGING_TEMPLATE}");
+    }
     for t in &catalog.tables {
         if matches!(t.kind, TableKind::Partition { .. }) {
             continue;

@@ -67,8 +67,16 @@ pub struct TableReport {
     pub mode: String,
     pub status: TableStatus,
     pub rows: u64,
+    /// Bytes the source produced (as read, uncompressed).
     pub bytes_read: u64,
+    /// Bytes the transform handed to the destination.
     pub bytes_written: u64,
+    /// Redshift: bytes UNLOAD wrote to S3 (compressed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_unloaded: Option<u64>,
+    /// Redshift: bytes of transformed files written to S3 for COPY (compressed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_loaded: Option<u64>,
     pub seconds: f64,
     pub masked_columns: Vec<String>,
     pub error: Option<String>,
@@ -83,6 +91,8 @@ impl TableReport {
             rows: 0,
             bytes_read: 0,
             bytes_written: 0,
+            bytes_unloaded: None,
+            bytes_loaded: None,
             seconds: 0.0,
             masked_columns: tp.masked().map(|c| c.name.clone()).collect(),
             error: canceled.then(|| "interrupted before it was committed".to_string()),

@@ -8,8 +8,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use mirage_connectors::files::{FilesDestination, FilesSource, folder_of};
 use mirage_connectors::postgres::{PgDestination, PgEndpoint, PgSource};
+use mirage_connectors::redshift::{RedshiftDestination, RedshiftSource, Staging};
 use mirage_connectors::{Aborted, ChunkStream, ConnectorError, Destination, Source};
-use mirage_core::workspace::{TableMode, Workspace, WorkspaceError};
+use mirage_core::workspace::{Process, StagingConfig, TableMode, Workspace, WorkspaceError};
 use mirage_transform::codec::{Format, RecordSplitter, count_records};
 use mirage_transform::{PartTransform, TransformError};
 use std::path::PathBuf;
@@ -58,6 +59,7 @@ pub struct RunOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Postgres,
+    Redshift,
     Files,
 }
 
@@ -68,15 +70,18 @@ impl Kind {
         } else if url.starts_with("files:") {
             Ok(Kind::Files)
         } else if url.starts_with("redshift://") {
-            Err("redshift:// is not supported yet; this build copies PostgreSQL and files".into())
+            Ok(Kind::Redshift)
         } else {
-            Err("unsupported URL; use postgres://user@host:5432/database or files:./folder".into())
+            Err("unsupported URL; use postgres://user@host:5432/database, \
+                 redshift://user@cluster.xxxx.region.redshift.amazonaws.com:5439/database or files:./folder"
+                .into())
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Postgres => "postgres",
+            Kind::Redshift => "redshift",
             Kind::Files => "files",
         }
     }
@@ -151,8 +156,28 @@ pub async fn plan(ws: &Workspace, seed: &str) -> Result<Plan, RunError> {
             let src = PgSource::open(PgEndpoint::new("source", &ws.source)?).await?;
             build(src, ws, seed).await
         }
+        Kind::Redshift => {
+            let staging = Arc::new(Staging::new(staging_config(ws)?, "plan")?);
+            let src =
+                RedshiftSource::open(PgEndpoint::redshift("source", &ws.source)?, Some(staging))
+                    .await?;
+            build(src, ws, seed).await
+        }
         Kind::Files => build(FilesSource::open(&files_dir(ws, "source")?)?, ws, seed).await,
     }
+}
+
+/// The `[staging]` block a Redshift job needs.
+fn staging_config(ws: &Workspace) -> Result<&StagingConfig, RunError> {
+    ws.staging.as_ref().ok_or_else(|| {
+        ws.error(
+            ws.source.line,
+            "staging",
+            "a Redshift job needs a [staging] block: bucket = \"…\", iam_role = \"arn:aws:iam::…:role/…\" \
+             (see `mirage init` or the README)",
+        )
+        .into()
+    })
 }
 
 /// Run the job the workspace describes.
@@ -167,7 +192,38 @@ pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunErro
                 return Err(RunError::SameDatabase(dest.endpoint().display()));
             }
             let names = (source.endpoint().display(), dest.endpoint().display());
-            execute(ws, opts, source, dest, names).await
+            execute(ws, opts, source, dest, names, new_job_id()).await
+        }
+        (Kind::Redshift, Kind::Redshift) => {
+            let config = staging_config(ws)?;
+            if config.process == Process::Lambda {
+                return Err(RunError::Unsupported(format!(
+                    "{}:{}: staging.process = \"lambda\" (the SQS + Lambda process) is not available in this \
+                     build; use process = \"v2\" (Data Pipeline V2), which transforms in the mirage worker",
+                    ws.path.display(),
+                    config.line
+                )));
+            }
+            let job_id = new_job_id();
+            let staging = Arc::new(Staging::new(config, &job_id)?);
+            let source = RedshiftSource::open(
+                PgEndpoint::redshift("source", &ws.source)?,
+                Some(staging.clone()),
+            )
+            .await?;
+            let dest = RedshiftDestination::new(
+                PgEndpoint::redshift("destination", &ws.destination)?,
+                staging.clone(),
+            );
+            if source.identity() == dest.identity() {
+                return Err(RunError::SameDatabase(dest.endpoint().display()));
+            }
+            let names = (source.endpoint().display(), dest.endpoint().display());
+            let result = execute(ws, opts, source, dest, names, job_id).await;
+            if let Err(e) = staging.cleanup().await {
+                tracing::warn!(error = %e, "could not remove the job's staging files");
+            }
+            result
         }
         (Kind::Files, Kind::Files) => {
             let source = FilesSource::open(&files_dir(ws, "source")?)?;
@@ -176,7 +232,7 @@ pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunErro
                 return Err(RunError::SameDatabase(dest.identity()));
             }
             let names = (source.identity(), dest.identity());
-            execute(ws, opts, source, dest, names).await
+            execute(ws, opts, source, dest, names, new_job_id()).await
         }
         (a, b) => Err(RunError::KindMismatch(a.name(), b.name())),
     }
@@ -212,6 +268,7 @@ async fn execute<S, D>(
     source: S,
     dest: D,
     (source_name, dest_name): (String, String),
+    job_id: String,
 ) -> Result<JobReport, RunError>
 where
     S: Source,
@@ -219,7 +276,6 @@ where
 {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let job_id = new_job_id();
     let catalog = source.catalog(&ws.schemas).await?;
     let stats = gather_stats(&source, ws, &catalog).await?;
     let plan = Plan::build(ws, catalog, &opts.seed, &stats).map_err(RunError::Workspace)?;
@@ -341,8 +397,14 @@ async fn copy_one<S: Source, D: Destination>(source: &S, dest: &D, tp: &TablePla
     let started = Instant::now();
     let name = tp.table.name.to_string();
     let progress = Arc::new(ctx.progress.table(&name, tp.table.byte_estimate));
+    let mut written = 0u64;
     let result = match tp.mode {
-        TableMode::DeIdentify => copy_rows(source, dest, tp, ctx, progress.clone()).await,
+        TableMode::DeIdentify => copy_rows(source, dest, tp, ctx, progress.clone())
+            .await
+            .map(|(rows, bytes)| {
+                written = bytes;
+                rows
+            }),
         // An empty load: the table exists with no rows (and a files destination gets its header).
         TableMode::Truncate => dest
             .load(
@@ -374,10 +436,12 @@ async fn copy_one<S: Source, D: Destination>(source: &S, dest: &D, tp: &TablePla
         rows,
         bytes_read: progress.bytes(),
         bytes_written: if status == TableStatus::Loaded {
-            progress.bytes()
+            written
         } else {
             0
         },
+        bytes_unloaded: source.staged_bytes(&tp.table.name),
+        bytes_loaded: dest.staged_bytes(&tp.table.name),
         seconds: started.elapsed().as_secs_f64(),
         masked_columns: tp.masked().map(|c| c.name.clone()).collect(),
         error,
@@ -433,14 +497,15 @@ fn spawn_splitter(
     rx
 }
 
-/// Extract → parts → transform → load for one table. Returns rows loaded.
+/// Extract → parts → transform → load for one table. Returns rows loaded and bytes the
+/// transform handed to the destination.
 async fn copy_rows<S: Source, D: Destination>(
     source: &S,
     dest: &D,
     tp: &TablePlan,
     ctx: &JobCtx,
     progress: Arc<TableProgress>,
-) -> Result<u64, String> {
+) -> Result<(u64, u64), String> {
     let columns = tp.copy_columns();
     let format = source.format();
     let transform = Arc::new(PartTransform::new(
@@ -491,10 +556,13 @@ async fn copy_rows<S: Source, D: Destination>(
     // into table row numbers.
     let fail = failure.clone();
     let mut rows_before = 0u64;
+    let out_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = out_bytes.clone();
     let part_stream = transformed
         .map(move |r| match r {
             Ok((bytes, rows, in_bytes)) => {
                 rows_before += rows;
+                counted.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 progress.advance(rows, in_bytes);
                 Ok(bytes)
             }
@@ -511,7 +579,7 @@ async fn copy_rows<S: Source, D: Destination>(
     let cause = failure.lock().ok().and_then(|f| f.clone());
     match (loaded, cause) {
         (_, Some(cause)) => Err(format!("{cause}; the table was not loaded")),
-        (Ok(rows), None) => Ok(rows),
+        (Ok(rows), None) => Ok((rows, out_bytes.load(std::sync::atomic::Ordering::Relaxed))),
         (Err(e), None) => Err(e.to_string()),
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! - [`postgres`]: `pg_catalog` introspection, `pg_dump`-based schema copy, `COPY … TO STDOUT`
 //!   under one exported snapshot, `COPY … FROM STDIN` in one transaction per table.
+//! - [`redshift`]: Data Pipeline V2 — UNLOAD to S3, parts streamed to the transform, parts
+//!   written back to S3 and COPYed into a staging table that is swapped in.
 //! - [`files`]: a folder of CSV files plus `schema.json` — the embedded default that needs no
 //!   server.
 
@@ -11,6 +13,7 @@
 mod conformance;
 pub mod files;
 pub mod postgres;
+pub mod redshift;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -107,6 +110,11 @@ pub trait Source: Send + Sync + 'static {
         table: &Table,
         columns: &[String],
     ) -> impl Future<Output = Result<ChunkStream>> + Send;
+
+    /// Bytes a table's extract put in staging storage (Redshift's UNLOAD), when there is one.
+    fn staged_bytes(&self, _table: &QualifiedName) -> Option<u64> {
+        None
+    }
 }
 
 /// Where rows go.
@@ -141,6 +149,11 @@ pub trait Destination: Send + Sync + 'static {
         schema: &Self::Schema,
         options: &SchemaOptions,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Bytes a table's load wrote to staging storage (files for Redshift's COPY), if any.
+    fn staged_bytes(&self, _table: &QualifiedName) -> Option<u64> {
+        None
+    }
 }
 
 /// Remove values from a database message: `…: "value"` becomes `…: "…"`, `(col)=(value)` keeps

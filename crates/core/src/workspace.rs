@@ -166,7 +166,7 @@ impl StagingConfig {
                 "the ARN of the role Redshift assumes, e.g. arn:aws:iam::123456789012:role/mirage-redshift".into(),
             ));
         }
-        if self.max_file_size.0 < 5 * ByteSize::MIB || self.max_file_size.0 > 6200 * ByteSize::MIB {
+        if self.max_file_size.0 < 5_000_000 || self.max_file_size.0 > 6200 * ByteSize::MIB {
             return Some((
                 "staging.max_file_size",
                 "UNLOAD's MAXFILESIZE is between 5MB and 6.2GB".into(),

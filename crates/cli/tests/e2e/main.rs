@@ -5,4 +5,5 @@ mod demo;
 mod failures;
 mod generators;
 mod postgres;
+mod redshift;
 mod util;

@@ -28,7 +28,7 @@ pub(crate) fn db_error(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Conn
 }
 
 /// A driver error as text without row values.
-pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", redact(db.message()), db.code().code()),
         None => redact(&e.to_string()),
@@ -96,7 +96,8 @@ impl PgEndpoint {
             ))
         })?;
         ep.url = conn.url.clone();
-        if ep.config.get_ports().is_empty() || !rest.split('/').next().unwrap_or("").contains(':') {
+        let host = rest.split('/').next().unwrap_or("");
+        if !host.rsplit('@').next().unwrap_or(host).contains(':') {
             ep.config.port(5439);
         }
         let explicit = rest.contains("sslmode=");

@@ -1,0 +1,424 @@
+//! Redshift → Redshift with Data Pipeline V2, end to end: the Redshift emulator (in this
+//! process) in front of a throwaway PostgreSQL, S3 in moto, and the `mirage` binary.
+
+use crate::util::{Dir, Run};
+use mirage_testkit::{MotoServer, PgCluster};
+use redshift_emu::proxy::{Config, Emulator, Storage, start};
+use std::process::{Command, Stdio};
+
+const SOURCE_SQL: &str = r#"
+CREATE USER owner_a PASSWORD 'Owner1234';
+CREATE SCHEMA sales;
+CREATE TABLE sales.customers (
+    id BIGINT IDENTITY(1, 1) ENCODE az64,
+    ref INTEGER NOT NULL,
+    email VARCHAR(120) NOT NULL ENCODE lzo,
+    first_name VARCHAR(40),
+    last_name VARCHAR(40),
+    ssn CHAR(11),
+    note VARCHAR(MAX),
+    region SMALLINT DISTKEY,
+    score DECIMAL(12, 4),
+    ratio REAL,
+    weight DOUBLE PRECISION,
+    active BOOLEAN,
+    born DATE,
+    wake TIME,
+    wake_tz TIMETZ,
+    created TIMESTAMP,
+    seen TIMESTAMPTZ,
+    doc SUPER,
+    blob VARBYTE(64),
+    shape GEOMETRY,
+    sketch HLLSKETCH,
+    PRIMARY KEY (id)
+) DISTSTYLE KEY SORTKEY (created);
+CREATE TABLE sales.orders (
+    order_id INTEGER NOT NULL,
+    customer_id BIGINT NOT NULL REFERENCES sales.customers(id),
+    amount DECIMAL(10, 2),
+    status CHAR(8),
+    comment VARCHAR(200),
+    PRIMARY KEY (order_id)
+) DISTSTYLE EVEN COMPOUND SORTKEY (customer_id, order_id);
+CREATE TABLE sales.empty_one (id INTEGER, v VARCHAR(10)) DISTSTYLE ALL;
+INSERT INTO sales.customers (ref, email, first_name, last_name, ssn, note, region, score, ratio, weight,
+    active, born, wake, wake_tz, created, seen, doc, blob, shape, sketch)
+SELECT i, 'user' || i || '@example.com',
+    CASE WHEN i % 7 = 0 THEN NULL ELSE 'Name' || i END,
+    'Zoë, "the" O''Brien' || i,
+    lpad(i::text, 3, '0') || '-12-' || lpad(i::text, 4, '0'),
+    CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN E'multi\nline, with "quotes" and, commas' ELSE 'ünïcödé 日本 ' || i END,
+    (i % 4)::smallint, i * 1.5, i / 3.0, i * 2.25, i % 2 = 0,
+    DATE '2000-01-01' + i, TIME '08:00:00' + i * INTERVAL '1 minute', '10:00:00+02',
+    TIMESTAMP '2024-01-01 00:00:00' + i * INTERVAL '1 hour', TIMESTAMPTZ '2024-01-01 00:00:00+00' + i * INTERVAL '1 day',
+    CASE WHEN i % 3 = 0 THEN NULL ELSE ('{"k": ' || i || ', "s": "a,b"}')::jsonb END,
+    CASE WHEN i % 6 = 0 THEN NULL ELSE decode(lpad(to_hex(i), 4, '0'), 'hex') END,
+    '0101000000000000000000F03F000000000000F03F', '{"version":1}'
+FROM generate_series(1, 300) i;
+INSERT INTO sales.orders
+SELECT i, 1 + i % 300, i * 0.25, CASE WHEN i % 9 = 0 THEN NULL ELSE 'PAID' END,
+    CASE WHEN i % 4 = 0 THEN '' WHEN i % 4 = 1 THEN NULL ELSE 'order ' || i || ', "rush"' END
+FROM generate_series(1, 1000) i;
+ALTER TABLE sales.customers OWNER TO owner_a;
+ALTER TABLE sales.orders OWNER TO owner_a;
+ALTER SCHEMA sales OWNER TO owner_a;
+CREATE USER src_user PASSWORD 'Source1234';
+GRANT USAGE ON SCHEMA sales TO src_user;
+GRANT SELECT ON ALL TABLES IN SCHEMA sales TO src_user;
+GRANT SELECT ON pg_catalog.svv_table_info TO src_user;
+"#;
+
+/// The documented minimum for the destination user.
+const DESTINATION_SQL: &str = "
+CREATE USER dst_user PASSWORD 'Dest12345';
+CREATE USER boss PASSWORD 'Boss12345' CREATEUSER;
+GRANT SELECT ON pg_catalog.svv_table_info TO dst_user;
+GRANT TEMPORARY ON DATABASE dst TO dst_user;
+GRANT CREATE ON DATABASE dst TO dst_user;
+";
+
+const TABLES: &str = r#"
+[tables."sales.customers".columns]
+id = { generator = "integer_key" }
+email = { generator = "email", unique = true }
+first_name = { generator = "first_name" }
+last_name = { generator = "last_name" }
+ssn = { generator = "ssn" }
+note = { generator = "character_scramble" }
+
+[tables."sales.orders".columns]
+comment = { generator = "character_scramble" }
+"#;
+
+struct Redshift {
+    pg: PgCluster,
+    moto: MotoServer,
+    emu: Emulator,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Redshift {
+    fn start() -> Redshift {
+        let pg = PgCluster::start().expect("PostgreSQL");
+        let moto = MotoServer::start().expect("moto");
+        moto.create_bucket("mirage-staging").expect("bucket");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let emu = rt
+            .block_on(start(
+                "127.0.0.1:0",
+                Config {
+                    postgres: format!("127.0.0.1:{}", pg.port()),
+                    admin_user: "postgres".into(),
+                    storage: Storage::S3 {
+                        endpoint: Some(moto.endpoint()),
+                        region: "us-east-1".into(),
+                    },
+                },
+            ))
+            .expect("emulator");
+        let rs = Redshift {
+            pg,
+            moto,
+            emu,
+            _rt: rt,
+        };
+        rs.sql("postgres", "CREATE DATABASE src");
+        rs.sql("postgres", "CREATE DATABASE dst");
+        rs.sql("src", SOURCE_SQL);
+        rs.sql("dst", DESTINATION_SQL);
+        rs
+    }
+
+    fn url(&self, user: &str, db: &str) -> String {
+        format!(
+            "redshift://{user}@{}/{db}?sslmode=disable",
+            self.emu.address()
+        )
+    }
+
+    /// SQL through the emulator as the superuser.
+    fn sql(&self, db: &str, sql: &str) -> String {
+        self.try_sql(db, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn try_sql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let url = self
+            .url("postgres", db)
+            .replace("redshift://", "postgresql://");
+        self.pg.psql_url(&url, sql).map_err(|e| e.to_string())
+    }
+
+    fn workspace(&self, dir: &Dir, dest_user: &str, extra: &str) -> std::path::PathBuf {
+        dir.write(
+            "workspace.toml",
+            &format!(
+                "[source]\nurl = \"{}\"\n\n[destination]\nurl = \"{}\"\n{extra}\n\n[staging]\nbucket = \"mirage-staging\"\n\
+                 prefix = \"jobs\"\niam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"\n\
+                 endpoint = \"{}\"\nmax_file_size = \"5MB\"\n\n[run]\npart_size = \"16KiB\"\n{TABLES}",
+                self.url("src_user", "src"),
+                self.url(dest_user, "dst"),
+                self.moto.endpoint()
+            ),
+        )
+    }
+
+    fn run(&self, workspace: &std::path::Path, seed: &str, failpoint: Option<&str>) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirage"));
+        cmd.args(["run", "-w", &workspace.display().to_string()])
+            .env("MIRAGE_SEED", seed)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("MIRAGE_LOG")
+            .env_remove("MIRAGE_FAILPOINT")
+            .stdin(Stdio::null());
+        if let Some(f) = failpoint {
+            cmd.env("MIRAGE_FAILPOINT", f);
+        }
+        cmd.output().expect("run mirage").into()
+    }
+
+    /// Keys left in the staging bucket.
+    fn staged_keys(&self) -> usize {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                &format!("{}/mirage-staging?list-type=2", self.moto.endpoint()),
+            ])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .matches("<Key>")
+            .count()
+    }
+}
+
+fn differing(a: &str, b: &str) -> (usize, usize) {
+    let pairs: Vec<(&str, &str)> = a.lines().zip(b.lines()).collect();
+    (pairs.iter().filter(|(x, y)| x != y).count(), pairs.len())
+}
+
+#[test]
+fn redshift_to_redshift_with_data_pipeline_v2() {
+    let rs = Redshift::start();
+    let dir = Dir::new();
+    let ws = rs.workspace(&dir, "dst_user", "");
+    let run = rs.run(&ws, "seed-one", None);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    // The same DDL: dist and sort keys, encodings, identity, NOT NULL, keys.
+    for t in ["sales.customers", "sales.orders", "sales.empty_one"] {
+        let show = format!("SHOW TABLE {t}");
+        assert_eq!(rs.sql("dst", &show), rs.sql("src", &show), "{t}");
+    }
+    assert!(
+        rs.sql("dst", "SHOW TABLE sales.orders")
+            .contains("FOREIGN KEY (customer_id) REFERENCES sales.customers(id)")
+    );
+    for t in ["sales.customers", "sales.orders", "sales.empty_one"] {
+        let count = format!("SELECT count(*) FROM {t}");
+        assert_eq!(rs.sql("dst", &count), rs.sql("src", &count), "{t}");
+    }
+    // Passthrough columns byte for byte (rows aligned on ref / order_id).
+    let kept = "SELECT ref, region, score, ratio, weight, active, born, wake, wake_tz, created, seen, doc, blob, shape, sketch, last_name IS NULL, note IS NULL, note = '' FROM sales.customers ORDER BY ref";
+    assert_eq!(rs.sql("dst", kept), rs.sql("src", kept));
+    let kept = "SELECT order_id, amount, status, comment IS NULL, comment = '' FROM sales.orders ORDER BY order_id";
+    assert_eq!(rs.sql("dst", kept), rs.sql("src", kept));
+    // Masked columns changed; NULL stays NULL and '' stays ''.
+    for col in ["id", "email", "first_name", "last_name", "ssn", "note"] {
+        let q = format!(
+            "SELECT coalesce({col}::varchar(65535), 'NULL') FROM sales.customers WHERE coalesce({col}::varchar(65535), '') <> '' ORDER BY ref"
+        );
+        let (changed, total) = differing(&rs.sql("dst", &q), &rs.sql("src", &q));
+        assert!(
+            total > 100 && changed * 100 >= total * 99,
+            "{col}: {changed} of {total} changed"
+        );
+    }
+    assert_eq!(
+        rs.sql("dst", "SELECT count(*) FROM sales.customers WHERE octet_length(ssn) = 11 AND ssn ~ '^[0-9]{3}-[0-9]{2}-[0-9]{4}$'"),
+        "300"
+    );
+    // Keys still join, to the same customers.
+    let join = "SELECT o.order_id, c.ref FROM sales.orders o JOIN sales.customers c ON c.id = o.customer_id ORDER BY 1";
+    assert_eq!(rs.sql("dst", join), rs.sql("src", join));
+    assert_eq!(
+        rs.sql("dst", "SELECT count(DISTINCT id) FROM sales.customers"),
+        "300"
+    );
+    // Staging files are gone; the report counts the bytes through S3.
+    assert_eq!(rs.staged_keys(), 0, "the job's S3 prefix is cleaned");
+    let report_dir = dir.path().join(".mirage/jobs");
+    let report = std::fs::read_dir(&report_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    let customers = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "sales.customers")
+        .unwrap();
+    assert!(
+        customers["bytes_unloaded"].as_u64().unwrap() > 0
+            && customers["bytes_loaded"].as_u64().unwrap() > 0,
+        "{customers}"
+    );
+
+    let first_keys = rs.sql("dst", "SELECT id, email FROM sales.customers ORDER BY ref");
+    // Same seed again: identical output.
+    let before = rs.sql(
+        "dst",
+        "SELECT id, email, note FROM sales.customers ORDER BY ref",
+    );
+    let run = rs.run(&ws, "seed-one", None);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        rs.sql(
+            "dst",
+            "SELECT id, email, note FROM sales.customers ORDER BY ref"
+        ),
+        before
+    );
+
+    // A COPY that fails, and an S3 write that fails: that table keeps what it held, the others
+    // load, the report names what completed, no staging table or file is left.
+    for failpoint in ["copy:sales.orders", "s3-write:sales.orders"] {
+        let orders = rs.sql("dst", "SELECT * FROM sales.orders ORDER BY order_id");
+        let run = rs.run(&ws, &format!("other seed {failpoint}"), Some(failpoint));
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.all().contains("sales.orders"), "{}", run.all());
+        if failpoint.starts_with("copy") {
+            assert!(run.all().contains("Extra column(s) found"), "{}", run.all());
+            assert!(
+                !run.all().contains("too,many,fields"),
+                "no row values in messages: {}",
+                run.all()
+            );
+        }
+        assert_eq!(
+            rs.sql("dst", "SELECT * FROM sales.orders ORDER BY order_id"),
+            orders,
+            "{failpoint}"
+        );
+        assert_ne!(
+            rs.sql("dst", "SELECT id, email FROM sales.customers ORDER BY ref"),
+            first_keys,
+            "customers was loaded with the other seed"
+        );
+        assert_eq!(
+            rs.sql(
+                "dst",
+                "SELECT count(*) FROM pg_tables WHERE tablename LIKE '%mirage_load'"
+            ),
+            "0"
+        );
+        assert_eq!(rs.staged_keys(), 0, "{failpoint}: staging cleaned");
+    }
+}
+
+#[test]
+fn redshift_grants_and_ownership() {
+    let rs = Redshift::start();
+    let dir = Dir::new();
+    let ws = rs.workspace(&dir, "dst_user", "");
+    // Each missing grant is named with the statement that fixes it; nothing is written.
+    let cases = [
+        (
+            "src",
+            "REVOKE SELECT ON sales.orders FROM src_user",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA \"sales\" TO src_user",
+            "GRANT SELECT ON sales.orders TO src_user",
+        ),
+        (
+            "src",
+            "REVOKE USAGE ON SCHEMA sales FROM src_user",
+            "GRANT USAGE ON SCHEMA \"sales\" TO src_user",
+            "GRANT USAGE ON SCHEMA sales TO src_user",
+        ),
+        (
+            "src",
+            "REVOKE SELECT ON pg_catalog.svv_table_info FROM src_user",
+            "GRANT SELECT ON pg_catalog.svv_table_info TO src_user",
+            "GRANT SELECT ON pg_catalog.svv_table_info TO src_user",
+        ),
+        (
+            "dst",
+            "REVOKE CREATE ON DATABASE dst FROM dst_user",
+            "GRANT CREATE ON DATABASE \"dst\" TO dst_user",
+            "GRANT CREATE ON DATABASE dst TO dst_user",
+        ),
+    ];
+    for (db, revoke, message, restore) in cases {
+        rs.sql(db, revoke);
+        let run = rs.run(&ws, "s", None);
+        assert_ne!(run.code, 0, "{revoke}: {}", run.all());
+        assert!(run.all().contains(message), "{revoke}: {}", run.all());
+        assert_eq!(
+            rs.sql(
+                "dst",
+                "SELECT count(*) FROM pg_namespace WHERE nspname = 'sales'"
+            ),
+            "0",
+            "{revoke}"
+        );
+        rs.sql(db, restore);
+    }
+    // An existing schema owned by someone else needs DROP (and CREATE) on it.
+    rs.sql("dst", "CREATE SCHEMA sales; CREATE TABLE sales.old (a INT)");
+    let run = rs.run(&ws, "s", None);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.all()
+            .contains("GRANT USAGE ON SCHEMA \"sales\" TO dst_user"),
+        "{}",
+        run.all()
+    );
+    rs.sql(
+        "dst",
+        "GRANT USAGE, CREATE, DROP ON SCHEMA sales TO dst_user",
+    );
+    let run = rs.run(&ws, "s", None);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        rs.sql(
+            "dst",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'sales' AND tablename = 'old'"
+        ),
+        "0",
+        "tables the source lacks are dropped"
+    );
+
+    // Preserving ownership needs a superuser destination user…
+    let ws = rs.workspace(&dir, "dst_user", "preserve_ownership = true");
+    let run = rs.run(&ws, "s", None);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.all().contains("preserve_ownership needs a superuser"),
+        "{}",
+        run.all()
+    );
+    // …and with one, schemas and tables get the source's owners.
+    let ws = rs.workspace(&dir, "boss", "preserve_ownership = true");
+    let run = rs.run(&ws, "s", None);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let owners = "SELECT tablename || ':' || tableowner FROM pg_tables WHERE schemaname = 'sales' ORDER BY 1";
+    assert_eq!(rs.sql("dst", owners), rs.sql("src", owners));
+    assert_eq!(
+        rs.sql(
+            "dst",
+            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'sales'"
+        ),
+        "owner_a"
+    );
+}

@@ -1,0 +1,295 @@
+//! The job's S3 staging area: `s3://<bucket>/<prefix>/<job-id>/{input,output}/<schema>/<table>/`.
+//! Every job has its own folder, so a re-run after a crash never meets the previous job's files;
+//! input files go once a table's parts are read, output files once it is loaded (unless kept),
+//! and the job's folder at the end.
+
+use crate::{ChunkStream, ConnectorError, PartStream, Result};
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use mirage_core::QualifiedName;
+use mirage_core::workspace::StagingConfig;
+use mirage_transform::codec::count_records;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+/// Test hook: `MIRAGE_FAILPOINT=s3-write:<schema.table>` fails writing that table's output;
+/// `copy:<schema.table>` writes a malformed record into it so the COPY fails.
+fn failpoint(kind: &str, table: &QualifiedName) -> bool {
+    std::env::var("MIRAGE_FAILPOINT")
+        .is_ok_and(|v| v.split(',').any(|f| f == format!("{kind}:{table}")))
+}
+
+pub struct Staging {
+    store: Arc<dyn ObjectStore>,
+    bucket: String,
+    /// `<prefix>/<job-id>`
+    root: String,
+    iam_role: String,
+    kms_key_id: Option<String>,
+    keep_output: bool,
+    max_file_size: u64,
+}
+
+fn s3_error(what: String) -> impl FnOnce(object_store::Error) -> ConnectorError {
+    move |e| ConnectorError::Database {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+impl Staging {
+    pub fn new(config: &StagingConfig, job_id: &str) -> Result<Staging> {
+        let mut b = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region);
+        if let Some(e) = config.endpoint.as_deref().filter(|e| !e.is_empty()) {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        let store = b.build().map_err(|e| {
+            ConnectorError::Invalid(format!("staging bucket {}: {e}", config.bucket))
+        })?;
+        Ok(Staging {
+            store: Arc::new(store),
+            bucket: config.bucket.clone(),
+            root: format!("{}/{job_id}", config.prefix),
+            iam_role: config.iam_role.clone(),
+            kms_key_id: config.kms_key_id.clone(),
+            keep_output: config.keep_output,
+            max_file_size: config.max_file_size.0,
+        })
+    }
+
+    /// `s3://bucket/key`
+    pub fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    pub fn input_prefix(&self, t: &QualifiedName) -> String {
+        format!("{}/input/{}/{}/", self.root, t.schema, t.name)
+    }
+
+    pub fn output_prefix(&self, t: &QualifiedName) -> String {
+        format!("{}/output/{}/{}/", self.root, t.schema, t.name)
+    }
+
+    pub fn authorization(&self) -> String {
+        format!("IAM_ROLE '{}'", self.iam_role.replace('\'', "''"))
+    }
+
+    /// UNLOAD's encryption clause, when a KMS key is configured.
+    pub fn encryption(&self) -> String {
+        match &self.kms_key_id {
+            Some(k) => format!(" KMS_KEY_ID '{}' ENCRYPTED", k.replace('\'', "''")),
+            None => String::new(),
+        }
+    }
+
+    pub fn max_file_size(&self) -> u64 {
+        self.max_file_size
+    }
+
+    fn key_of<'a>(&self, url: &'a str) -> Option<&'a str> {
+        url.strip_prefix("s3://")?
+            .strip_prefix(self.bucket.as_str())?
+            .strip_prefix('/')
+    }
+
+    /// The data files an UNLOAD manifest lists: (key, bytes).
+    pub async fn manifest_parts(&self, key: &str) -> Result<Vec<(String, u64)>> {
+        let raw = self
+            .store
+            .get(&Path::from(key))
+            .await
+            .map_err(s3_error(format!(
+                "reading the UNLOAD manifest {}",
+                self.url(key)
+            )))?
+            .bytes()
+            .await
+            .map_err(s3_error(format!(
+                "reading the UNLOAD manifest {}",
+                self.url(key)
+            )))?;
+        let manifest: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
+            ConnectorError::Invalid(format!(
+                "the UNLOAD manifest {} is not JSON: {e}",
+                self.url(key)
+            ))
+        })?;
+        let mut out = Vec::new();
+        for e in manifest["entries"].as_array().cloned().unwrap_or_default() {
+            let url = e["url"].as_str().unwrap_or_default();
+            let key = self.key_of(url).ok_or_else(|| {
+                ConnectorError::Invalid(format!(
+                    "the UNLOAD manifest lists {url}, outside bucket {}",
+                    self.bucket
+                ))
+            })?;
+            out.push((
+                key.to_string(),
+                e["meta"]["content_length"].as_u64().unwrap_or(0),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The parts' records, decompressed, in about 1 MB chunks; at most two chunks wait. The
+    /// input files are deleted once all are read.
+    pub fn stream_parts(self: Arc<Self>, parts: Vec<(String, u64)>, prefix: String) -> ChunkStream {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
+        tokio::spawn(async move {
+            for (key, _) in parts {
+                let what = format!("reading {}", self.url(&key));
+                let data = match self.store.get(&Path::from(key.as_str())).await {
+                    Ok(r) => r.bytes().await.map_err(s3_error(what.clone())),
+                    Err(e) => Err(s3_error(what.clone())(e)),
+                };
+                let data = match data {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let tx2 = tx.clone();
+                let finished = tokio::task::spawn_blocking(move || {
+                    let mut decoder = flate2::read::MultiGzDecoder::new(&data[..]);
+                    loop {
+                        let mut buf = vec![0u8; 1 << 20];
+                        let mut n = 0;
+                        while n < buf.len() {
+                            match decoder.read(&mut buf[n..]) {
+                                Ok(0) => break,
+                                Ok(k) => n += k,
+                                Err(e) => {
+                                    let _ = tx2.blocking_send(Err(ConnectorError::io(what, e)));
+                                    return false;
+                                }
+                            }
+                        }
+                        if n == 0 {
+                            return true;
+                        }
+                        buf.truncate(n);
+                        if tx2.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                            return false;
+                        }
+                    }
+                })
+                .await
+                .unwrap_or(false);
+                if !finished {
+                    return;
+                }
+            }
+            if let Err(e) = self.delete_prefix(&prefix).await {
+                tracing::warn!(error = %e, "could not delete UNLOAD files");
+            }
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+            .boxed()
+    }
+
+    /// Write a table's transformed parts (GZIP) and a COPY manifest listing exactly them.
+    /// Returns (manifest key, records, bytes stored).
+    pub async fn write_parts(
+        &self,
+        table: &QualifiedName,
+        mut parts: PartStream,
+    ) -> Result<(String, u64, u64)> {
+        let prefix = self.output_prefix(table);
+        let format = super::format();
+        let (mut keys, mut rows, mut bytes) = (Vec::new(), 0u64, 0u64);
+        loop {
+            let part = match parts.next().await {
+                Some(Ok(p)) => Some(p),
+                Some(Err(_)) => return Err(ConnectorError::Aborted),
+                None if keys.is_empty() => Some(Bytes::new()), // an empty table: one empty part
+                None => None,
+            };
+            let Some(mut part) = part else { break };
+            rows += count_records(&format, &part);
+            if keys.is_empty() && failpoint("copy", table) {
+                let mut bad = part.to_vec();
+                bad.extend_from_slice(
+                    b"a record,with,too,many,fields,for,any,table,of,this,test\n",
+                );
+                part = Bytes::from(bad);
+            }
+            let gz = tokio::task::spawn_blocking(move || {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&part).and_then(|_| e.finish())
+            })
+            .await
+            .map_err(|e| ConnectorError::Invalid(format!("compressing a part: {e}")))?
+            .map_err(|e| ConnectorError::io("compressing a part", e))?;
+            let key = format!("{prefix}part-{:05}.csv.gz", keys.len());
+            let what = format!("writing {}", self.url(&key));
+            if failpoint("s3-write", table) {
+                return Err(ConnectorError::Database {
+                    what,
+                    detail: "injected failure (MIRAGE_FAILPOINT)".into(),
+                });
+            }
+            bytes += gz.len() as u64;
+            self.store
+                .put(&Path::from(key.as_str()), Bytes::from(gz).into())
+                .await
+                .map_err(s3_error(what))?;
+            keys.push(key);
+        }
+        let manifest = serde_json::json!({
+            "entries": keys.iter().map(|k| serde_json::json!({"url": self.url(k), "mandatory": true})).collect::<Vec<_>>()
+        });
+        let key = format!("{prefix}manifest");
+        self.store
+            .put(
+                &Path::from(key.as_str()),
+                Bytes::from(manifest.to_string()).into(),
+            )
+            .await
+            .map_err(s3_error(format!("writing {}", self.url(&key))))?;
+        Ok((key, rows, bytes))
+    }
+
+    /// Delete a table's output files, unless they are kept for inspection.
+    pub async fn forget_output(&self, table: &QualifiedName) {
+        if !self.keep_output {
+            let _ = self.delete_prefix(&self.output_prefix(table)).await;
+        }
+    }
+
+    /// Delete every object under a prefix.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let what = format!("cleaning {}", self.url(prefix));
+        let keys: Vec<Path> = self
+            .store
+            .list(Some(&Path::from(prefix.trim_end_matches('/'))))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(s3_error(what.clone()))?;
+        for k in keys {
+            self.store
+                .delete(&k)
+                .await
+                .map_err(s3_error(what.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// The end of a job: its folder goes, except `output/` when kept.
+    pub async fn cleanup(&self) -> Result<()> {
+        self.delete_prefix(&format!("{}/input/", self.root)).await?;
+        if !self.keep_output {
+            self.delete_prefix(&format!("{}/", self.root)).await?;
+        }
+        Ok(())
+    }
+}
