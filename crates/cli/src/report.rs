@@ -162,19 +162,45 @@ impl JobReport {
             .max()
             .unwrap_or(5)
             .max(5);
-        let _ = writeln!(
-            s,
-            "{:<width$}  {:<20}  {:>10}  {:>10}  {:>8}  status",
-            "table", "mode", "rows", "bytes", "seconds"
-        );
+        // Through S3 (Redshift): bytes unloaded, transformed and loaded, instead of bytes read.
+        let staged = self.tables.iter().any(|t| t.bytes_unloaded.is_some());
+        let size = |b: u64| mirage_core::size::ByteSize(b).to_string();
+        if staged {
+            let _ = writeln!(
+                s,
+                "{:<width$}  {:<20}  {:>10}  {:>10}  {:>11}  {:>10}  {:>8}  status",
+                "table", "mode", "rows", "unloaded", "transformed", "loaded", "seconds"
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "{:<width$}  {:<20}  {:>10}  {:>10}  {:>8}  status",
+                "table", "mode", "rows", "bytes", "seconds"
+            );
+        }
         for t in &self.tables {
+            if staged {
+                let _ = writeln!(
+                    s,
+                    "{:<width$}  {:<20}  {:>10}  {:>10}  {:>11}  {:>10}  {:>8.2}  {}",
+                    t.table,
+                    t.mode,
+                    t.rows,
+                    size(t.bytes_unloaded.unwrap_or(0)),
+                    size(t.bytes_written),
+                    size(t.bytes_loaded.unwrap_or(0)),
+                    t.seconds,
+                    t.status.as_str()
+                );
+                continue;
+            }
             let _ = writeln!(
                 s,
                 "{:<width$}  {:<20}  {:>10}  {:>10}  {:>8.2}  {}",
                 t.table,
                 t.mode,
                 t.rows,
-                mirage_core::size::ByteSize(t.bytes_read).to_string(),
+                size(t.bytes_read),
                 t.seconds,
                 t.status.as_str()
             );

@@ -155,12 +155,22 @@ impl Redshift {
     }
 
     fn workspace(&self, dir: &Dir, dest_user: &str, extra: &str) -> std::path::PathBuf {
+        self.workspace_with(dir, dest_user, extra, "")
+    }
+
+    fn workspace_with(
+        &self,
+        dir: &Dir,
+        dest_user: &str,
+        extra: &str,
+        staging: &str,
+    ) -> std::path::PathBuf {
         dir.write(
             "workspace.toml",
             &format!(
                 "[source]\nurl = \"{}\"\n\n[destination]\nurl = \"{}\"\n{extra}\n\n[staging]\nbucket = \"mirage-staging\"\n\
                  prefix = \"jobs\"\niam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"\n\
-                 endpoint = \"{}\"\nmax_file_size = \"5MB\"\n\n[run]\npart_size = \"16KiB\"\n{TABLES}",
+                 endpoint = \"{}\"\nmax_file_size = \"5MB\"\n{staging}\n\n[run]\npart_size = \"16KiB\"\n{TABLES}",
                 self.url("src_user", "src"),
                 self.url(dest_user, "dst"),
                 self.moto.endpoint()
