@@ -20,6 +20,7 @@
 //!   bench/run --rows 2000000 --runs 3
 
 mod generators;
+mod redshift;
 
 use mirage_core::ValueType;
 use mirage_generators::{ColumnContext, Prf};
@@ -362,6 +363,10 @@ fn main() {
 }
 
 fn real_main() -> Res<()> {
+    if std::env::args().nth(1).as_deref() == Some("redshift") {
+        let rest: Vec<String> = std::env::args().skip(2).collect();
+        return redshift::run(&rest);
+    }
     if std::env::args().nth(1).as_deref() == Some("generators") {
         // Generators alone: no database.
         let n = std::env::args()

@@ -503,6 +503,7 @@ pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
         .unwrap_or_default();
     for c in &mut ddl.columns {
         c.sortkey = sort_cols.contains(&c.name);
+        c.distkey = ddl.distkey.as_ref() == Some(&c.name);
     }
     if ddl.diststyle == Some(DistStyle::Key) && ddl.distkey.is_none() {
         return Err(Rejected("DISTSTYLE KEY needs a DISTKEY".into()));
@@ -681,6 +682,8 @@ mod tests {
         assert_eq!(spaced.columns[0].identity, Some((100, 2, false)));
         assert_eq!(spaced.columns[1].redshift_type, "VARCHAR(10)");
         assert_eq!(spaced.columns[2].default.as_deref(), Some("(1 + 2)"));
+        let table_level = create_table("CREATE TABLE t (a INT, b INT) DISTSTYLE KEY DISTKEY (b)").unwrap().1;
+        assert!(show_table(&table_level).contains("b integer encode az64 distkey"));
         let interleaved = create_table("CREATE TABLE t (a INT, b INT) INTERLEAVED SORTKEY (a, b)")
             .unwrap()
             .1;
