@@ -48,7 +48,11 @@ pub fn run(args: &[String]) -> Res<()> {
             "--rows" => rows = value()?.parse().map_err(|e| format!("--rows: {e}"))?,
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--out" => out = Some(value()?.into()),
-            other => return Err(format!("unknown argument {other}; usage: mirage-bench redshift [--rows N] [--runs N] [--out FILE.md]")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; usage: mirage-bench redshift [--rows N] [--runs N] [--out FILE.md]"
+                ));
+            }
         }
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -75,7 +79,12 @@ pub fn run(args: &[String]) -> Res<()> {
             },
         ))
         .map_err(|e| e.to_string())?;
-    let url = |db: &str| format!("postgresql://postgres@{}/{db}?sslmode=disable", emu.address());
+    let url = |db: &str| {
+        format!(
+            "postgresql://postgres@{}/{db}?sslmode=disable",
+            emu.address()
+        )
+    };
     let sql = |db: &str, s: &str| pg.psql_url(&url(db), s).map_err(|e| e.to_string());
     sql("postgres", "CREATE DATABASE src")?;
     sql("postgres", "CREATE DATABASE dst")?;
@@ -85,18 +94,28 @@ pub fn run(args: &[String]) -> Res<()> {
         "src",
         &format!(
             "INSERT INTO bench.users (ref, email, first_name, last_name, phone, city, note, score, active, created) \
-             SELECT i, 'user' || i || '@example.com', 'First' || (i % 5000), 'Last' || (i % 7000), \
-             '+1 555 ' || lpad((i % 10000000)::text, 7, '0'), 'City ' || (i % 300), \
-             CASE WHEN i % 10 = 0 THEN NULL WHEN i % 10 = 1 THEN '' ELSE 'note, \"quoted\" ' || i END, \
+             SELECT i, substr(md5(i::text), 1, 6 + i % 6) || '@' || (ARRAY['gmail.com', 'yahoo.com', 'corp.example', 'mail.org'])[1 + i % 4], \
+             initcap(substr(md5('f' || i), 1, 4 + i % 6)), initcap(substr(md5('l' || i), 1, 5 + i % 7)), \
+             '+1 ' || translate(substr(md5('p' || i), 1, 10), 'abcdef', '123456'), 'City ' || (i % 300), \
+             CASE WHEN i % 10 = 0 THEN NULL WHEN i % 10 = 1 THEN '' ELSE 'note, \"' || substr(md5('n' || i) || md5('m' || i), 1, 8 + i % 40) || '\"' END, \
              i * 0.01, i % 2 = 0, TIMESTAMP '2020-01-01' + i * INTERVAL '1 second' \
              FROM generate_series(1, {rows}) i"
         ),
     )?;
-    sql("dst", &format!("CREATE SCHEMA bench; {}", TABLE.replace("bench.users", "bench.users_plain")))?;
+    // Outside the schema mirage copies (it drops tables the source lacks there).
+    sql(
+        "dst",
+        &format!(
+            "CREATE SCHEMA floor; {}",
+            TABLE.replace("bench.users", "floor.users")
+        ),
+    )?;
 
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let workspace = |masked: bool| -> Res<std::path::PathBuf> {
-        let p = dir.path().join(if masked { "masked.toml" } else { "plain.toml" });
+        let p = dir
+            .path()
+            .join(if masked { "masked.toml" } else { "plain.toml" });
         let text = format!(
             "[source]\nurl = \"redshift://postgres@{addr}/src?sslmode=disable\"\n\n\
              [destination]\nurl = \"redshift://postgres@{addr}/dst?sslmode=disable\"\n\n\
@@ -137,7 +156,7 @@ pub fn run(args: &[String]) -> Res<()> {
         sql(
             "dst",
             &format!(
-                "TRUNCATE bench.users_plain; COPY bench.users_plain FROM 's3://bench/floor/{run}/manifest' \
+                "TRUNCATE floor.users; COPY floor.users FROM 's3://bench/floor/{run}/manifest' \
                  IAM_ROLE '{ROLE}' MANIFEST FORMAT AS CSV GZIP NULL AS '__MIRAGE_NULL__' EXPLICIT_IDS \
                  COMPUPDATE OFF STATUPDATE OFF"
             ),
@@ -156,12 +175,15 @@ pub fn run(args: &[String]) -> Res<()> {
         md,
         "# Redshift Data Pipeline V2 benchmark\n\n\
          `bench/run redshift --rows {rows} --runs {runs}`: one table of {rows} rows × 12 columns \
-         (`bench.users`), Redshift emulator (this process) on PostgreSQL 15, S3 in moto, same machine. \
+         (`bench.users`; names, emails, phones and notes drawn from md5 so they compress like real data), Redshift emulator (this process) on PostgreSQL 15, S3 in moto, same machine. \
          The floor is a plain UNLOAD + COPY of the same table with the options mirage uses (CSV, GZIP, \
          NULL sentinel, PARALLEL ON, MANIFEST), no transformation, measured in the same run. mirage's \
          times are whole jobs (catalog, SHOW TABLE, UNLOAD, transform, upload, COPY, swap, cleanup).\n"
     );
-    let _ = writeln!(md, "| run | median s | best s | × floor (median) | peak RSS |");
+    let _ = writeln!(
+        md,
+        "| run | median s | best s | × floor (median) | peak RSS |"
+    );
     let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
     for s in [&floor, &masked, &plain] {
         let _ = writeln!(

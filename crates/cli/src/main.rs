@@ -1,7 +1,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mirage_cli::run::{RunError, RunOptions};
-use mirage_cli::{demo, init, run};
+use mirage_cli::{check, demo, init, policy, run};
 use mirage_core::workspace::{SchemaFilter, Workspace};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,6 +77,67 @@ enum Command {
         /// Plain log lines instead of progress bars.
         #[arg(long)]
         no_progress: bool,
+    },
+    /// Check that everything a run needs is in place, and print what fixes what is not.
+    ///
+    /// Connects with the configured users and checks, item by item: the source user's USAGE
+    /// and SELECT grants (and SELECT on svv_table_info for Redshift); the destination's
+    /// database, CREATE and TEMPORARY on it, existing schemas (owner, or DROP for Redshift),
+    /// superuser when preserving ownership; the staging bucket (exists, named with the policy
+    /// prefix, put/get/list/delete with a probe object that is removed, the KMS key); and the
+    /// TONIC_LAMBDA_* settings when process = "lambda". Writes nothing to the databases.
+    /// Exit code: 0 when everything a run needs passes, 1 otherwise, 2 bad workspace.
+    ///
+    /// Example:
+    ///   mirage check -w workspace.toml
+    ///   mirage check -w workspace.toml --format json
+    #[command(verbatim_doc_comment)]
+    Check {
+        #[arg(short, long, default_value = "workspace.toml")]
+        workspace: PathBuf,
+        /// text (✓/✗ lines with fixes) or json.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Print the IAM policies and SQL scripts a setup needs, filled in for this workspace.
+    ///
+    /// Documents: the worker's IAM policy for Data Pipeline V2 and for the SQS + Lambda
+    /// process, the Lambda execution role's policy and trust policy, the KMS key-policy
+    /// statement (with a KMS key), and the SQL creating the source and destination users with
+    /// the minimum grants (and the superuser variant). Every resource is scoped to the prefix.
+    ///
+    /// Example:
+    ///   mirage policy -w workspace.toml --account 123456789012
+    ///   mirage policy -w workspace.toml --prefix tonic- --format json
+    ///   mirage policy -w workspace.toml --out policies/     # one file per document
+    #[command(verbatim_doc_comment)]
+    Policy {
+        #[arg(short, long, default_value = "workspace.toml")]
+        workspace: PathBuf,
+        /// AWS account id (default: the account of [staging] iam_role).
+        #[arg(long)]
+        account: Option<String>,
+        /// AWS region (default: [staging] region).
+        #[arg(long)]
+        region: Option<String>,
+        /// Staging bucket (repeatable; default: [staging] bucket).
+        #[arg(long = "bucket")]
+        buckets: Vec<String>,
+        /// What every resource name starts with (default: [staging] resource_prefix, mirage-).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// The Lambda execution role's ARN (default: $TONIC_LAMBDA_ROLE, else <prefix>lambda).
+        #[arg(long)]
+        lambda_role: Option<String>,
+        /// KMS key id or ARN (default: $TONIC_LAMBDA_KMS_MASTER_KEY, else [staging] kms_key_id).
+        #[arg(long)]
+        kms_key: Option<String>,
+        /// text (every document with a title), json (one JSON object) or sql (the scripts).
+        #[arg(long, default_value = "text", value_parser = ["text", "json", "sql"])]
+        format: String,
+        /// Write one file per document into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Run a complete job on a built-in sample dataset, no server needed.
     ///
@@ -230,6 +291,102 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 report_path: report,
             };
             finish(run::run(&ws, &opts).await)
+        }
+        Command::Check { workspace, format } => {
+            init_logging(true);
+            let ws = match load(&workspace) {
+                Ok(ws) => ws,
+                Err(code) => return Ok(code),
+            };
+            let checks = check::check(&ws).await;
+            if format == "json" {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                println!("{}", checks.text());
+            }
+            Ok(if checks.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Policy {
+            workspace,
+            account,
+            region,
+            buckets,
+            prefix,
+            lambda_role,
+            kms_key,
+            format,
+            out,
+        } => {
+            init_logging(true);
+            let ws = match load(&workspace) {
+                Ok(ws) => ws,
+                Err(code) => return Ok(code),
+            };
+            let inputs = match policy::inputs(
+                &ws,
+                policy::Flags {
+                    account,
+                    region,
+                    buckets,
+                    prefix,
+                    lambda_role,
+                    kms_key,
+                },
+            ) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let docs = inputs.documents();
+            if let Some(dir) = &out {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for d in &docs {
+                    let path = dir.join(d.file);
+                    std::fs::write(&path, d.text())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                println!("wrote {} documents to {}", docs.len(), dir.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            match format.as_str() {
+                "json" => {
+                    let all: serde_json::Map<String, serde_json::Value> = docs
+                        .iter()
+                        .map(|d| {
+                            let v = d
+                                .json
+                                .clone()
+                                .unwrap_or_else(|| serde_json::Value::String(d.text()));
+                            (d.file.to_string(), v)
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&all)?);
+                }
+                "sql" => {
+                    for d in docs.iter().filter(|d| d.sql.is_some()) {
+                        println!("{}", d.text());
+                    }
+                }
+                _ => {
+                    for d in &docs {
+                        println!(
+                            "== {} — {}
+{}",
+                            d.file,
+                            d.title,
+                            d.text()
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo { dir, rows } => {
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -15,6 +15,7 @@
 //! assert_eq!(ws.run.parallelism, 4);
 //! ```
 
+pub mod lambda;
 pub mod schema;
 pub mod size;
 pub mod suggest;

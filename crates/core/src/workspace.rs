@@ -116,12 +116,22 @@ pub struct StagingConfig {
     /// empty means AWS.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// The prefix every AWS resource mirage uses starts with (bucket, queue, function, log
+    /// group); the policies `mirage policy` prints are scoped to it.
+    #[serde(default = "default_resource_prefix")]
+    pub resource_prefix: String,
+    /// Lambda process: encrypt the SQS queue with `TONIC_LAMBDA_KMS_MASTER_KEY`.
+    #[serde(default)]
+    pub encrypt_queue: bool,
     #[serde(skip)]
     pub line: usize,
 }
 
 fn default_staging_prefix() -> String {
     "mirage".into()
+}
+fn default_resource_prefix() -> String {
+    "mirage-".into()
 }
 fn default_region() -> String {
     "us-east-1".into()

@@ -682,7 +682,9 @@ mod tests {
         assert_eq!(spaced.columns[0].identity, Some((100, 2, false)));
         assert_eq!(spaced.columns[1].redshift_type, "VARCHAR(10)");
         assert_eq!(spaced.columns[2].default.as_deref(), Some("(1 + 2)"));
-        let table_level = create_table("CREATE TABLE t (a INT, b INT) DISTSTYLE KEY DISTKEY (b)").unwrap().1;
+        let table_level = create_table("CREATE TABLE t (a INT, b INT) DISTSTYLE KEY DISTKEY (b)")
+            .unwrap()
+            .1;
         assert!(show_table(&table_level).contains("b integer encode az64 distkey"));
         let interleaved = create_table("CREATE TABLE t (a INT, b INT) INTERLEAVED SORTKEY (a, b)")
             .unwrap()

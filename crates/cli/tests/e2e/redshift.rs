@@ -91,15 +91,15 @@ note = { generator = "character_scramble" }
 comment = { generator = "character_scramble" }
 "#;
 
-struct Redshift {
-    pg: PgCluster,
-    moto: MotoServer,
-    emu: Emulator,
+pub struct Redshift {
+    pub pg: PgCluster,
+    pub moto: MotoServer,
+    pub emu: Emulator,
     _rt: tokio::runtime::Runtime,
 }
 
 impl Redshift {
-    fn start() -> Redshift {
+    pub fn start() -> Redshift {
         let pg = PgCluster::start().expect("PostgreSQL");
         let moto = MotoServer::start().expect("moto");
         moto.create_bucket("mirage-staging").expect("bucket");
@@ -134,7 +134,7 @@ impl Redshift {
         rs
     }
 
-    fn url(&self, user: &str, db: &str) -> String {
+    pub fn url(&self, user: &str, db: &str) -> String {
         format!(
             "redshift://{user}@{}/{db}?sslmode=disable",
             self.emu.address()
@@ -142,23 +142,23 @@ impl Redshift {
     }
 
     /// SQL through the emulator as the superuser.
-    fn sql(&self, db: &str, sql: &str) -> String {
+    pub fn sql(&self, db: &str, sql: &str) -> String {
         self.try_sql(db, sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
-    fn try_sql(&self, db: &str, sql: &str) -> Result<String, String> {
+    pub fn try_sql(&self, db: &str, sql: &str) -> Result<String, String> {
         let url = self
             .url("postgres", db)
             .replace("redshift://", "postgresql://");
         self.pg.psql_url(&url, sql).map_err(|e| e.to_string())
     }
 
-    fn workspace(&self, dir: &Dir, dest_user: &str, extra: &str) -> std::path::PathBuf {
+    pub fn workspace(&self, dir: &Dir, dest_user: &str, extra: &str) -> std::path::PathBuf {
         self.workspace_with(dir, dest_user, extra, "")
     }
 
-    fn workspace_with(
+    pub fn workspace_with(
         &self,
         dir: &Dir,
         dest_user: &str,
@@ -178,7 +178,7 @@ impl Redshift {
         )
     }
 
-    fn run(&self, workspace: &std::path::Path, seed: &str, failpoint: Option<&str>) -> Run {
+    pub fn run(&self, workspace: &std::path::Path, seed: &str, failpoint: Option<&str>) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirage"));
         cmd.args(["run", "-w", &workspace.display().to_string()])
             .env("MIRAGE_SEED", seed)

@@ -39,11 +39,7 @@ pub fn format() -> Format {
 }
 
 /// Rows of a statement, as text, through the simple protocol.
-pub(crate) async fn rows(
-    client: &Client,
-    sql: &str,
-    what: &str,
-) -> Result<Vec<Vec<Option<String>>>> {
+pub async fn rows(client: &Client, sql: &str, what: &str) -> Result<Vec<Vec<Option<String>>>> {
     let messages = client
         .simple_query(sql)
         .await
@@ -533,7 +529,9 @@ impl Source for RedshiftSource {
             (staging.max_file_size() >> 20).max(5),
             staging.encryption()
         );
+        let started = std::time::Instant::now();
         exec(&client, &sql, &format!("UNLOAD of {}", table.name)).await?;
+        tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), "unloaded");
         let parts = staging.manifest_parts(&format!("{prefix}manifest")).await?;
         let bytes: u64 = parts.iter().map(|p| p.1).sum();
         if let Ok(mut u) = self.unloaded.lock() {
@@ -842,7 +840,10 @@ impl Destination for RedshiftDestination {
         )
         .await?;
         let result = async {
+            let started = std::time::Instant::now();
             let (manifest, rows, bytes) = self.staging.write_parts(&table.name, parts).await?;
+            tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), bytes, "parts written");
+            let started = std::time::Instant::now();
             if let Ok(mut l) = self.loaded.lock() {
                 l.insert(table.name.clone(), bytes);
             }
@@ -874,6 +875,7 @@ impl Destination for RedshiftDestination {
                     detail,
                 });
             }
+            tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), "copied");
             let mut swap = format!(
                 "BEGIN; DROP TABLE IF EXISTS {t} CASCADE; ALTER TABLE {s} RENAME TO {n};",
                 t = table.name.quoted(),

@@ -21,6 +21,9 @@ fn failpoint(kind: &str, table: &QualifiedName) -> bool {
         .is_ok_and(|v| v.split(',').any(|f| f == format!("{kind}:{table}")))
 }
 
+/// Size of an output file before compression.
+const OUTPUT_FILE: usize = 16 << 20;
+
 pub struct Staging {
     store: Arc<dyn ObjectStore>,
     bucket: String,
@@ -30,6 +33,8 @@ pub struct Staging {
     kms_key_id: Option<String>,
     keep_output: bool,
     max_file_size: u64,
+    region: String,
+    endpoint: Option<String>,
 }
 
 fn s3_error(what: String) -> impl FnOnce(object_store::Error) -> ConnectorError {
@@ -58,6 +63,8 @@ impl Staging {
             kms_key_id: config.kms_key_id.clone(),
             keep_output: config.keep_output,
             max_file_size: config.max_file_size.0,
+            region: config.region.clone(),
+            endpoint: config.endpoint.clone().filter(|e| !e.is_empty()),
         })
     }
 
@@ -196,53 +203,78 @@ impl Staging {
             .boxed()
     }
 
-    /// Write a table's transformed parts (GZIP) and a COPY manifest listing exactly them.
-    /// Returns (manifest key, records, bytes stored).
+    /// Write a table's transformed parts (GZIP, two uploads at once) and a COPY manifest
+    /// listing exactly them. Returns (manifest key, records, bytes stored).
     pub async fn write_parts(
         &self,
         table: &QualifiedName,
-        mut parts: PartStream,
+        parts: PartStream,
     ) -> Result<(String, u64, u64)> {
         let prefix = self.output_prefix(table);
-        let format = super::format();
-        let (mut keys, mut rows, mut bytes) = (Vec::new(), 0u64, 0u64);
-        loop {
-            let part = match parts.next().await {
-                Some(Ok(p)) => Some(p),
-                Some(Err(_)) => return Err(ConnectorError::Aborted),
-                None if keys.is_empty() => Some(Bytes::new()), // an empty table: one empty part
-                None => None,
-            };
-            let Some(mut part) = part else { break };
-            rows += count_records(&format, &part);
-            if keys.is_empty() && failpoint("copy", table) {
-                let mut bad = part.to_vec();
-                bad.extend_from_slice(
-                    b"a record,with,too,many,fields,for,any,table,of,this,test\n",
-                );
-                part = Bytes::from(bad);
+        // Parts are joined into files of about OUTPUT_FILE bytes (uncompressed): COPY reads
+        // fewer, larger files faster, and AWS advises files of 1 MB to 1 GB compressed.
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, crate::Aborted>>(1);
+        let producer = async move {
+            let mut parts = parts;
+            let mut file = Vec::new();
+            while let Some(part) = parts.next().await {
+                match part {
+                    Ok(p) => {
+                        file.extend_from_slice(&p);
+                        if file.len() >= OUTPUT_FILE
+                            && tx
+                                .send(Ok(Bytes::from(std::mem::take(&mut file))))
+                                .await
+                                .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
             }
-            let gz = tokio::task::spawn_blocking(move || {
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                e.write_all(&part).and_then(|_| e.finish())
+            if !file.is_empty() {
+                let _ = tx.send(Ok(Bytes::from(file))).await;
+            }
+        };
+        let files =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
+            );
+        let uploads = files
+            .enumerate()
+            .map(|(i, file)| {
+                let prefix = &prefix;
+                async move {
+                    let file = file.map_err(|_| ConnectorError::Aborted)?;
+                    self.upload_part(table, prefix, i, file).await
+                }
             })
-            .await
-            .map_err(|e| ConnectorError::Invalid(format!("compressing a part: {e}")))?
-            .map_err(|e| ConnectorError::io("compressing a part", e))?;
-            let key = format!("{prefix}part-{:05}.csv.gz", keys.len());
-            let what = format!("writing {}", self.url(&key));
-            if failpoint("s3-write", table) {
-                return Err(ConnectorError::Database {
-                    what,
-                    detail: "injected failure (MIRAGE_FAILPOINT)".into(),
-                });
+            .buffered(2);
+        // The consumer owns the uploads (and so the receiver): when it stops on an error, the
+        // producer's next send fails and it stops too.
+        let consumer = async move {
+            let mut uploads = Box::pin(uploads);
+            let (mut keys, mut rows, mut bytes) = (Vec::new(), 0u64, 0u64);
+            while let Some(done) = uploads.next().await {
+                let (key, n, len) = done?;
+                keys.push(key);
+                rows += n;
+                bytes += len;
             }
-            bytes += gz.len() as u64;
-            self.store
-                .put(&Path::from(key.as_str()), Bytes::from(gz).into())
-                .await
-                .map_err(s3_error(what))?;
+            Ok::<_, ConnectorError>((keys, rows, bytes))
+        };
+        let ((), consumed) = futures_util::future::join(producer, consumer).await;
+        let (mut keys, rows, mut bytes) = consumed?;
+        if keys.is_empty() {
+            // An empty table: one empty part, so the manifest lists something to COPY.
+            let (key, _, len) = self.upload_part(table, &prefix, 0, Bytes::new()).await?;
             keys.push(key);
+            bytes += len;
         }
         let manifest = serde_json::json!({
             "entries": keys.iter().map(|k| serde_json::json!({"url": self.url(k), "mandatory": true})).collect::<Vec<_>>()
@@ -256,6 +288,115 @@ impl Staging {
             .await
             .map_err(s3_error(format!("writing {}", self.url(&key))))?;
         Ok((key, rows, bytes))
+    }
+
+    /// Compress and store part `index`; (key, records, bytes stored).
+    async fn upload_part(
+        &self,
+        table: &QualifiedName,
+        prefix: &str,
+        index: usize,
+        part: Bytes,
+    ) -> Result<(String, u64, u64)> {
+        let rows = count_records(&super::format(), &part);
+        let mut part = part;
+        if index == 0 && failpoint("copy", table) {
+            let mut bad = part.to_vec();
+            bad.extend_from_slice(b"a record,with,too,many,fields,for,any,table,of,this,test\n");
+            part = Bytes::from(bad);
+        }
+        let key = format!("{prefix}part-{index:05}.csv.gz");
+        let what = format!("writing {}", self.url(&key));
+        if failpoint("s3-write", table) {
+            return Err(ConnectorError::Database {
+                what,
+                detail: "injected failure (MIRAGE_FAILPOINT)".into(),
+            });
+        }
+        let gz = tokio::task::spawn_blocking(move || {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&part).and_then(|_| e.finish())
+        })
+        .await
+        .map_err(|e| ConnectorError::Invalid(format!("compressing a part: {e}")))?
+        .map_err(|e| ConnectorError::io("compressing a part", e))?;
+        let len = gz.len() as u64;
+        self.store
+            .put(&Path::from(key.as_str()), Bytes::from(gz).into())
+            .await
+            .map_err(s3_error(what))?;
+        Ok((key, rows, len))
+    }
+
+    /// `mirage check`'s probe: put, get, list and delete one object under the job prefix, and
+    /// with a KMS key, put one encrypted with it. Each step with its outcome.
+    pub async fn probe(&self) -> Vec<(String, std::result::Result<(), String>)> {
+        let key = format!("{}/probe.txt", self.root);
+        let path = Path::from(key.as_str());
+        let body = Bytes::from_static(b"mirage check probe");
+        let mut out = Vec::new();
+        let url = self.url(&key);
+        let put = self.store.put(&path, body.clone().into()).await.map(|_| ());
+        let failed = put.is_err();
+        out.push((
+            format!("bucket {} exists and accepts a put of {url}", self.bucket),
+            put.map_err(|e| e.to_string()),
+        ));
+        if failed {
+            return out;
+        }
+        let got = match self.store.get(&path).await {
+            Ok(r) => r.bytes().await.map_err(|e| e.to_string()).and_then(|b| {
+                if b == body {
+                    Ok(())
+                } else {
+                    Err("read back different bytes".into())
+                }
+            }),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push((format!("get {url}"), got));
+        let listed: std::result::Result<Vec<Path>, _> = self
+            .store
+            .list(Some(&Path::from(self.root.as_str())))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await;
+        out.push((
+            format!("list s3://{}/{}/", self.bucket, self.root),
+            match listed {
+                Ok(l) if l.contains(&path) => Ok(()),
+                Ok(_) => Err("the probe object is not listed".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        ));
+        out.push((
+            format!("delete {url}"),
+            self.store.delete(&path).await.map_err(|e| e.to_string()),
+        ));
+        if let Some(k) = &self.kms_key_id {
+            let encrypted = match self.kms_store(k) {
+                Ok(store) => {
+                    let r = store.put(&path, body.into()).await.map(|_| ());
+                    let _ = store.delete(&path).await;
+                    r.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e),
+            };
+            out.push((format!("KMS key {k} encrypts a put"), encrypted));
+        }
+        out
+    }
+
+    fn kms_store(&self, key: &str) -> std::result::Result<object_store::aws::AmazonS3, String> {
+        let mut b = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&self.bucket)
+            .with_region(&self.region)
+            .with_sse_kms_encryption(key);
+        if let Some(e) = &self.endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        b.build().map_err(|e| e.to_string())
     }
 
     /// Delete a table's output files, unless they are kept for inspection.

@@ -1,0 +1,573 @@
+//! `mirage policy`: the IAM policies and SQL scripts a setup needs, filled in with the account,
+//! region, buckets, resource prefix and role ARNs, every resource scoped to the prefix.
+
+use mirage_core::schema::quote_ident;
+use serde_json::{Value, json};
+
+/// What the documents are filled in with.
+#[derive(Debug, Clone)]
+pub struct PolicyInputs {
+    pub account: String,
+    pub region: String,
+    /// Staging buckets; empty means every bucket named `<resource_prefix>*`.
+    pub buckets: Vec<String>,
+    /// Key prefix of the job files inside the buckets (`[staging] prefix`).
+    pub key_prefix: String,
+    /// What every resource's name starts with (default `mirage-`).
+    pub resource_prefix: String,
+    /// The Lambda execution role's ARN.
+    pub lambda_role: String,
+    /// A KMS key ARN, when SQS or S3 objects are encrypted with one.
+    pub kms_key: Option<String>,
+    /// Redshift (true) or PostgreSQL SQL.
+    pub redshift: bool,
+    pub source_user: String,
+    pub source_database: String,
+    pub destination_user: String,
+    pub destination_database: String,
+    /// Schemas copied (grants are per schema).
+    pub schemas: Vec<String>,
+}
+
+/// One document: a policy (JSON) or a script (SQL).
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// File name, e.g. `worker-v2-policy.json`.
+    pub file: &'static str,
+    pub title: &'static str,
+    pub json: Option<Value>,
+    pub sql: Option<String>,
+}
+
+impl Document {
+    pub fn text(&self) -> String {
+        match (&self.json, &self.sql) {
+            (Some(j), _) => serde_json::to_string_pretty(j).unwrap_or_default() + "\n",
+            (None, Some(s)) => s.clone(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+fn policy(statements: Vec<Value>) -> Value {
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+impl PolicyInputs {
+    fn bucket_arns(&self) -> Vec<String> {
+        if self.buckets.is_empty() {
+            vec![format!("arn:aws:s3:::{}*", self.resource_prefix)]
+        } else {
+            self.buckets
+                .iter()
+                .map(|b| format!("arn:aws:s3:::{b}"))
+                .collect()
+        }
+    }
+
+    fn object_arns(&self, sub: &str) -> Vec<String> {
+        self.bucket_arns()
+            .iter()
+            .map(|b| format!("{b}/{}/{sub}", self.key_prefix))
+            .collect()
+    }
+
+    fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:aws:{service}:{}:{}:{resource}",
+            self.region, self.account
+        )
+    }
+
+    fn queues(&self) -> String {
+        self.arn("sqs", &format!("{}*", self.resource_prefix))
+    }
+
+    fn functions(&self) -> String {
+        self.arn("lambda", &format!("function:{}*", self.resource_prefix))
+    }
+
+    fn log_groups(&self) -> String {
+        self.arn(
+            "logs",
+            &format!("log-group:/aws/lambda/{}*", self.resource_prefix),
+        )
+    }
+
+    /// Statements both worker policies share: the staging buckets and their objects.
+    fn staging_statements(&self) -> Vec<Value> {
+        let mut s = vec![
+            json!({
+                "Sid": "StagingBuckets",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation",
+                           "s3:GetBucketNotification", "s3:PutBucketNotification"],
+                "Resource": self.bucket_arns(),
+            }),
+            json!({
+                "Sid": "StagingObjects",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject",
+                           "s3:GetObjectVersion", "s3:DeleteObjectVersion"],
+                "Resource": self.object_arns("*"),
+            }),
+        ];
+        if let Some(k) = &self.kms_key {
+            s.push(self.kms_role_statement(k));
+        }
+        s
+    }
+
+    fn kms_role_statement(&self, key: &str) -> Value {
+        json!({
+            "Sid": "UseTheStagingKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            "Resource": [key],
+        })
+    }
+
+    /// The worker's policy for Data Pipeline V2.
+    pub fn worker_v2(&self) -> Value {
+        policy(self.staging_statements())
+    }
+
+    /// The worker's policy for the SQS + Lambda process.
+    pub fn worker_lambda(&self) -> Value {
+        let mut s = self.staging_statements();
+        s.push(json!({
+            "Sid": "Queues",
+            "Effect": "Allow",
+            "Action": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes",
+                       "sqs:SetQueueAttributes", "sqs:GetQueueUrl", "sqs:TagQueue",
+                       "sqs:PurgeQueue"],
+            "Resource": [self.queues()],
+        }));
+        s.push(json!({
+            "Sid": "Functions",
+            "Effect": "Allow",
+            "Action": ["lambda:CreateFunction", "lambda:DeleteFunction", "lambda:GetFunction",
+                       "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionCode",
+                       "lambda:UpdateFunctionConfiguration", "lambda:TagResource"],
+            "Resource": [self.functions()],
+        }));
+        s.push(json!({
+            "Sid": "EventSourceMappings",
+            "Effect": "Allow",
+            "Action": ["lambda:CreateEventSourceMapping", "lambda:DeleteEventSourceMapping",
+                       "lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
+            "Resource": ["*"],
+            "Condition": { "StringLike": { "lambda:FunctionArn": self.functions() } },
+        }));
+        s.push(json!({
+            "Sid": "FunctionImages",
+            "Effect": "Allow",
+            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+                       "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"],
+            "Resource": [self.arn("ecr", &format!("repository/{}*", self.resource_prefix))],
+        }));
+        s.push(json!({
+            "Sid": "PassOnlyTheLambdaRole",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": [self.lambda_role],
+            "Condition": { "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } },
+        }));
+        s.push(json!({
+            "Sid": "FunctionLogs",
+            "Effect": "Allow",
+            "Action": ["logs:StartQuery", "logs:GetLogEvents", "logs:FilterLogEvents",
+                       "logs:DescribeLogStreams"],
+            "Resource": [self.log_groups(), format!("{}:*", self.log_groups())],
+        }));
+        // These actions have no resource-level permissions in IAM: "*" is the only resource.
+        s.push(json!({
+            "Sid": "NoResourceLevelPermissions",
+            "Effect": "Allow",
+            "Action": ["ecr:GetAuthorizationToken", "logs:GetQueryResults", "logs:StopQuery"],
+            "Resource": ["*"],
+        }));
+        policy(s)
+    }
+
+    /// The Lambda function's execution role policy.
+    pub fn lambda_role_policy(&self) -> Value {
+        let mut s = vec![
+            json!({
+                "Sid": "ReadInput",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": self.object_arns("*/input/*"),
+            }),
+            json!({
+                "Sid": "WriteOutput",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": self.object_arns("*/output/*"),
+            }),
+            json!({
+                "Sid": "ListStaging",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": self.bucket_arns(),
+            }),
+            json!({
+                "Sid": "ConsumeQueue",
+                "Effect": "Allow",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                           "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"],
+                "Resource": [self.queues()],
+            }),
+            json!({
+                "Sid": "Logs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [self.log_groups(), format!("{}:*", self.log_groups())],
+            }),
+        ];
+        if let Some(k) = &self.kms_key {
+            s.push(self.kms_role_statement(k));
+        }
+        policy(s)
+    }
+
+    /// Who may assume the Lambda role.
+    pub fn lambda_trust(&self) -> Value {
+        policy(vec![json!({
+            "Effect": "Allow",
+            "Principal": { "Service": "lambda.amazonaws.com" },
+            "Action": "sts:AssumeRole",
+        })])
+    }
+
+    /// The statement to add to the KMS key's policy so S3 can send encrypted events to SQS.
+    pub fn kms_key_policy_statement(&self) -> Value {
+        let sources: Vec<String> = self.bucket_arns();
+        json!({
+            "Sid": "AllowS3ToUseTheKeyForQueueEvents",
+            "Effect": "Allow",
+            "Principal": { "Service": "s3.amazonaws.com" },
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": { "aws:SourceAccount": self.account },
+                "ArnLike": { "aws:SourceArn": sources },
+            },
+        })
+    }
+
+    fn user(&self, name: &str) -> String {
+        quote_ident(name)
+    }
+
+    /// The source user: read-only on the copied schemas.
+    pub fn source_sql(&self) -> String {
+        let u = self.user(&self.source_user);
+        let mut s = format!(
+            "-- The source user mirage reads with (read-only). Run as a superuser on database {}.\n",
+            self.source_database
+        );
+        if self.redshift {
+            s += &format!(
+                "-- Set a password afterwards (ALTER USER {u} PASSWORD '…') or use IAM authentication.\n\
+                 CREATE USER {u} PASSWORD DISABLE;\n"
+            );
+        } else {
+            s += &format!(
+                "-- Set a password afterwards (ALTER ROLE {u} PASSWORD '…').\nCREATE ROLE {u} LOGIN;\n\
+                 GRANT CONNECT ON DATABASE {} TO {u};\n",
+                quote_ident(&self.source_database)
+            );
+        }
+        for schema in &self.schemas {
+            let q = quote_ident(schema);
+            s += &format!(
+                "GRANT USAGE ON SCHEMA {q} TO {u};\nGRANT SELECT ON ALL TABLES IN SCHEMA {q} TO {u};\n"
+            );
+        }
+        if self.redshift {
+            s += &format!("GRANT SELECT ON pg_catalog.svv_table_info TO {u};\n");
+        }
+        s
+    }
+
+    /// The destination user: creates schemas and tables, owns what it writes.
+    pub fn destination_sql(&self, superuser: bool) -> String {
+        let u = self.user(&self.destination_user);
+        let db = quote_ident(&self.destination_database);
+        let mut s = format!(
+            "-- The destination user mirage writes with{}. Run as a superuser on database {}.\n",
+            if superuser {
+                " when it preserves source ownership (a superuser)"
+            } else {
+                ""
+            },
+            self.destination_database
+        );
+        if self.redshift {
+            s += &format!(
+                "-- Set a password afterwards (ALTER USER {u} PASSWORD '…') or use IAM authentication.\n\
+                 CREATE USER {u} PASSWORD DISABLE{};\n",
+                if superuser { " CREATEUSER" } else { "" }
+            );
+        } else {
+            s += &format!(
+                "-- Set a password afterwards (ALTER ROLE {u} PASSWORD '…').\nCREATE ROLE {u} LOGIN{};\n",
+                if superuser { " SUPERUSER" } else { "" }
+            );
+        }
+        if superuser {
+            return s;
+        }
+        if self.redshift {
+            s += &format!("GRANT SELECT ON pg_catalog.svv_table_info TO {u};\n");
+        }
+        s += &format!(
+            "GRANT TEMPORARY ON DATABASE {db} TO {u};\nGRANT CREATE ON DATABASE {db} TO {u};\n"
+        );
+        if !self.schemas.is_empty() {
+            s += "-- For copied schemas that already exist in the destination (skip the others):\n";
+        }
+        for schema in &self.schemas {
+            let q = quote_ident(schema);
+            if self.redshift {
+                s += &format!("GRANT USAGE, CREATE, DROP ON SCHEMA {q} TO {u};\n");
+            } else {
+                s += &format!("ALTER SCHEMA {q} OWNER TO {u};\n");
+            }
+        }
+        s
+    }
+
+    /// Every document, in the order they are printed.
+    pub fn documents(&self) -> Vec<Document> {
+        let doc = |file, title, json: Value| Document {
+            file,
+            title,
+            json: Some(json),
+            sql: None,
+        };
+        let sql = |file, title, sql: String| Document {
+            file,
+            title,
+            json: None,
+            sql: Some(sql),
+        };
+        let mut docs = vec![
+            doc(
+                "worker-v2-policy.json",
+                "the worker's IAM policy, Data Pipeline V2",
+                self.worker_v2(),
+            ),
+            doc(
+                "worker-lambda-policy.json",
+                "the worker's IAM policy, SQS + Lambda process",
+                self.worker_lambda(),
+            ),
+            doc(
+                "lambda-role-policy.json",
+                "the Lambda execution role's policy",
+                self.lambda_role_policy(),
+            ),
+            doc(
+                "lambda-trust-policy.json",
+                "the Lambda execution role's trust policy",
+                self.lambda_trust(),
+            ),
+        ];
+        if self.kms_key.is_some() {
+            docs.push(doc(
+                "kms-key-policy-statement.json",
+                "add to the KMS key's policy: S3 may use the key for encrypted queue events",
+                self.kms_key_policy_statement(),
+            ));
+        }
+        docs.push(sql("source-user.sql", "the source user", self.source_sql()));
+        docs.push(sql(
+            "destination-user.sql",
+            "the destination user",
+            self.destination_sql(false),
+        ));
+        docs.push(sql(
+            "destination-superuser.sql",
+            "the destination user for preserve_ownership = true",
+            self.destination_sql(true),
+        ));
+        docs
+    }
+}
+
+/// What `mirage policy` was given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub buckets: Vec<String>,
+    pub prefix: Option<String>,
+    pub lambda_role: Option<String>,
+    pub kms_key: Option<String>,
+}
+
+/// The documents' inputs: flags first, then the workspace, then the environment.
+pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs, String> {
+    let staging = ws.staging.as_ref();
+    let account = flags
+        .account
+        .or_else(|| staging.and_then(|s| account_of(&s.iam_role)))
+        .ok_or("give --account (or an [staging] iam_role ARN to take it from)")?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "--account {account}: an AWS account id is 12 digits"
+        ));
+    }
+    let region = flags
+        .region
+        .or_else(|| staging.map(|s| s.region.clone()))
+        .unwrap_or_else(|| "us-east-1".into());
+    let resource_prefix = flags
+        .prefix
+        .or_else(|| staging.map(|s| s.resource_prefix.clone()))
+        .unwrap_or_else(|| "mirage-".into());
+    let mut buckets = flags.buckets;
+    if buckets.is_empty()
+        && let Some(s) = staging
+    {
+        buckets.push(s.bucket.clone());
+    }
+    if let Some(b) = buckets.iter().find(|b| !b.starts_with(&resource_prefix)) {
+        return Err(format!(
+            "bucket {b} does not start with the prefix {resource_prefix}: use a bucket named \
+             {resource_prefix}… or pass --prefix"
+        ));
+    }
+    let lambda_role = flags
+        .lambda_role
+        .or_else(|| std::env::var(mirage_core::lambda::ROLE).ok())
+        .unwrap_or_else(|| format!("arn:aws:iam::{account}:role/{resource_prefix}lambda"));
+    if !mirage_core::lambda::is_role_arn(&lambda_role) {
+        return Err(format!("the Lambda role {lambda_role} is not a role ARN"));
+    }
+    let kms_key = flags
+        .kms_key
+        .or_else(|| std::env::var(mirage_core::lambda::KMS_MASTER_KEY).ok())
+        .or_else(|| staging.and_then(|s| s.kms_key_id.clone()))
+        .filter(|k| !k.is_empty())
+        .map(|k| kms_arn(&k, &region, &account));
+    let conn = |url: &str, default_db: &str| -> (String, String) {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let user = rest
+            .split_once('@')
+            .map(|(u, _)| u.split(':').next().unwrap_or(u).to_string());
+        let db = rest
+            .split_once('/')
+            .map(|(_, d)| d.split('?').next().unwrap_or(d).to_string())
+            .filter(|d| !d.is_empty());
+        (
+            user.unwrap_or_else(|| "mirage".into()),
+            db.unwrap_or_else(|| default_db.into()),
+        )
+    };
+    let (source_user, source_database) = conn(&ws.source.url, "source");
+    let (destination_user, destination_database) = conn(&ws.destination.url, "destination");
+    Ok(PolicyInputs {
+        account,
+        region,
+        buckets,
+        key_prefix: staging.map_or_else(|| "mirage".into(), |s| s.prefix.clone()),
+        resource_prefix,
+        lambda_role,
+        kms_key,
+        redshift: ws.source.url.starts_with("redshift://"),
+        source_user,
+        source_database,
+        destination_user,
+        destination_database,
+        schemas: if ws.schemas.include.is_empty() {
+            vec!["public".into()]
+        } else {
+            ws.schemas.include.clone()
+        },
+    })
+}
+
+/// An ARN's account: `arn:aws:iam::123456789012:role/x` → `123456789012`.
+pub fn account_of(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    (parts.len() >= 6 && parts[4].len() == 12 && parts[4].bytes().all(|b| b.is_ascii_digit()))
+        .then(|| parts[4].to_string())
+}
+
+/// A KMS key as an ARN (ids and aliases are expanded in the account and region).
+pub fn kms_arn(key: &str, region: &str, account: &str) -> String {
+    if key.starts_with("arn:") {
+        key.to_string()
+    } else if let Some(alias) = key.strip_prefix("alias/") {
+        format!("arn:aws:kms:{region}:{account}:alias/{alias}")
+    } else {
+        format!("arn:aws:kms:{region}:{account}:key/{key}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn inputs() -> PolicyInputs {
+        PolicyInputs {
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            buckets: vec!["mirage-staging".into()],
+            key_prefix: "mirage".into(),
+            resource_prefix: "mirage-".into(),
+            lambda_role: "arn:aws:iam::123456789012:role/mirage-lambda".into(),
+            kms_key: Some(
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                    .into(),
+            ),
+            redshift: true,
+            source_user: "mirage_src".into(),
+            source_database: "prod".into(),
+            destination_user: "mirage_dst".into(),
+            destination_database: "dev".into(),
+            schemas: vec!["sales".into()],
+        }
+    }
+
+    #[test]
+    fn resources_are_scoped_to_the_prefix() {
+        let p = inputs();
+        for d in p.documents() {
+            let Some(j) = &d.json else { continue };
+            let statements = j["Statement"]
+                .as_array()
+                .cloned()
+                .unwrap_or_else(|| vec![j.clone()]);
+            for s in statements {
+                let resources: Vec<String> = match &s["Resource"] {
+                    Value::String(r) => vec![r.clone()],
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(|r| r.as_str().map(str::to_string))
+                        .collect(),
+                    _ => vec![],
+                };
+                for r in resources {
+                    let scoped = r.contains("mirage-")
+                        || r.contains(":key/")
+                        || (r == "*"
+                            && (s["Sid"] == "NoResourceLevelPermissions"
+                                || s["Condition"].is_object()));
+                    assert!(scoped, "{}: {r} in {s}", d.file);
+                }
+            }
+        }
+        let mut other = inputs();
+        other.resource_prefix = "tonic-".into();
+        other.buckets = vec!["tonic-staging".into()];
+        let text = serde_json::to_string(&other.worker_lambda()).unwrap();
+        assert!(
+            text.contains("function:tonic-*") && !text.contains("mirage-"),
+            "{text}"
+        );
+    }
+}
