@@ -564,6 +564,7 @@ mod tests {
         let mut other = inputs();
         other.resource_prefix = "tonic-".into();
         other.buckets = vec!["tonic-staging".into()];
+        other.lambda_role = "arn:aws:iam::123456789012:role/tonic-lambda".into();
         let text = serde_json::to_string(&other.worker_lambda()).unwrap();
         assert!(
             text.contains("function:tonic-*") && !text.contains("mirage-"),
