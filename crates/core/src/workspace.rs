@@ -123,12 +123,19 @@ pub struct StagingConfig {
     /// Lambda process: encrypt the SQS queue with `TONIC_LAMBDA_KMS_MASTER_KEY`.
     #[serde(default)]
     pub encrypt_queue: bool,
+    /// Transformed bytes (before compression) per COPY: each batch is COPYed while the next is
+    /// transformed, in one transaction.
+    #[serde(default = "default_copy_batch")]
+    pub copy_batch: ByteSize,
     #[serde(skip)]
     pub line: usize,
 }
 
 fn default_staging_prefix() -> String {
     "mirage".into()
+}
+fn default_copy_batch() -> ByteSize {
+    ByteSize(48 * ByteSize::MIB)
 }
 fn default_resource_prefix() -> String {
     "mirage-".into()
@@ -174,6 +181,12 @@ impl StagingConfig {
             return Some((
                 "staging.iam_role",
                 "the ARN of the role Redshift assumes, e.g. arn:aws:iam::123456789012:role/mirage-redshift".into(),
+            ));
+        }
+        if self.copy_batch.0 < 4096 {
+            return Some((
+                "staging.copy_batch",
+                "at least 4KiB; 48MiB is a good value".into(),
             ));
         }
         if self.max_file_size.0 < 5_000_000 || self.max_file_size.0 > 6200 * ByteSize::MIB {

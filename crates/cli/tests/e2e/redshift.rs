@@ -218,7 +218,9 @@ fn differing(a: &str, b: &str) -> (usize, usize) {
 fn redshift_to_redshift_with_data_pipeline_v2() {
     let rs = Redshift::start();
     let dir = Dir::new();
-    let ws = rs.workspace(&dir, "dst_user", "");
+    // Small COPY batches: customers loads through several manifests, each COPYed while the
+    // next files are made.
+    let ws = rs.workspace_with(&dir, "dst_user", "", "copy_batch = \"16KiB\"");
     let run = rs.run(&ws, "seed-one", None);
     assert_eq!(run.code, 0, "{}", run.all());
 

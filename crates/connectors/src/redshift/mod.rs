@@ -839,45 +839,62 @@ impl Destination for RedshiftDestination {
             &format!("creating the staging table for {}", table.name),
         )
         .await?;
+        let explicit_ids = if table.columns.iter().any(|c| c.identity) {
+            " EXPLICIT_IDS"
+        } else {
+            ""
+        };
+        let column_list = columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
         let result = async {
             let started = std::time::Instant::now();
-            let (manifest, rows, bytes) = self.staging.write_parts(&table.name, parts).await?;
-            tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), bytes, "parts written");
-            let started = std::time::Instant::now();
+            exec(&client, "BEGIN", &what).await?;
+            // Batches of files are COPYed while the next ones are transformed and written; all
+            // in one transaction with the swap, so the table appears only complete.
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
+            let writer = self.staging.write_parts(&table.name, parts, tx);
+            let (client_ref, what_ref, column_list, stage_ref) = (&client, &what, &column_list, &stage);
+            // The loader owns the receiver: when a COPY fails it returns, and the writer's next
+            // batch finds nobody listening and stops.
+            let loader = async move {
+                let (client, what, stage) = (client_ref, what_ref, stage_ref);
+                while let Some(manifest) = rx.recv().await {
+                    let copy = format!(
+                        "COPY {} ({column_list}) FROM {} {} MANIFEST FORMAT AS CSV GZIP NULL AS {}{explicit_ids} \
+                         COMPUPDATE OFF STATUPDATE OFF",
+                        stage.quoted(),
+                        quote_literal(&self.staging.url(&manifest)),
+                        self.staging.authorization(),
+                        quote_literal(NULL_SENTINEL),
+                    );
+                    if let Err(e) = client.batch_execute(&copy).await {
+                        // stl_load_errors can be read once the failed transaction is over.
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        let detail = match self.load_error(client, &table.name).await {
+                            Some(d) => d,
+                            None => describe(&e),
+                        };
+                        return Err(ConnectorError::Database {
+                            what: what.clone(),
+                            detail,
+                        });
+                    }
+                }
+                Ok(())
+            };
+            let (written, loaded) = futures_util::future::join(writer, loader).await;
+            // A failed COPY explains a writer that stopped because of it.
+            loaded?;
+            let (rows, bytes) = written?;
             if let Ok(mut l) = self.loaded.lock() {
                 l.insert(table.name.clone(), bytes);
             }
-            let explicit_ids = if table.columns.iter().any(|c| c.identity) {
-                " EXPLICIT_IDS"
-            } else {
-                ""
-            };
-            let copy = format!(
-                "COPY {} ({}) FROM {} {} MANIFEST FORMAT AS CSV GZIP NULL AS {}{explicit_ids} \
-                 COMPUPDATE OFF STATUPDATE OFF",
-                stage.quoted(),
-                columns
-                    .iter()
-                    .map(|c| quote_ident(c))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                quote_literal(&self.staging.url(&manifest)),
-                self.staging.authorization(),
-                quote_literal(NULL_SENTINEL),
-            );
-            if let Err(e) = client.batch_execute(&copy).await {
-                let detail = match self.load_error(&client, &table.name).await {
-                    Some(d) => d,
-                    None => describe(&e),
-                };
-                return Err(ConnectorError::Database {
-                    what: what.clone(),
-                    detail,
-                });
-            }
-            tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), "copied");
+            tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), bytes, "written and copied");
             let mut swap = format!(
-                "BEGIN; DROP TABLE IF EXISTS {t} CASCADE; ALTER TABLE {s} RENAME TO {n};",
+                "DROP TABLE IF EXISTS {t} CASCADE; ALTER TABLE {s} RENAME TO {n};",
                 t = table.name.quoted(),
                 s = stage.quoted(),
                 n = quote_ident(&table.name.name)
@@ -892,7 +909,6 @@ impl Destination for RedshiftDestination {
             }
             swap += " COMMIT;";
             if let Err(e) = client.batch_execute(&swap).await {
-                let _ = client.batch_execute("ROLLBACK").await;
                 return Err(ConnectorError::Database {
                     what: format!("swapping in {}", table.name),
                     detail: describe(&e),
@@ -901,6 +917,9 @@ impl Destination for RedshiftDestination {
             Ok(rows)
         }
         .await;
+        if result.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
         if result.is_err() {
             let _ = client
                 .batch_execute(&format!("DROP TABLE IF EXISTS {}", stage.quoted()))

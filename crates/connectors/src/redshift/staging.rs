@@ -21,7 +21,7 @@ fn failpoint(kind: &str, table: &QualifiedName) -> bool {
         .is_ok_and(|v| v.split(',').any(|f| f == format!("{kind}:{table}")))
 }
 
-/// Size of an output file before compression.
+/// Size of an output file before compression (at most: a COPY batch may be smaller).
 const OUTPUT_FILE: usize = 16 << 20;
 
 pub struct Staging {
@@ -33,6 +33,8 @@ pub struct Staging {
     kms_key_id: Option<String>,
     keep_output: bool,
     max_file_size: u64,
+    /// Bytes (before compression) of files loaded by one COPY.
+    copy_batch: usize,
     region: String,
     endpoint: Option<String>,
 }
@@ -63,6 +65,7 @@ impl Staging {
             kms_key_id: config.kms_key_id.clone(),
             keep_output: config.keep_output,
             max_file_size: config.max_file_size.0,
+            copy_batch: config.copy_batch.0 as usize,
             region: config.region.clone(),
             endpoint: config.endpoint.clone().filter(|e| !e.is_empty()),
         })
@@ -203,17 +206,20 @@ impl Staging {
             .boxed()
     }
 
-    /// Write a table's transformed parts (GZIP, two uploads at once) and a COPY manifest
-    /// listing exactly them. Returns (manifest key, records, bytes stored).
+    /// Write a table's transformed parts as GZIP files (two uploads at once), and for every
+    /// `copy_batch` bytes of them a COPY manifest listing exactly those files, whose key goes to
+    /// `batches`. Returns (records, bytes stored).
     pub async fn write_parts(
         &self,
         table: &QualifiedName,
         parts: PartStream,
-    ) -> Result<(String, u64, u64)> {
+        batches: tokio::sync::mpsc::Sender<String>,
+    ) -> Result<(u64, u64)> {
         let prefix = self.output_prefix(table);
         // Parts are joined into files of about OUTPUT_FILE bytes (uncompressed): COPY reads
         // fewer, larger files faster, and AWS advises files of 1 MB to 1 GB compressed.
         let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, crate::Aborted>>(1);
+        let file_size = OUTPUT_FILE.min(self.copy_batch);
         let producer = async move {
             let mut parts = parts;
             let mut file = Vec::new();
@@ -221,7 +227,7 @@ impl Staging {
                 match part {
                     Ok(p) => {
                         file.extend_from_slice(&p);
-                        if file.len() >= OUTPUT_FILE
+                        if file.len() >= file_size
                             && tx
                                 .send(Ok(Bytes::from(std::mem::take(&mut file))))
                                 .await
@@ -250,36 +256,60 @@ impl Staging {
             .map(|(i, file)| {
                 let prefix = &prefix;
                 async move {
+                    let prefix: &str = prefix;
                     let file = file.map_err(|_| ConnectorError::Aborted)?;
                     self.upload_part(table, prefix, i, file).await
                 }
             })
             .buffered(2);
         // The consumer owns the uploads (and so the receiver): when it stops on an error, the
-        // producer's next send fails and it stops too.
+        // producer's next send fails and it stops too. Every `copy_batch` bytes of files get a manifest
+        // of their own, handed to `batches` so their COPY runs while later files are made.
+        let prefix = &prefix;
         let consumer = async move {
             let mut uploads = Box::pin(uploads);
-            let (mut keys, mut rows, mut bytes) = (Vec::new(), 0u64, 0u64);
+            let (mut keys, mut rows, mut bytes, mut pending) = (Vec::new(), 0u64, 0u64, 0usize);
+            let mut manifests = 0usize;
             while let Some(done) = uploads.next().await {
-                let (key, n, len) = done?;
+                let (key, n, len, raw) = done?;
                 keys.push(key);
                 rows += n;
                 bytes += len;
+                pending += raw;
+                if pending >= self.copy_batch {
+                    self.send_batch(prefix, &mut keys, &mut manifests, &batches)
+                        .await?;
+                    pending = 0;
+                }
             }
-            Ok::<_, ConnectorError>((keys, rows, bytes))
+            if !keys.is_empty() || manifests == 0 {
+                if keys.is_empty() {
+                    // An empty table: one empty file, so the manifest lists something to COPY.
+                    let (key, _, len, _) = self.upload_part(table, prefix, 0, Bytes::new()).await?;
+                    keys.push(key);
+                    bytes += len;
+                }
+                self.send_batch(prefix, &mut keys, &mut manifests, &batches)
+                    .await?;
+            }
+            Ok::<_, ConnectorError>((rows, bytes))
         };
         let ((), consumed) = futures_util::future::join(producer, consumer).await;
-        let (mut keys, rows, mut bytes) = consumed?;
-        if keys.is_empty() {
-            // An empty table: one empty part, so the manifest lists something to COPY.
-            let (key, _, len) = self.upload_part(table, &prefix, 0, Bytes::new()).await?;
-            keys.push(key);
-            bytes += len;
-        }
+        consumed
+    }
+
+    /// Write a COPY manifest listing exactly `keys` (then cleared) and hand its key on.
+    async fn send_batch(
+        &self,
+        prefix: &str,
+        keys: &mut Vec<String>,
+        manifests: &mut usize,
+        batches: &tokio::sync::mpsc::Sender<String>,
+    ) -> Result<()> {
         let manifest = serde_json::json!({
             "entries": keys.iter().map(|k| serde_json::json!({"url": self.url(k), "mandatory": true})).collect::<Vec<_>>()
         });
-        let key = format!("{prefix}manifest");
+        let key = format!("{prefix}manifest-{:04}", *manifests);
         self.store
             .put(
                 &Path::from(key.as_str()),
@@ -287,18 +317,22 @@ impl Staging {
             )
             .await
             .map_err(s3_error(format!("writing {}", self.url(&key))))?;
-        Ok((key, rows, bytes))
+        keys.clear();
+        *manifests += 1;
+        // The loader stopped (its COPY failed): stop making files.
+        batches.send(key).await.map_err(|_| ConnectorError::Aborted)
     }
 
-    /// Compress and store part `index`; (key, records, bytes stored).
+    /// Compress and store file `index`; (key, records, bytes stored, bytes before compression).
     async fn upload_part(
         &self,
         table: &QualifiedName,
         prefix: &str,
         index: usize,
         part: Bytes,
-    ) -> Result<(String, u64, u64)> {
+    ) -> Result<(String, u64, u64, usize)> {
         let rows = count_records(&super::format(), &part);
+        let raw = part.len();
         let mut part = part;
         if index == 0 && failpoint("copy", table) {
             let mut bad = part.to_vec();
@@ -325,7 +359,7 @@ impl Staging {
             .put(&Path::from(key.as_str()), Bytes::from(gz).into())
             .await
             .map_err(s3_error(what))?;
-        Ok((key, rows, len))
+        Ok((key, rows, len, raw))
     }
 
     /// `mirage check`'s probe: put, get, list and delete one object under the job prefix, and
