@@ -315,6 +315,27 @@ fn check_on_postgresql_reports_each_missing_grant_with_a_fix_that_works() {
         &|db, sql| pg.psql(db, sql).map_err(|e| e.to_string()),
         &|area| if area == "source" { "src" } else { "dst" },
     );
+    // The same database as the source: a warning (run refuses).
+    let same = dir.write(
+        "same.toml",
+        &format!(
+            "[source]\nurl = \"{}\"\n[destination]\nurl = \"{}\"\n[schemas]\ninclude = [\"sales\"]\n",
+            pg.url("src"),
+            pg.url("src")
+        ),
+    );
+    let (_, report) = check(&same, &[]);
+    assert!(
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["status"] == "warn"
+                && i["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("same database"))),
+        "{report:#}"
+    );
     // A database that does not exist: the fix creates it.
     let ws = dir.write(
         "missing.toml",

@@ -19,6 +19,7 @@ CREATE TABLE sales.customers (
     note VARCHAR(MAX),
     region SMALLINT DISTKEY,
     score DECIMAL(12, 4),
+    big DECIMAL(38, 10),
     ratio REAL,
     weight DOUBLE PRECISION,
     active BOOLEAN,
@@ -42,14 +43,15 @@ CREATE TABLE sales.orders (
     PRIMARY KEY (order_id)
 ) DISTSTYLE EVEN COMPOUND SORTKEY (customer_id, order_id);
 CREATE TABLE sales.empty_one (id INTEGER, v VARCHAR(10)) DISTSTYLE ALL;
-INSERT INTO sales.customers (ref, email, first_name, last_name, ssn, note, region, score, ratio, weight,
+INSERT INTO sales.customers (ref, email, first_name, last_name, ssn, note, region, score, big, ratio, weight,
     active, born, wake, wake_tz, created, seen, doc, blob, shape, sketch)
 SELECT i, 'user' || i || '@example.com',
     CASE WHEN i % 7 = 0 THEN NULL ELSE 'Name' || i END,
     'Zoë, "the" O''Brien' || i,
     lpad(i::text, 3, '0') || '-12-' || lpad(i::text, 4, '0'),
     CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN E'multi\nline, with "quotes" and, commas' ELSE 'ünïcödé 日本 ' || i END,
-    (i % 4)::smallint, i * 1.5, i / 3.0, i * 2.25, i % 2 = 0,
+    (i % 4)::smallint, i * 1.5, CASE WHEN i % 11 = 0 THEN NULL ELSE 12345678901234567890123456.0123456789 * (i - 150) END,
+    i / 3.0, i * 2.25, i % 2 = 0,
     DATE '2000-01-01' + i, TIME '08:00:00' + i * INTERVAL '1 minute', '10:00:00+02',
     TIMESTAMP '2024-01-01 00:00:00' + i * INTERVAL '1 hour', TIMESTAMPTZ '2024-01-01 00:00:00+00' + i * INTERVAL '1 day',
     CASE WHEN i % 3 = 0 THEN NULL ELSE ('{"k": ' || i || ', "s": "a,b"}')::jsonb END,
@@ -238,7 +240,7 @@ fn redshift_to_redshift_with_data_pipeline_v2() {
         assert_eq!(rs.sql("dst", &count), rs.sql("src", &count), "{t}");
     }
     // Passthrough columns byte for byte (rows aligned on ref / order_id).
-    let kept = "SELECT ref, region, score, ratio, weight, active, born, wake, wake_tz, created, seen, doc, blob, shape, sketch, last_name IS NULL, note IS NULL, note = '' FROM sales.customers ORDER BY ref";
+    let kept = "SELECT ref, region, score, big, ratio, weight, active, born, wake, wake_tz, created, seen, doc, blob, shape, sketch, last_name IS NULL, note IS NULL, note = '' FROM sales.customers ORDER BY ref";
     assert_eq!(rs.sql("dst", kept), rs.sql("src", kept));
     let kept = "SELECT order_id, amount, status, comment IS NULL, comment = '' FROM sales.orders ORDER BY order_id";
     assert_eq!(rs.sql("dst", kept), rs.sql("src", kept));
@@ -433,4 +435,83 @@ fn redshift_grants_and_ownership() {
         ),
         "owner_a"
     );
+
+    // keep_output leaves the transformed files and their COPY manifests, nothing else; small
+    // COPY batches load customers through several manifests.
+    let ws = rs.workspace_with(
+        &dir,
+        "boss",
+        "",
+        "keep_output = true\ncopy_batch = \"16KiB\"",
+    );
+    let run = rs.run(&ws, "s", None);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("unloaded") && run.stdout.contains("transformed"),
+        "{}",
+        run.stdout
+    );
+    let listing = Command::new("curl")
+        .args([
+            "-s",
+            &format!("{}/mirage-staging?list-type=2", rs.moto.endpoint()),
+        ])
+        .output()
+        .expect("curl");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("/output/sales/orders/manifest-0000"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("/output/sales/customers/manifest-0002")
+            && listing.contains("/output/sales/customers/part-00002.csv.gz"),
+        "several files and COPY batches: {listing}"
+    );
+    assert!(!listing.contains("/input/"), "{listing}");
+
+    // Generated values must fit Redshift's byte lengths and single-byte CHAR: refused before any
+    // COPY, naming the column, never the value.
+    for (column, value, says) in [
+        ("ssn", "ÅÅÅ", "multi-byte character"),
+        (
+            "first_name",
+            "éééééééééééééééééééééééééééééé",
+            "longer than the column's 40 bytes",
+        ),
+    ] {
+        let ws = dir.write(
+            "bytes.toml",
+            &format!(
+                "[source]\nurl = \"{}\"\n[destination]\nurl = \"{}\"\n[staging]\nbucket = \"mirage-staging\"\n\
+                 iam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"\nendpoint = \"{}\"\n\
+                 [tables.\"sales.customers\".columns]\n{column} = {{ generator = \"constant\", value = \"{value}\" }}\n",
+                rs.url("src_user", "src"),
+                rs.url("boss", "dst"),
+                rs.moto.endpoint()
+            ),
+        );
+        let run = rs.run(&ws, "s", None);
+        assert_eq!(run.code, 1, "{}", run.all());
+        let all = run.all();
+        assert!(
+            all.contains(says) && all.contains(column) && !all.contains(value),
+            "{all}"
+        );
+    }
+
+    // TLS is on unless the URL turns it off (the emulator speaks plain TCP).
+    let tls = dir.write(
+        "tls.toml",
+        &format!(
+            "[source]\nurl = \"redshift://src_user@{}/src\"\n[destination]\nurl = \"{}\"\n[staging]\nbucket = \"mirage-staging\"\n\
+             iam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"\nendpoint = \"{}\"\n",
+            rs.emu.address(),
+            rs.url("boss", "dst"),
+            rs.moto.endpoint()
+        ),
+    );
+    let run = rs.run(&tls, "s", None);
+    assert_ne!(run.code, 0);
+    assert!(run.all().to_lowercase().contains("tls"), "{}", run.all());
 }

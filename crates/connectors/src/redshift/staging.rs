@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use mirage_core::QualifiedName;
 use mirage_core::workspace::StagingConfig;
-use mirage_transform::codec::count_records;
+use mirage_transform::codec::{RecordSplitter, count_records};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::io::{Read, Write};
@@ -227,13 +227,19 @@ impl Staging {
                 match part {
                     Ok(p) => {
                         file.extend_from_slice(&p);
-                        if file.len() >= file_size
-                            && tx
-                                .send(Ok(Bytes::from(std::mem::take(&mut file))))
-                                .await
-                                .is_err()
-                        {
-                            return;
+                        // Cut files of about file_size on record boundaries (parts can be larger).
+                        while file.len() >= file_size {
+                            let cut = match RecordSplitter::new(super::format())
+                                .complete_len(&file[..file_size])
+                            {
+                                0 => file.len(),
+                                n => n,
+                            };
+                            let rest = file.split_off(cut);
+                            let whole = std::mem::replace(&mut file, rest);
+                            if tx.send(Ok(Bytes::from(whole))).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     Err(e) => {
