@@ -205,7 +205,7 @@ pub struct RedshiftSource {
     /// Where UNLOAD writes; `None` when only the catalog is read (`mirage init`).
     staging: Option<Arc<Staging>>,
     /// Bytes UNLOAD wrote per table (compressed, as stored).
-    unloaded: Mutex<HashMap<QualifiedName, u64>>,
+    unloaded: Arc<Mutex<HashMap<QualifiedName, u64>>>,
 }
 
 /// Schema copy for Redshift: the schemas, their owners, and each table's `SHOW TABLE` DDL.
@@ -225,7 +225,7 @@ impl RedshiftSource {
             endpoint,
             main,
             staging,
-            unloaded: Mutex::new(HashMap::new()),
+            unloaded: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -529,15 +529,19 @@ impl Source for RedshiftSource {
             (staging.max_file_size() >> 20).max(5),
             staging.encryption()
         );
-        let started = std::time::Instant::now();
-        exec(&client, &sql, &format!("UNLOAD of {}", table.name)).await?;
-        tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), "unloaded");
-        let parts = staging.manifest_parts(&format!("{prefix}manifest")).await?;
-        let bytes: u64 = parts.iter().map(|p| p.1).sum();
-        if let Ok(mut u) = self.unloaded.lock() {
-            u.insert(table.name.clone(), bytes);
-        }
-        Ok(staging.stream_parts(parts, prefix))
+        let what = format!("UNLOAD of {}", table.name);
+        let unload = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let r = exec(&client, &sql, &what).await;
+            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "{what} finished");
+            r
+        });
+        let (unloaded, name) = (self.unloaded.clone(), table.name.clone());
+        Ok(staging.stream_unload(unload, prefix, move |bytes| {
+            if let Ok(mut u) = unloaded.lock() {
+                u.insert(name, bytes);
+            }
+        }))
     }
 
     fn staged_bytes(&self, table: &QualifiedName) -> Option<u64> {

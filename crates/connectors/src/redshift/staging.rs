@@ -149,61 +149,144 @@ impl Staging {
         Ok(out)
     }
 
-    /// The parts' records, decompressed, in about 1 MB chunks; at most two chunks wait. The
-    /// input files are deleted once all are read.
-    pub fn stream_parts(self: Arc<Self>, parts: Vec<(String, u64)>, prefix: String) -> ChunkStream {
+    /// The records of an UNLOAD's parts, decompressed, in about 1 MB chunks (at most two wait),
+    /// read while `unload` runs: parts appear in S3 whole as slices fill them, so the transform
+    /// starts before the UNLOAD ends. When it ends, its manifest is the list of record: parts not
+    /// yet read are read, and a part read that it does not list is an error. `done` gets the bytes
+    /// UNLOAD wrote; the input files are deleted once all are read.
+    pub fn stream_unload(
+        self: Arc<Self>,
+        unload: tokio::task::JoinHandle<Result<()>>,
+        prefix: String,
+        done: impl FnOnce(u64) + Send + 'static,
+    ) -> ChunkStream {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(2);
         tokio::spawn(async move {
-            for (key, _) in parts {
-                let what = format!("reading {}", self.url(&key));
-                let data = match self.store.get(&Path::from(key.as_str())).await {
-                    Ok(r) => r.bytes().await.map_err(s3_error(what.clone())),
-                    Err(e) => Err(s3_error(what.clone())(e)),
+            let mut unload = Some(unload);
+            let mut seen: Vec<String> = Vec::new();
+            loop {
+                let finished = match unload.as_ref() {
+                    Some(h) if h.is_finished() => match unload.take() {
+                        Some(h) => match h.await {
+                            Ok(Ok(())) => true,
+                            Ok(Err(e)) => {
+                                let _ = tx.send(Err(e)).await;
+                                return;
+                            }
+                            Err(e) => {
+                                let _ = tx
+                                    .send(Err(ConnectorError::Invalid(format!(
+                                        "the UNLOAD task failed: {e}"
+                                    ))))
+                                    .await;
+                                return;
+                            }
+                        },
+                        None => true,
+                    },
+                    Some(_) => false,
+                    None => true,
                 };
-                let data = match data {
-                    Ok(d) => d,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
+                if finished {
+                    let parts = match self.manifest_parts(&format!("{prefix}manifest")).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    if let Some(extra) = seen.iter().find(|k| !parts.iter().any(|(p, _)| p == *k)) {
+                        let _ = tx
+                            .send(Err(ConnectorError::Invalid(format!(
+                                "{} was read during the UNLOAD but its manifest does not list it",
+                                self.url(extra)
+                            ))))
+                            .await;
                         return;
                     }
-                };
-                let tx2 = tx.clone();
-                let finished = tokio::task::spawn_blocking(move || {
-                    let mut decoder = flate2::read::MultiGzDecoder::new(&data[..]);
-                    loop {
-                        let mut buf = vec![0u8; 1 << 20];
-                        let mut n = 0;
-                        while n < buf.len() {
-                            match decoder.read(&mut buf[n..]) {
-                                Ok(0) => break,
-                                Ok(k) => n += k,
-                                Err(e) => {
-                                    let _ = tx2.blocking_send(Err(ConnectorError::io(what, e)));
-                                    return false;
-                                }
-                            }
-                        }
-                        if n == 0 {
-                            return true;
-                        }
-                        buf.truncate(n);
-                        if tx2.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                            return false;
+                    for (key, _) in &parts {
+                        if !seen.contains(key) && !self.send_part(key, &tx).await {
+                            return;
                         }
                     }
-                })
-                .await
-                .unwrap_or(false);
-                if !finished {
+                    done(parts.iter().map(|p| p.1).sum());
+                    if let Err(e) = self.delete_prefix(&prefix).await {
+                        tracing::warn!(error = %e, "could not delete UNLOAD files");
+                    }
                     return;
                 }
-            }
-            if let Err(e) = self.delete_prefix(&prefix).await {
-                tracing::warn!(error = %e, "could not delete UNLOAD files");
+                // Parts written so far (the manifest comes last).
+                let listed: std::result::Result<Vec<String>, _> = self
+                    .store
+                    .list(Some(&Path::from(prefix.trim_end_matches('/'))))
+                    .map_ok(|m| m.location.to_string())
+                    .try_collect()
+                    .await;
+                let mut new: Vec<String> = listed
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|k| {
+                        k.starts_with(&prefix) && !k.ends_with("manifest") && !seen.contains(k)
+                    })
+                    .collect();
+                new.sort();
+                if new.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                for key in new {
+                    if !self.send_part(&key, &tx).await {
+                        return;
+                    }
+                    seen.push(key);
+                }
             }
         });
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
             .boxed()
+    }
+
+    /// Fetch one part, decompress it and send its records on; false when the stream is over
+    /// (an error was sent, or nobody listens any more).
+    async fn send_part(&self, key: &str, tx: &tokio::sync::mpsc::Sender<Result<Bytes>>) -> bool {
+        let what = format!("reading {}", self.url(key));
+        let data = match self.store.get(&Path::from(key)).await {
+            Ok(r) => r.bytes().await.map_err(s3_error(what.clone())),
+            Err(e) => Err(s3_error(what.clone())(e)),
+        };
+        let data = match data {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return false;
+            }
+        };
+        let tx = tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut decoder = flate2::read::MultiGzDecoder::new(&data[..]);
+            loop {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut n = 0;
+                while n < buf.len() {
+                    match decoder.read(&mut buf[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(ConnectorError::io(what, e)));
+                            return false;
+                        }
+                    }
+                }
+                if n == 0 {
+                    return true;
+                }
+                buf.truncate(n);
+                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                    return false;
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Write a table's transformed parts as GZIP files (two uploads at once), and for every
