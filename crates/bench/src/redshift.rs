@@ -142,7 +142,7 @@ pub fn run(args: &[String]) -> Res<()> {
         c
     };
     let mut floor = Sample::new("UNLOAD + COPY, no transform (the floor)");
-    let mut masked = Sample::new("mirage, 6 columns masked (key on the primary key)");
+    let mut masked = Sample::new("mirage, 6 columns masked (integer_key on id)");
     let mut plain = Sample::new("mirage, everything passed through");
     for run in 0..runs {
         eprintln!("run {} of {runs} …", run + 1);
