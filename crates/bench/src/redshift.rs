@@ -4,7 +4,7 @@
 
 use crate::{Res, Sample, measure};
 use mirage_testkit::{MotoServer, PgCluster};
-use redshift_emu::proxy::{Config, Storage, start};
+use redshift_emu::proxy::{Config, start};
 use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
@@ -71,14 +71,7 @@ pub fn run(args: &[String]) -> Res<()> {
     let emu = rt
         .block_on(start(
             "127.0.0.1:0",
-            Config {
-                postgres: format!("127.0.0.1:{}", pg.port()),
-                admin_user: "postgres".into(),
-                storage: Storage::S3 {
-                    endpoint: Some(moto.endpoint()),
-                    region: "us-east-1".into(),
-                },
-            },
+            Config::local(pg.port(), &moto.endpoint()),
         ))
         .map_err(|e| e.to_string())?;
     let url = |db: &str| {

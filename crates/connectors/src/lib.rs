@@ -199,6 +199,15 @@ pub fn redact(message: &str) -> String {
     out
 }
 
+/// The error for a categorical column with too many distinct values to be categories.
+pub(crate) fn too_many_categories(table: &QualifiedName, column: &str) -> ConnectorError {
+    ConnectorError::Invalid(format!(
+        "{table}.{column} has more than {} distinct values; categorical is for columns with few \
+         categories (try continuous or a key generator)",
+        mirage_core::schema::MAX_CATEGORIES
+    ))
+}
+
 /// Resolve the table a partition's settings come from: itself, else its partitioned parent.
 pub fn settings_owner(table: &Table) -> &QualifiedName {
     match &table.kind {

@@ -45,6 +45,22 @@ pub struct TableDdl {
     pub constraints: Vec<String>,
 }
 
+impl TableDdl {
+    /// A table with nothing declared yet (Redshift's defaults: BACKUP YES, no keys).
+    pub fn new(name: &str) -> TableDdl {
+        TableDdl {
+            name: name.to_string(),
+            columns: Vec::new(),
+            diststyle: None,
+            distkey: None,
+            sortkey: None,
+            backup: true,
+            primary_key: Vec::new(),
+            constraints: Vec::new(),
+        }
+    }
+}
+
 /// A Redshift type → (normalized Redshift spelling, PostgreSQL type).
 pub fn map_type(words: &[String]) -> Result<(String, String), Rejected> {
     let joined = words.join(" ").to_ascii_uppercase();
@@ -249,16 +265,7 @@ pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
         }
     }
     let close = close.ok_or_else(|| Rejected("syntax error: unbalanced parentheses".into()))?;
-    let mut ddl = TableDdl {
-        name: name.clone(),
-        columns: Vec::new(),
-        diststyle: None,
-        distkey: None,
-        sortkey: None,
-        backup: true,
-        primary_key: Vec::new(),
-        constraints: Vec::new(),
-    };
+    let mut ddl = TableDdl::new(&name);
     let mut pg_items = Vec::new();
     for item in split_top(&s[open + 1..close]) {
         let w = words(&item);

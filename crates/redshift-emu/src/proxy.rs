@@ -70,6 +70,21 @@ pub struct Config {
     pub storage: Storage,
 }
 
+impl Config {
+    /// PostgreSQL on this machine at `port` (superuser `postgres`, trust authentication), S3 at
+    /// `s3_endpoint` (moto in tests), region us-east-1.
+    pub fn local(port: u16, s3_endpoint: &str) -> Config {
+        Config {
+            postgres: format!("127.0.0.1:{port}"),
+            admin_user: "postgres".into(),
+            storage: Storage::S3 {
+                endpoint: Some(s3_endpoint.to_string()),
+                region: "us-east-1".into(),
+            },
+        }
+    }
+}
+
 /// Install the Redshift catalog into `template1` and every database.
 pub async fn install(config: &Config) -> Result<(), WireError> {
     let mut admin = Backend::connect(&config.postgres, &config.admin_user, "postgres").await?;
@@ -988,16 +1003,7 @@ impl Session {
             )
             .await?;
         let declared: Option<TableDdl> = get(3).and_then(|j| serde_json::from_str(&j).ok());
-        let mut out = declared.clone().unwrap_or(TableDdl {
-            name: String::new(),
-            columns: Vec::new(),
-            diststyle: None,
-            distkey: None,
-            sortkey: None,
-            backup: true,
-            primary_key: Vec::new(),
-            constraints: Vec::new(),
-        });
+        let mut out = declared.clone().unwrap_or_else(|| TableDdl::new(""));
         out.name = format!(
             "{}.{}",
             get(1).unwrap_or_default(),

@@ -3,7 +3,7 @@
 //! extended through `query`/`execute`).
 
 use mirage_testkit::{MotoServer, PgCluster};
-use redshift_emu::proxy::{Config, Emulator, Storage, start};
+use redshift_emu::proxy::{Config, Emulator, start};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 const ROLE: &str = "IAM_ROLE 'arn:aws:iam::123456789012:role/redshift-s3'";
@@ -19,19 +19,9 @@ async fn env() -> Env {
     pg.create_database("dev").unwrap();
     let moto = MotoServer::start().unwrap();
     moto.create_bucket("staging").unwrap();
-    let emu = start(
-        "127.0.0.1:0",
-        Config {
-            postgres: format!("127.0.0.1:{}", pg.port()),
-            admin_user: "postgres".into(),
-            storage: Storage::S3 {
-                endpoint: Some(moto.endpoint()),
-                region: "us-east-1".into(),
-            },
-        },
-    )
-    .await
-    .unwrap();
+    let emu = start("127.0.0.1:0", Config::local(pg.port(), &moto.endpoint()))
+        .await
+        .unwrap();
     Env { emu, moto, _pg: pg }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::util::{Dir, Run};
 use mirage_testkit::{MotoServer, PgCluster};
-use redshift_emu::proxy::{Config, Emulator, Storage, start};
+use redshift_emu::proxy::{Config, Emulator, start};
 use std::process::{Command, Stdio};
 
 const SOURCE_SQL: &str = r#"
@@ -113,14 +113,7 @@ impl Redshift {
         let emu = rt
             .block_on(start(
                 "127.0.0.1:0",
-                Config {
-                    postgres: format!("127.0.0.1:{}", pg.port()),
-                    admin_user: "postgres".into(),
-                    storage: Storage::S3 {
-                        endpoint: Some(moto.endpoint()),
-                        region: "us-east-1".into(),
-                    },
-                },
+                Config::local(pg.port(), &moto.endpoint()),
             ))
             .expect("emulator");
         let rs = Redshift {

@@ -301,9 +301,7 @@ impl Source for FilesSource {
                     *counts.entry(v).or_default() += 1;
                 }
                 if counts.len() > MAX_CATEGORIES {
-                    return Err(ConnectorError::Invalid(format!(
-                        "{table}.{column} has more than {MAX_CATEGORIES} distinct values; categorical is for columns with few categories"
-                    )));
+                    return Err(crate::too_many_categories(table, column));
                 }
                 stats.categories = counts.into_iter().collect();
                 stats

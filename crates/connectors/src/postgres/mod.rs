@@ -293,10 +293,7 @@ impl Source for PgSource {
                     .await
                     .map_err(db_error(&what))?;
                 if rows.len() > MAX_CATEGORIES {
-                    return Err(ConnectorError::Invalid(format!(
-                        "{table}.{column} has more than {MAX_CATEGORIES} distinct values; \
-                         categorical is for columns with few categories (try continuous or a key generator)"
-                    )));
+                    return Err(crate::too_many_categories(table, column));
                 }
                 Ok(ColumnStats {
                     categories: rows

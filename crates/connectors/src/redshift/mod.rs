@@ -467,10 +467,7 @@ impl Source for RedshiftSource {
                 )
                 .await?;
                 if found.len() > MAX_CATEGORIES {
-                    return Err(ConnectorError::Invalid(format!(
-                        "{table}.{column} has more than {MAX_CATEGORIES} distinct values; \
-                         categorical is for columns with few categories (try continuous or a key generator)"
-                    )));
+                    return Err(crate::too_many_categories(table, column));
                 }
                 Ok(ColumnStats {
                     categories: found
