@@ -145,14 +145,14 @@ pub fn run(args: &[String]) -> Res<()> {
             "src",
             &format!(
                 "UNLOAD ('SELECT * FROM bench.users') TO 's3://bench/floor/{run}/' IAM_ROLE '{ROLE}' \
-                 FORMAT AS CSV NULL AS '__MIRAGE_NULL__' GZIP PARALLEL ON MAXFILESIZE 5 MB MANIFEST VERBOSE"
+                 FORMAT AS CSV NULL AS '__MIRAGE_NULL__' ZSTD PARALLEL ON MAXFILESIZE 5 MB MANIFEST VERBOSE"
             ),
         )?;
         sql(
             "dst",
             &format!(
                 "TRUNCATE floor.users; COPY floor.users FROM 's3://bench/floor/{run}/manifest' \
-                 IAM_ROLE '{ROLE}' MANIFEST FORMAT AS CSV GZIP NULL AS '__MIRAGE_NULL__' EXPLICIT_IDS \
+                 IAM_ROLE '{ROLE}' MANIFEST FORMAT AS CSV ZSTD NULL AS '__MIRAGE_NULL__' EXPLICIT_IDS \
                  COMPUPDATE OFF STATUPDATE OFF"
             ),
         )?;
@@ -171,7 +171,7 @@ pub fn run(args: &[String]) -> Res<()> {
         "# Redshift Data Pipeline V2 benchmark\n\n\
          `bench/run redshift --rows {rows} --runs {runs}`: one table of {rows} rows × 12 columns \
          (`bench.users`; names, emails, phones and notes drawn from md5 so they compress like real data; no PRIMARY KEY, since the emulator would back it with a B-tree index Redshift does not have), Redshift emulator (this process) on PostgreSQL 15, S3 in moto, same machine. \
-         The floor is a plain UNLOAD + COPY of the same table with the options mirage uses (CSV, GZIP, \
+         The floor is a plain UNLOAD + COPY of the same table with the options mirage uses (CSV, ZSTD, \
          NULL sentinel, PARALLEL ON, MAXFILESIZE 5 MB, MANIFEST), no transformation, measured in the same run. mirage's \
          times are whole jobs (catalog, SHOW TABLE, UNLOAD, transform, upload, COPY, swap, cleanup).\n"
     );

@@ -458,7 +458,7 @@ fn redshift_grants_and_ownership() {
     );
     assert!(
         listing.contains("/output/sales/customers/manifest-0002")
-            && listing.contains("/output/sales/customers/part-00002.csv.gz"),
+            && listing.contains("/output/sales/customers/part-00002.csv.zst"),
         "several files and COPY batches: {listing}"
     );
     assert!(!listing.contains("/input/"), "{listing}");

@@ -1,5 +1,5 @@
 //! Amazon Redshift with Data Pipeline V2: the source UNLOADs each table to
-//! `s3://bucket/<prefix>/<job>/input/<schema>/<table>/` (CSV, GZIP, an explicit NULL sentinel,
+//! `s3://bucket/<prefix>/<job>/input/<schema>/<table>/` (CSV, ZSTD, an explicit NULL sentinel,
 //! PARALLEL ON, MAXFILESIZE, MANIFEST VERBOSE) and streams the parts the manifest lists; the
 //! transform runs in the worker as for PostgreSQL; the destination writes the transformed parts to
 //! `…/output/…`, a COPY manifest listing exactly them (`mandatory`), COPYs into a staging table
@@ -517,7 +517,7 @@ impl Source for RedshiftSource {
             table.name.quoted()
         );
         let sql = format!(
-            "UNLOAD ({}) TO {} {} FORMAT AS CSV NULL AS {} GZIP PARALLEL ON MAXFILESIZE {} MB \
+            "UNLOAD ({}) TO {} {} FORMAT AS CSV NULL AS {} ZSTD PARALLEL ON MAXFILESIZE {} MB \
              MANIFEST VERBOSE{}",
             quote_literal(&select),
             quote_literal(&staging.url(&prefix)),
@@ -864,7 +864,7 @@ impl Destination for RedshiftDestination {
                 let (client, what, stage) = (client_ref, what_ref, stage_ref);
                 while let Some(manifest) = rx.recv().await {
                     let copy = format!(
-                        "COPY {} ({column_list}) FROM {} {} MANIFEST FORMAT AS CSV GZIP NULL AS {}{explicit_ids} \
+                        "COPY {} ({column_list}) FROM {} {} MANIFEST FORMAT AS CSV ZSTD NULL AS {}{explicit_ids} \
                          COMPUPDATE OFF STATUPDATE OFF",
                         stage.quoted(),
                         quote_literal(&self.staging.url(&manifest)),

@@ -11,7 +11,7 @@ use mirage_core::workspace::StagingConfig;
 use mirage_transform::codec::{RecordSplitter, count_records};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::sync::Arc;
 
 /// Test hook: `MIRAGE_FAILPOINT=s3-write:<schema.table>` fails writing that table's output;
@@ -262,7 +262,14 @@ impl Staging {
         };
         let tx = tx.clone();
         tokio::task::spawn_blocking(move || {
-            let mut decoder = flate2::read::MultiGzDecoder::new(&data[..]);
+            // ZSTD: what UNLOAD writes for us (faster to read and write than GZIP).
+            let mut decoder = match zstd::stream::read::Decoder::new(&data[..]) {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(ConnectorError::io(what, e)));
+                    return false;
+                }
+            };
             loop {
                 let mut buf = vec![0u8; 1 << 20];
                 let mut n = 0;
@@ -289,7 +296,7 @@ impl Staging {
         .unwrap_or(false)
     }
 
-    /// Write a table's transformed parts as GZIP files (two uploads at once), and for every
+    /// Write a table's transformed parts as ZSTD files (two uploads at once), and for every
     /// `copy_batch` bytes of them a COPY manifest listing exactly those files, whose key goes to
     /// `batches`. Returns (records, bytes stored).
     pub async fn write_parts(
@@ -428,7 +435,7 @@ impl Staging {
             bad.extend_from_slice(b"a record,with,too,many,fields,for,any,table,of,this,test\n");
             part = Bytes::from(bad);
         }
-        let key = format!("{prefix}part-{index:05}.csv.gz");
+        let key = format!("{prefix}part-{index:05}.csv.zst");
         let what = format!("writing {}", self.url(&key));
         if failpoint("s3-write", table) {
             return Err(ConnectorError::Database {
@@ -436,16 +443,13 @@ impl Staging {
                 detail: "injected failure (MIRAGE_FAILPOINT)".into(),
             });
         }
-        let gz = tokio::task::spawn_blocking(move || {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(&part).and_then(|_| e.finish())
-        })
-        .await
-        .map_err(|e| ConnectorError::Invalid(format!("compressing a part: {e}")))?
-        .map_err(|e| ConnectorError::io("compressing a part", e))?;
-        let len = gz.len() as u64;
+        let packed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&part, 1))
+            .await
+            .map_err(|e| ConnectorError::Invalid(format!("compressing a part: {e}")))?
+            .map_err(|e| ConnectorError::io("compressing a part", e))?;
+        let len = packed.len() as u64;
         self.store
-            .put(&Path::from(key.as_str()), Bytes::from(gz).into())
+            .put(&Path::from(key.as_str()), Bytes::from(packed).into())
             .await
             .map_err(s3_error(what))?;
         Ok((key, rows, len, raw))
