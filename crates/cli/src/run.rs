@@ -398,7 +398,12 @@ async fn copy_one<S: Source, D: Destination>(source: &S, dest: &D, tp: &TablePla
     let name = tp.table.name.to_string();
     let progress = Arc::new(ctx.progress.table(&name, tp.table.byte_estimate));
     let mut written = 0u64;
+    // Nothing to transform, and the destination reads the source's staging storage (Redshift):
+    // the extract is loaded as it is, without passing through the worker.
+    let direct =
+        tp.mode == TableMode::DeIdentify && tp.masked().next().is_none() && dest.accepts_staged();
     let result = match tp.mode {
+        TableMode::DeIdentify if direct => copy_staged(source, dest, tp, progress.clone()).await,
         TableMode::DeIdentify => copy_rows(source, dest, tp, ctx, progress.clone())
             .await
             .map(|(rows, bytes)| {
@@ -449,6 +454,27 @@ async fn copy_one<S: Source, D: Destination>(source: &S, dest: &D, tp: &TablePla
     if let Ok(mut r) = ctx.reports.lock() {
         r.push(report);
     }
+}
+
+/// Extract into staging storage and load from there, for a table with nothing to transform.
+async fn copy_staged<S: Source, D: Destination>(
+    source: &S,
+    dest: &D,
+    tp: &TablePlan,
+    progress: Arc<TableProgress>,
+) -> Result<u64, String> {
+    let columns = tp.copy_columns();
+    let staged = source
+        .stage(&tp.table, &columns)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{}: the source has no staging storage", tp.table.name))?;
+    let rows = dest
+        .load_staged(&tp.table, &columns, &staged)
+        .await
+        .map_err(|e| e.to_string())?;
+    progress.advance(rows, staged.bytes);
+    Ok(rows)
 }
 
 /// Cut a chunk stream into parts of about `part_size` bytes ending on record boundaries.

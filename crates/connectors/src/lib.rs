@@ -70,6 +70,18 @@ pub type ChunkStream = BoxStream<'static, Result<Bytes>>;
 /// Transformed parts on their way to the destination (each part is whole records).
 pub type PartStream = BoxStream<'static, std::result::Result<Bytes, Aborted>>;
 
+/// A table's rows already in staging storage (Redshift's UNLOAD files), which a destination of
+/// the same kind can load without the worker reading them: for tables with nothing to transform.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// The data files' keys.
+    pub keys: Vec<String>,
+    /// Where they are (deleted once loaded).
+    pub prefix: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
 /// What the destination needs to know about schema copy.
 #[derive(Debug, Clone, Default)]
 pub struct SchemaOptions {
@@ -115,6 +127,16 @@ pub trait Source: Send + Sync + 'static {
     fn staged_bytes(&self, _table: &QualifiedName) -> Option<u64> {
         None
     }
+
+    /// Extract a table into staging storage for a destination to load as is (no transform);
+    /// `None` when this source has no such storage.
+    fn stage(
+        &self,
+        _table: &Table,
+        _columns: &[String],
+    ) -> impl Future<Output = Result<Option<Staged>>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// Where rows go.
@@ -153,6 +175,26 @@ pub trait Destination: Send + Sync + 'static {
     /// Bytes a table's load wrote to staging storage (files for Redshift's COPY), if any.
     fn staged_bytes(&self, _table: &QualifiedName) -> Option<u64> {
         None
+    }
+
+    /// Whether [`Destination::load_staged`] works (the source's staging storage is readable).
+    fn accepts_staged(&self) -> bool {
+        false
+    }
+
+    /// Load a table, atomically, from what [`Source::stage`] put in staging storage.
+    fn load_staged(
+        &self,
+        table: &Table,
+        _columns: &[String],
+        _staged: &Staged,
+    ) -> impl Future<Output = Result<u64>> + Send {
+        let name = table.name.clone();
+        async move {
+            Err(ConnectorError::Invalid(format!(
+                "{name}: this destination cannot load staged files"
+            )))
+        }
     }
 }
 

@@ -86,7 +86,7 @@ fn check_on_redshift_reports_each_missing_grant_with_a_fix_that_works() {
             (
                 "src",
                 "REVOKE SELECT ON sales.orders FROM src_user",
-                "SELECT on the 3 table(s) of schema sales",
+                "SELECT on the 4 table(s) of schema sales",
             ),
             (
                 "src",

@@ -15,6 +15,7 @@ pub use staging::Staging;
 use crate::postgres::{PgEndpoint, describe};
 use crate::{
     ChunkStream, ConnectorError, Destination, Format, PartStream, Result, SchemaOptions, Source,
+    Staged,
 };
 use mirage_core::schema::{
     Catalog, Column, ForeignKey, MAX_CATEGORIES, QUANTILES, QualifiedName, Table, TableKind,
@@ -196,6 +197,29 @@ async fn check_source_grants(c: &Client, schemas: &[String], tables: &[Table]) -
         }
     }
     Ok(())
+}
+
+/// The UNLOAD of `columns` of a table into `prefix`.
+fn unload_sql(staging: &Staging, table: &Table, columns: &[String], prefix: &str) -> String {
+    let select = format!(
+        "SELECT {} FROM {}",
+        columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", "),
+        table.name.quoted()
+    );
+    format!(
+        "UNLOAD ({}) TO {} {} FORMAT AS CSV NULL AS {} ZSTD PARALLEL ON MAXFILESIZE {} MB \
+         MANIFEST VERBOSE{}",
+        quote_literal(&select),
+        quote_literal(&staging.url(prefix)),
+        staging.authorization(),
+        quote_literal(NULL_SENTINEL),
+        (staging.max_file_size() >> 20).max(5),
+        staging.encryption()
+    )
 }
 
 /// The source: UNLOAD, then the parts.
@@ -507,25 +531,7 @@ impl Source for RedshiftSource {
             .ok_or_else(|| ConnectorError::Invalid("no [staging] for UNLOAD".into()))?;
         let client = self.endpoint.connect().await?;
         let prefix = staging.input_prefix(&table.name);
-        let select = format!(
-            "SELECT {} FROM {}",
-            columns
-                .iter()
-                .map(|c| quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", "),
-            table.name.quoted()
-        );
-        let sql = format!(
-            "UNLOAD ({}) TO {} {} FORMAT AS CSV NULL AS {} ZSTD PARALLEL ON MAXFILESIZE {} MB \
-             MANIFEST VERBOSE{}",
-            quote_literal(&select),
-            quote_literal(&staging.url(&prefix)),
-            staging.authorization(),
-            quote_literal(NULL_SENTINEL),
-            (staging.max_file_size() >> 20).max(5),
-            staging.encryption()
-        );
+        let sql = unload_sql(&staging, table, columns, &prefix);
         let what = format!("UNLOAD of {}", table.name);
         let unload = tokio::spawn(async move {
             let started = std::time::Instant::now();
@@ -546,6 +552,32 @@ impl Source for RedshiftSource {
             .lock()
             .ok()
             .and_then(|u| u.get(table).copied())
+    }
+
+    async fn stage(&self, table: &Table, columns: &[String]) -> Result<Option<Staged>> {
+        let staging = self
+            .staging
+            .clone()
+            .ok_or_else(|| ConnectorError::Invalid("no [staging] for UNLOAD".into()))?;
+        let client = self.endpoint.connect().await?;
+        let prefix = staging.input_prefix(&table.name);
+        exec(
+            &client,
+            &unload_sql(&staging, table, columns, &prefix),
+            &format!("UNLOAD of {}", table.name),
+        )
+        .await?;
+        let parts = staging.manifest_parts(&format!("{prefix}manifest")).await?;
+        let bytes = parts.iter().map(|p| p.1).sum();
+        if let Ok(mut u) = self.unloaded.lock() {
+            u.insert(table.name.clone(), bytes);
+        }
+        Ok(Some(Staged {
+            keys: parts.iter().map(|p| p.0.clone()).collect(),
+            prefix,
+            rows: parts.iter().map(|p| p.2).sum(),
+            bytes,
+        }))
     }
 }
 
@@ -580,6 +612,125 @@ impl RedshiftDestination {
 
     pub fn identity(&self) -> String {
         identity(&self.endpoint)
+    }
+
+    /// Load a table from the COPY manifests `feed` hands over `rx` (it returns the records and
+    /// bytes it staged): a staging table, each manifest COPYed as it comes, in one transaction
+    /// that ends by swapping the staging table in.
+    async fn load_manifests(
+        &self,
+        table: &Table,
+        columns: &[String],
+        feed: impl std::future::Future<Output = Result<(u64, u64)>>,
+        rx: tokio::sync::mpsc::Receiver<String>,
+    ) -> Result<u64> {
+        let (ddl, owner) = self
+            .tables
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&table.name).cloned())
+            .ok_or_else(|| ConnectorError::Invalid(format!("no DDL for {}", table.name)))?;
+        let client = self.endpoint.connect().await?;
+        let stage = Self::staging_name(&table.name);
+        let what = format!("loading {}", table.name);
+        exec(
+            &client,
+            &format!(
+                "DROP TABLE IF EXISTS {}; {}",
+                stage.quoted(),
+                rename_ddl(&ddl, &stage)?
+            ),
+            &format!("creating the staging table for {}", table.name),
+        )
+        .await?;
+        let explicit_ids = if table.columns.iter().any(|c| c.identity) {
+            " EXPLICIT_IDS"
+        } else {
+            ""
+        };
+        let column_list = columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let result = async {
+            let started = std::time::Instant::now();
+            exec(&client, "BEGIN", &what).await?;
+            // Batches of files are COPYed while the next ones are made; all in one transaction
+            // with the swap, so the table appears only complete.
+            let writer = feed;
+            let (client_ref, what_ref, column_list, stage_ref) = (&client, &what, &column_list, &stage);
+            // The loader owns the receiver: when a COPY fails it returns, and the writer's next
+            // batch finds nobody listening and stops.
+            let loader = async move {
+                let (client, what, stage) = (client_ref, what_ref, stage_ref);
+                let mut rx = rx;
+                while let Some(manifest) = rx.recv().await {
+                    let copy = format!(
+                        "COPY {} ({column_list}) FROM {} {} MANIFEST FORMAT AS CSV ZSTD NULL AS {}{explicit_ids} \
+                         COMPUPDATE OFF STATUPDATE OFF",
+                        stage.quoted(),
+                        quote_literal(&self.staging.url(&manifest)),
+                        self.staging.authorization(),
+                        quote_literal(NULL_SENTINEL),
+                    );
+                    if let Err(e) = client.batch_execute(&copy).await {
+                        // stl_load_errors can be read once the failed transaction is over.
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        let detail = match self.load_error(client, &table.name).await {
+                            Some(d) => d,
+                            None => describe(&e),
+                        };
+                        return Err(ConnectorError::Database {
+                            what: what.clone(),
+                            detail,
+                        });
+                    }
+                }
+                Ok(())
+            };
+            let (written, loaded) = futures_util::future::join(writer, loader).await;
+            // A failed COPY explains a writer that stopped because of it.
+            loaded?;
+            let (rows, bytes) = written?;
+            if let Ok(mut l) = self.loaded.lock() {
+                l.insert(table.name.clone(), bytes);
+            }
+            tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), bytes, "written and copied");
+            let mut swap = format!(
+                "DROP TABLE IF EXISTS {t} CASCADE; ALTER TABLE {s} RENAME TO {n};",
+                t = table.name.quoted(),
+                s = stage.quoted(),
+                n = quote_ident(&table.name.name)
+            );
+            let preserve = self.preserve_ownership.lock().map(|p| *p).unwrap_or(false);
+            if preserve && !owner.is_empty() {
+                swap += &format!(
+                    " ALTER TABLE {} OWNER TO {};",
+                    table.name.quoted(),
+                    quote_ident(&owner)
+                );
+            }
+            swap += " COMMIT;";
+            if let Err(e) = client.batch_execute(&swap).await {
+                return Err(ConnectorError::Database {
+                    what: format!("swapping in {}", table.name),
+                    detail: describe(&e),
+                });
+            }
+            Ok(rows)
+        }
+        .await;
+        if result.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        if result.is_err() {
+            let _ = client
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", stage.quoted()))
+                .await;
+        }
+        self.staging.forget_output(&table.name).await;
+        result
     }
 
     fn staging_name(table: &QualifiedName) -> QualifiedName {
@@ -782,6 +933,31 @@ impl Destination for RedshiftDestination {
             }
             exec(&client, &sql, &format!("creating schema {s}")).await?;
         }
+        // Foreign keys between the tables about to be replaced go first (finish_schema adds
+        // them back): otherwise swapping two related tables at once locks each other's.
+        for r in rows(
+            &client,
+            "SELECT n.nspname, c.relname, con.conname FROM pg_constraint con \
+             JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE con.contype = 'f'",
+            "listing destination foreign keys",
+        )
+        .await?
+        {
+            let name = QualifiedName::new(text(&r[0]), text(&r[1]));
+            if schema.schemas.iter().any(|(s, _)| s == &name.schema) {
+                exec(
+                    &client,
+                    &format!(
+                        "ALTER TABLE {} DROP CONSTRAINT {}",
+                        name.quoted(),
+                        quote_ident(&text(&r[2]))
+                    ),
+                    &format!("dropping foreign keys of {name} until the load is done"),
+                )
+                .await?;
+            }
+        }
         // Tables the source no longer has, and staging tables a crashed run left, go.
         for r in rows(
             &client,
@@ -821,113 +997,31 @@ impl Destination for RedshiftDestination {
     }
 
     async fn load(&self, table: &Table, columns: &[String], parts: PartStream) -> Result<u64> {
-        let (ddl, owner) = self
-            .tables
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&table.name).cloned())
-            .ok_or_else(|| ConnectorError::Invalid(format!("no DDL for {}", table.name)))?;
-        let client = self.endpoint.connect().await?;
-        let stage = Self::staging_name(&table.name);
-        let what = format!("loading {}", table.name);
-        exec(
-            &client,
-            &format!(
-                "DROP TABLE IF EXISTS {}; {}",
-                stage.quoted(),
-                rename_ddl(&ddl, &stage)?
-            ),
-            &format!("creating the staging table for {}", table.name),
-        )
-        .await?;
-        let explicit_ids = if table.columns.iter().any(|c| c.identity) {
-            " EXPLICIT_IDS"
-        } else {
-            ""
+        let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
+        let feed = self.staging.write_parts(&table.name, parts, tx);
+        self.load_manifests(table, columns, feed, rx).await
+    }
+
+    fn accepts_staged(&self) -> bool {
+        true
+    }
+
+    async fn load_staged(&self, table: &Table, columns: &[String], staged: &Staged) -> Result<u64> {
+        // The UNLOAD's own files, COPYed as they are: nothing to transform.
+        let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
+        let feed = async move {
+            let key = self
+                .staging
+                .copy_manifest(&table.name, &staged.keys)
+                .await?;
+            tx.send(key).await.map_err(|_| ConnectorError::Aborted)?;
+            Ok((staged.rows, staged.bytes))
         };
-        let column_list = columns
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let result = async {
-            let started = std::time::Instant::now();
-            exec(&client, "BEGIN", &what).await?;
-            // Batches of files are COPYed while the next ones are transformed and written; all
-            // in one transaction with the swap, so the table appears only complete.
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
-            let writer = self.staging.write_parts(&table.name, parts, tx);
-            let (client_ref, what_ref, column_list, stage_ref) = (&client, &what, &column_list, &stage);
-            // The loader owns the receiver: when a COPY fails it returns, and the writer's next
-            // batch finds nobody listening and stops.
-            let loader = async move {
-                let (client, what, stage) = (client_ref, what_ref, stage_ref);
-                while let Some(manifest) = rx.recv().await {
-                    let copy = format!(
-                        "COPY {} ({column_list}) FROM {} {} MANIFEST FORMAT AS CSV ZSTD NULL AS {}{explicit_ids} \
-                         COMPUPDATE OFF STATUPDATE OFF",
-                        stage.quoted(),
-                        quote_literal(&self.staging.url(&manifest)),
-                        self.staging.authorization(),
-                        quote_literal(NULL_SENTINEL),
-                    );
-                    if let Err(e) = client.batch_execute(&copy).await {
-                        // stl_load_errors can be read once the failed transaction is over.
-                        let _ = client.batch_execute("ROLLBACK").await;
-                        let detail = match self.load_error(client, &table.name).await {
-                            Some(d) => d,
-                            None => describe(&e),
-                        };
-                        return Err(ConnectorError::Database {
-                            what: what.clone(),
-                            detail,
-                        });
-                    }
-                }
-                Ok(())
-            };
-            let (written, loaded) = futures_util::future::join(writer, loader).await;
-            // A failed COPY explains a writer that stopped because of it.
-            loaded?;
-            let (rows, bytes) = written?;
-            if let Ok(mut l) = self.loaded.lock() {
-                l.insert(table.name.clone(), bytes);
-            }
-            tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), bytes, "written and copied");
-            let mut swap = format!(
-                "DROP TABLE IF EXISTS {t} CASCADE; ALTER TABLE {s} RENAME TO {n};",
-                t = table.name.quoted(),
-                s = stage.quoted(),
-                n = quote_ident(&table.name.name)
-            );
-            let preserve = self.preserve_ownership.lock().map(|p| *p).unwrap_or(false);
-            if preserve && !owner.is_empty() {
-                swap += &format!(
-                    " ALTER TABLE {} OWNER TO {};",
-                    table.name.quoted(),
-                    quote_ident(&owner)
-                );
-            }
-            swap += " COMMIT;";
-            if let Err(e) = client.batch_execute(&swap).await {
-                return Err(ConnectorError::Database {
-                    what: format!("swapping in {}", table.name),
-                    detail: describe(&e),
-                });
-            }
-            Ok(rows)
+        let loaded = self.load_manifests(table, columns, feed, rx).await;
+        if let Err(e) = self.staging.delete_prefix(&staged.prefix).await {
+            tracing::warn!(error = %e, "could not delete UNLOAD files");
         }
-        .await;
-        if result.is_err() {
-            let _ = client.batch_execute("ROLLBACK").await;
-        }
-        if result.is_err() {
-            let _ = client
-                .batch_execute(&format!("DROP TABLE IF EXISTS {}", stage.quoted()))
-                .await;
-        }
-        self.staging.forget_output(&table.name).await;
-        result
+        loaded
     }
 
     async fn restore_preserved(&self, table: &Table) -> Result<u64> {

@@ -110,8 +110,8 @@ impl Staging {
             .strip_prefix('/')
     }
 
-    /// The data files an UNLOAD manifest lists: (key, bytes).
-    pub async fn manifest_parts(&self, key: &str) -> Result<Vec<(String, u64)>> {
+    /// The data files an UNLOAD manifest lists: (key, bytes, records).
+    pub async fn manifest_parts(&self, key: &str) -> Result<Vec<(String, u64, u64)>> {
         let raw = self
             .store
             .get(&Path::from(key))
@@ -144,6 +144,7 @@ impl Staging {
             out.push((
                 key.to_string(),
                 e["meta"]["content_length"].as_u64().unwrap_or(0),
+                e["meta"]["record_count"].as_u64().unwrap_or(0),
             ));
         }
         Ok(out)
@@ -195,7 +196,9 @@ impl Staging {
                             return;
                         }
                     };
-                    if let Some(extra) = seen.iter().find(|k| !parts.iter().any(|(p, _)| p == *k)) {
+                    if let Some(extra) =
+                        seen.iter().find(|k| !parts.iter().any(|(p, _, _)| p == *k))
+                    {
                         let _ = tx
                             .send(Err(ConnectorError::Invalid(format!(
                                 "{} was read during the UNLOAD but its manifest does not list it",
@@ -204,7 +207,7 @@ impl Staging {
                             .await;
                         return;
                     }
-                    for (key, _) in &parts {
+                    for (key, _, _) in &parts {
                         if !seen.contains(key) && !self.send_part(key, &tx).await {
                             return;
                         }
@@ -392,6 +395,22 @@ impl Staging {
         };
         let ((), consumed) = futures_util::future::join(producer, consumer).await;
         consumed
+    }
+
+    /// A COPY manifest listing exactly `keys` (all mandatory), in the table's output folder.
+    pub async fn copy_manifest(&self, table: &QualifiedName, keys: &[String]) -> Result<String> {
+        let manifest = serde_json::json!({
+            "entries": keys.iter().map(|k| serde_json::json!({"url": self.url(k), "mandatory": true})).collect::<Vec<_>>()
+        });
+        let key = format!("{}manifest-0000", self.output_prefix(table));
+        self.store
+            .put(
+                &Path::from(key.as_str()),
+                Bytes::from(manifest.to_string()).into(),
+            )
+            .await
+            .map_err(s3_error(format!("writing {}", self.url(&key))))?;
+        Ok(key)
     }
 
     /// Write a COPY manifest listing exactly `keys` (then cleared) and hand its key on.
