@@ -260,6 +260,17 @@ impl RedshiftSource {
     pub fn identity(&self) -> String {
         identity(&self.endpoint)
     }
+
+    /// Where a table's UNLOAD goes, and a connection to run it on.
+    async fn unload_target(&self, table: &Table) -> Result<(Arc<Staging>, Client, String)> {
+        let staging = self
+            .staging
+            .clone()
+            .ok_or_else(|| ConnectorError::Invalid("no [staging] for UNLOAD".into()))?;
+        let client = self.endpoint.connect().await?;
+        let prefix = staging.input_prefix(&table.name);
+        Ok((staging, client, prefix))
+    }
 }
 
 impl Source for RedshiftSource {
@@ -525,12 +536,7 @@ impl Source for RedshiftSource {
     }
 
     async fn read(&self, table: &Table, columns: &[String]) -> Result<ChunkStream> {
-        let staging = self
-            .staging
-            .clone()
-            .ok_or_else(|| ConnectorError::Invalid("no [staging] for UNLOAD".into()))?;
-        let client = self.endpoint.connect().await?;
-        let prefix = staging.input_prefix(&table.name);
+        let (staging, client, prefix) = self.unload_target(table).await?;
         let sql = unload_sql(&staging, table, columns, &prefix);
         let what = format!("UNLOAD of {}", table.name);
         let unload = tokio::spawn(async move {
@@ -555,12 +561,7 @@ impl Source for RedshiftSource {
     }
 
     async fn stage(&self, table: &Table, columns: &[String]) -> Result<Option<Staged>> {
-        let staging = self
-            .staging
-            .clone()
-            .ok_or_else(|| ConnectorError::Invalid("no [staging] for UNLOAD".into()))?;
-        let client = self.endpoint.connect().await?;
-        let prefix = staging.input_prefix(&table.name);
+        let (staging, client, prefix) = self.unload_target(table).await?;
         exec(
             &client,
             &unload_sql(&staging, table, columns, &prefix),

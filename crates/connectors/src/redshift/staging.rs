@@ -399,10 +399,16 @@ impl Staging {
 
     /// A COPY manifest listing exactly `keys` (all mandatory), in the table's output folder.
     pub async fn copy_manifest(&self, table: &QualifiedName, keys: &[String]) -> Result<String> {
+        self.write_manifest(&self.output_prefix(table), 0, keys)
+            .await
+    }
+
+    /// Write `<prefix>manifest-NNNN` listing exactly `keys`, every one mandatory.
+    async fn write_manifest(&self, prefix: &str, n: usize, keys: &[String]) -> Result<String> {
         let manifest = serde_json::json!({
             "entries": keys.iter().map(|k| serde_json::json!({"url": self.url(k), "mandatory": true})).collect::<Vec<_>>()
         });
-        let key = format!("{}manifest-0000", self.output_prefix(table));
+        let key = format!("{prefix}manifest-{n:04}");
         self.store
             .put(
                 &Path::from(key.as_str()),
@@ -421,17 +427,7 @@ impl Staging {
         manifests: &mut usize,
         batches: &tokio::sync::mpsc::Sender<String>,
     ) -> Result<()> {
-        let manifest = serde_json::json!({
-            "entries": keys.iter().map(|k| serde_json::json!({"url": self.url(k), "mandatory": true})).collect::<Vec<_>>()
-        });
-        let key = format!("{prefix}manifest-{:04}", *manifests);
-        self.store
-            .put(
-                &Path::from(key.as_str()),
-                Bytes::from(manifest.to_string()).into(),
-            )
-            .await
-            .map_err(s3_error(format!("writing {}", self.url(&key))))?;
+        let key = self.write_manifest(prefix, *manifests, keys).await?;
         keys.clear();
         *manifests += 1;
         // The loader stopped (its COPY failed): stop making files.
