@@ -30,4 +30,18 @@ mod tests {
             "run `mirage generators --markdown` and paste the table between the markers in README.md"
         );
     }
+
+    /// The README's complete annotated workspace.toml is a valid workspace, [staging] included.
+    #[test]
+    fn readme_workspace_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("## The workspace file").expect("section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let text = &section[start..start + section[start..].find("```").expect("block end")];
+        let ws = mirage_core::Workspace::parse("README.md".as_ref(), text)
+            .unwrap_or_else(|e| panic!("the README's workspace.toml: {e}"));
+        let staging = ws.staging.expect("[staging] is documented");
+        assert_eq!(staging.copy_batch.0, 48 << 20);
+        assert!(ws.tables.len() >= 4);
+    }
 }
