@@ -274,22 +274,15 @@ impl Staging {
                 }
             };
             loop {
-                let mut buf = vec![0u8; 1 << 20];
-                let mut n = 0;
-                while n < buf.len() {
-                    match decoder.read(&mut buf[n..]) {
-                        Ok(0) => break,
-                        Ok(k) => n += k,
-                        Err(e) => {
-                            let _ = tx.blocking_send(Err(ConnectorError::io(what, e)));
-                            return false;
-                        }
-                    }
+                // Up to 1 MiB into a buffer that is not zeroed first.
+                let mut buf = Vec::with_capacity(1 << 20);
+                if let Err(e) = (&mut decoder).take(1 << 20).read_to_end(&mut buf) {
+                    let _ = tx.blocking_send(Err(ConnectorError::io(what, e)));
+                    return false;
                 }
-                if n == 0 {
+                if buf.is_empty() {
                     return true;
                 }
-                buf.truncate(n);
                 if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                     return false;
                 }
