@@ -781,7 +781,8 @@ impl Session {
                 self.relay(b"Z").await?;
                 self.backend.failed = None;
             }
-            _ => unreachable!("only extended-protocol messages come here"),
+            // Only extended-protocol messages are routed here; anything else is passed on.
+            _ => self.forward(&m, b"Z").await?,
         }
         Ok(())
     }
