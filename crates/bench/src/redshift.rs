@@ -29,6 +29,122 @@ const TABLE: &str = "CREATE TABLE bench.users (
     created TIMESTAMP
 ) DISTSTYLE KEY DISTKEY (ref) SORTKEY (created)";
 
+// Source names: real ones, so values have the lengths and repetition of real data.
+const FIRST: &[&str] = &[
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Christopher",
+    "Karen",
+    "Daniel",
+    "Lisa",
+    "Matthew",
+    "Nancy",
+    "Anthony",
+    "Sandra",
+    "Mark",
+    "Ashley",
+    "Donald",
+    "Kimberly",
+    "Steven",
+    "Emily",
+    "Andrew",
+    "Donna",
+    "Joshua",
+    "Michelle",
+    "Kenneth",
+    "Carol",
+    "Kevin",
+    "Amanda",
+    "Brian",
+    "Melissa",
+    "Timothy",
+    "Deborah",
+    "Ronald",
+    "Stephanie",
+    "Jason",
+    "Rebecca",
+    "George",
+    "Sharon",
+    "Edward",
+    "Laura",
+    "Jeffrey",
+    "Cynthia",
+];
+const LAST: &[&str] = &[
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Phillips",
+    "Evans",
+    "Turner",
+    "Parker",
+    "Collins",
+    "Edwards",
+];
+
 const MASKED: &str = r#"
 [tables."bench.users".columns]
 id = { generator = "integer_key" }
@@ -43,6 +159,8 @@ pub fn run(args: &[String]) -> Res<()> {
     let mut rows: u64 = 1_000_000;
     let mut runs = 3usize;
     let mut out: Option<std::path::PathBuf> = None;
+    // --hold: after the runs, keep everything up and print how to run mirage against it.
+    let mut hold = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -50,9 +168,10 @@ pub fn run(args: &[String]) -> Res<()> {
             "--rows" => rows = value()?.parse().map_err(|e| format!("--rows: {e}"))?,
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--out" => out = Some(value()?.into()),
+            "--hold" => hold = true,
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: mirage-bench redshift [--rows N] [--runs N] [--out FILE.md]"
+                    "unknown argument {other}; usage: mirage-bench redshift [--rows N] [--runs N] [--out FILE.md] [--hold]"
                 ));
             }
         }
@@ -85,16 +204,26 @@ pub fn run(args: &[String]) -> Res<()> {
     sql("postgres", "CREATE DATABASE dst")?;
     eprintln!("filling bench.users with {rows} rows …");
     sql("src", &format!("CREATE SCHEMA bench; {TABLE}"))?;
+    let quoted = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (nf, nl) = (FIRST.len(), LAST.len());
+    let (first_names, last_names) = (quoted(FIRST), quoted(LAST));
     sql(
         "src",
         &format!(
             "INSERT INTO bench.users (ref, email, first_name, last_name, phone, city, note, score, active, created) \
-             SELECT i, substr(md5(i::text), 1, 6 + i % 6) || '@' || (ARRAY['gmail.com', 'yahoo.com', 'corp.example', 'mail.org'])[1 + i % 4], \
-             initcap(substr(md5('f' || i), 1, 4 + i % 6)), initcap(substr(md5('l' || i), 1, 5 + i % 7)), \
+             SELECT i, lower(f) || '.' || lower(l) || (i % 997) || '@' || (ARRAY['gmail.com', 'yahoo.com', 'corp.example', 'mail.org'])[1 + i % 4], \
+             f, l, \
              '+1 ' || translate(substr(md5('p' || i), 1, 10), 'abcdef', '123456'), 'City ' || (i % 300), \
              CASE WHEN i % 10 = 0 THEN NULL WHEN i % 10 = 1 THEN '' ELSE 'note, \"' || substr(md5('n' || i) || md5('m' || i), 1, 8 + i % 40) || '\"' END, \
              i * 0.01, i % 2 = 0, TIMESTAMP '2020-01-01' + i * INTERVAL '1 second' \
-             FROM generate_series(1, {rows}) i"
+             FROM generate_series(1, {rows}) i, \
+             LATERAL (SELECT (ARRAY[{first_names}])[1 + (i * 7) % {nf}] AS f, (ARRAY[{last_names}])[1 + (i * 13) % {nl}] AS l) n"
         ),
     )?;
     // Outside the schema mirage copies (it drops tables the source lacks there).
@@ -170,7 +299,7 @@ pub fn run(args: &[String]) -> Res<()> {
         md,
         "# Redshift Data Pipeline V2 benchmark\n\n\
          `bench/run redshift --rows {rows} --runs {runs}`: one table of {rows} rows × 12 columns \
-         (`bench.users`; names, emails, phones and notes drawn from md5 so they compress like real data; no PRIMARY KEY, since the emulator would back it with a B-tree index Redshift does not have), Redshift emulator (this process) on PostgreSQL 15, S3 in moto, same machine. \
+         (`bench.users`; real first and last names, emails made of them, phones and notes drawn from md5; no PRIMARY KEY, since the emulator would back it with a B-tree index Redshift does not have), Redshift emulator (this process) on PostgreSQL 15, S3 in moto, same machine. \
          The floor is a plain UNLOAD + COPY of the same table with the options mirage uses (CSV, ZSTD, \
          NULL sentinel, PARALLEL ON, MAXFILESIZE 5 MB, MANIFEST), no transformation, measured in the same run. mirage's \
          times are whole jobs (catalog, SHOW TABLE, UNLOAD, transform, upload, COPY, swap, cleanup).\n"
@@ -205,6 +334,18 @@ pub fn run(args: &[String]) -> Res<()> {
     println!("{md}");
     if let Some(p) = out {
         std::fs::write(&p, &md).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if hold {
+        eprintln!(
+            "holding: emulator at {}, moto at {}; workspaces {} and {}\n\
+             env MIRAGE_SEED=bench AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
+             mirage run --no-progress -w <workspace>\npress Enter to stop",
+            emu.address(),
+            moto.endpoint(),
+            masked_ws.display(),
+            plain_ws.display()
+        );
+        let _ = std::io::stdin().read_line(&mut String::new());
     }
     drop(emu);
     Ok(())

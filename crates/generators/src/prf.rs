@@ -2,15 +2,23 @@
 //!
 //! A generator's output is a pure function of (seed, generator, value type, value): the seed is
 //! stretched into a key with BLAKE3's key derivation, each generator gets its own sub-key, and
-//! every value is hashed under that sub-key with its type tag. No global or thread RNG is used
+//! every value is hashed under that sub-key with its type tag: keyed BLAKE3 where 32 bytes are
+//! wanted ([`Prf::hash`]), SipHash-2-4 — a PRF made for short inputs, about six times faster on
+//! them — where 64 bits are ([`Prf::u64`], [`Prf::rng`], which most generators use). No global or thread RNG is used
 //! anywhere in generator code (clippy's `disallowed-methods` enforces it).
 
 use std::convert::Infallible;
+use std::hash::Hasher;
+
+/// Inputs up to this many bytes are hashed from a stack buffer in one call.
+const SHORT: usize = 256;
 
 /// A keyed PRF (keyed BLAKE3).
 #[derive(Clone)]
 pub struct Prf {
     key: [u8; 32],
+    /// SipHash-2-4's 128-bit key: the first 16 bytes of a key derived from `key`.
+    sip: (u64, u64),
 }
 
 impl std::fmt::Debug for Prf {
@@ -22,20 +30,42 @@ impl std::fmt::Debug for Prf {
 impl Prf {
     /// The root PRF of a seed.
     pub fn from_seed(seed: &str) -> Prf {
+        Prf::with_key(blake3::derive_key(
+            "mirage consistency seed v1",
+            seed.as_bytes(),
+        ))
+    }
+
+    fn with_key(key: [u8; 32]) -> Prf {
+        let k = blake3::keyed_hash(&key, b"siphash-2-4 key");
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&k.as_bytes()[i..i + 8]);
+            u64::from_le_bytes(w)
+        };
         Prf {
-            key: blake3::derive_key("mirage consistency seed v1", seed.as_bytes()),
+            key,
+            sip: (word(0), word(8)),
         }
     }
 
     /// An independent PRF for a purpose (a generator name, a round of a cipher …).
     pub fn derive(&self, purpose: &str) -> Prf {
-        Prf {
-            key: *blake3::keyed_hash(&self.key, purpose.as_bytes()).as_bytes(),
-        }
+        Prf::with_key(*blake3::keyed_hash(&self.key, purpose.as_bytes()).as_bytes())
     }
 
     /// 32 pseudo-random bytes for `(tag, value)`.
     pub fn hash(&self, tag: &str, value: &[u8]) -> [u8; 32] {
+        // Short inputs (nearly all values) are laid out on the stack and hashed in one call,
+        // which skips the incremental hasher's set-up; the bytes hashed are the same either way.
+        let len = 4 + tag.len() + value.len();
+        if len <= SHORT {
+            let mut buf = [0u8; SHORT];
+            buf[..4].copy_from_slice(&(tag.len() as u32).to_le_bytes());
+            buf[4..4 + tag.len()].copy_from_slice(tag.as_bytes());
+            buf[4 + tag.len()..len].copy_from_slice(value);
+            return *blake3::keyed_hash(&self.key, &buf[..len]).as_bytes();
+        }
         let mut h = blake3::Hasher::new_keyed(&self.key);
         h.update(&(tag.len() as u32).to_le_bytes());
         h.update(tag.as_bytes());
@@ -45,8 +75,11 @@ impl Prf {
 
     /// A 64-bit pseudo-random number for `(tag, value)`.
     pub fn u64(&self, tag: &str, value: &[u8]) -> u64 {
-        let b = self.hash(tag, value);
-        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        let mut h = siphasher::sip::SipHasher24::new_with_keys(self.sip.0, self.sip.1);
+        h.write(&(tag.len() as u32).to_le_bytes());
+        h.write(tag.as_bytes());
+        h.write(value);
+        h.finish()
     }
 
     /// A deterministic RNG seeded from `(tag, value)`, for driving fake-data libraries.
@@ -119,6 +152,44 @@ mod tests {
             Prf::from_seed("s1").derive("hash").hash("text", b"x"),
             a.hash("text", b"x")
         );
+    }
+
+    #[test]
+    fn short_and_long_inputs_hash_as_one_stream() {
+        let p = Prf::from_seed("s").derive("t");
+        for n in [0usize, 1, 200, 251, 252, 253, 300, 5000] {
+            let v: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let mut h = blake3::Hasher::new_keyed(&p.key);
+            h.update(&4u32.to_le_bytes());
+            h.update(b"text");
+            h.update(&v);
+            assert_eq!(p.hash("text", &v), *h.finalize().as_bytes(), "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn u64_is_keyed_by_seed_purpose_and_tag() {
+        let a = Prf::from_seed("s1").derive("email");
+        assert_eq!(
+            a.u64("text", b"x"),
+            Prf::from_seed("s1").derive("email").u64("text", b"x")
+        );
+        assert_ne!(
+            a.u64("text", b"x"),
+            Prf::from_seed("s2").derive("email").u64("text", b"x")
+        );
+        assert_ne!(
+            a.u64("text", b"x"),
+            Prf::from_seed("s1").derive("name").u64("text", b"x")
+        );
+        assert_ne!(a.u64("text", b"x"), a.u64("texx", b""));
+        assert_ne!(a.u64("text", b"12"), a.u64("integer", b"12"));
+        // Tag and value are framed: moving bytes between them changes the output.
+        assert_ne!(a.u64("ab", b"c"), a.u64("a", b"bc"));
+        let distinct: std::collections::HashSet<u64> = (0..10_000u32)
+            .map(|i| a.u64("text", &i.to_le_bytes()))
+            .collect();
+        assert_eq!(distinct.len(), 10_000);
     }
 
     #[test]

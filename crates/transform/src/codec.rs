@@ -124,11 +124,11 @@ pub fn count_records(format: &Format, buf: &[u8]) -> u64 {
         Format::Csv { .. } => {
             let mut in_quotes = false;
             let mut n = 0;
-            for &b in buf {
-                match b {
-                    b'"' => in_quotes = !in_quotes,
-                    b'\n' if !in_quotes => n += 1,
-                    _ => {}
+            for i in memchr::memchr2_iter(b'"', b'\n', buf) {
+                if buf[i] == b'"' {
+                    in_quotes = !in_quotes;
+                } else if !in_quotes {
+                    n += 1;
                 }
             }
             n
@@ -283,14 +283,13 @@ impl RecordSplitter {
                 }
             }
             Format::Csv { .. } => {
-                let mut i = self.scanned;
-                while i < pending.len() {
-                    match pending[i] {
-                        b'"' => self.in_quotes = !self.in_quotes,
-                        b'\n' if !self.in_quotes => self.boundary = i + 1,
-                        _ => {}
+                let new = &pending[self.scanned..];
+                for i in memchr::memchr2_iter(b'"', b'\n', new) {
+                    if new[i] == b'"' {
+                        self.in_quotes = !self.in_quotes;
+                    } else if !self.in_quotes {
+                        self.boundary = self.scanned + i + 1;
                     }
-                    i += 1;
                 }
             }
         }
