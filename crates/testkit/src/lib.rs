@@ -195,6 +195,17 @@ impl PgCluster {
         self.port
     }
 
+    /// The postmaster's process id (from `postmaster.pid`), while the cluster runs.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data_dir().join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Folder of the cluster's files (data directory, log, socket).
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -291,6 +302,11 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start() -> Result<MotoServer> {
         let exe = std::env::var("MIRAGE_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = free_port()?;

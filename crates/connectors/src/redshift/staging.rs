@@ -549,20 +549,17 @@ impl Staging {
     /// Delete every object under a prefix.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
         let what = format!("cleaning {}", self.url(prefix));
-        let keys: Vec<Path> = self
+        // Listed, then deleted in batches (one DeleteObjects request per 1000 keys).
+        let keys = self
             .store
             .list(Some(&Path::from(prefix.trim_end_matches('/'))))
             .map_ok(|m| m.location)
-            .try_collect()
+            .boxed();
+        self.store
+            .delete_stream(keys)
+            .try_for_each(|_| futures_util::future::ready(Ok(())))
             .await
-            .map_err(s3_error(what.clone()))?;
-        for k in keys {
-            self.store
-                .delete(&k)
-                .await
-                .map_err(s3_error(what.clone()))?;
-        }
-        Ok(())
+            .map_err(s3_error(what))
     }
 
     /// The end of a job: its folder goes, except `output/` when kept.
