@@ -77,6 +77,7 @@ iam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"
 # kms_key_id = \"arn:aws:kms:us-east-1:123456789012:key/…\"   # encrypt UNLOAD output with this key
 process = \"v2\"                       # Data Pipeline V2: transform in the mirage worker
 keep_output = false                  # true keeps the transformed files for inspection
+compression = \"zstd\"                # or \"gzip\": how the staged files are compressed
 max_file_size = \"50MB\"               # UNLOAD MAXFILESIZE";
 
 /// The text of a starter workspace.

@@ -88,6 +88,35 @@ pub enum Process {
     Lambda,
 }
 
+/// How the staged CSV files are compressed (UNLOAD's and COPY's keyword).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// ZSTD: about three times faster than GZIP to write and to read, for files as small.
+    #[default]
+    Zstd,
+    /// GZIP, for tools that read the staged files and know only it.
+    Gzip,
+}
+
+impl Compression {
+    /// The UNLOAD / COPY keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Compression::Zstd => "ZSTD",
+            Compression::Gzip => "GZIP",
+        }
+    }
+
+    /// The file name extension of a compressed part.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zst",
+            Compression::Gzip => "gz",
+        }
+    }
+}
+
 /// The `[staging]` block: where Redshift jobs UNLOAD to and COPY from.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +135,9 @@ pub struct StagingConfig {
     pub kms_key_id: Option<String>,
     #[serde(default)]
     pub process: Process,
+    /// Compression of the UNLOADed and transformed files: `zstd` (default) or `gzip`.
+    #[serde(default)]
+    pub compression: Compression,
     /// Keep the transformed files (`…/output/…`) after the job, for inspection.
     #[serde(default)]
     pub keep_output: bool,
@@ -611,6 +643,25 @@ mode = "truncate"
         let e = Workspace::parse(Path::new("w.toml"), &text).unwrap_err();
         assert!(e.to_string().contains("missing `generator`"), "{e}");
         assert_eq!(e.line, 20);
+    }
+
+    #[test]
+    fn staging_compression_is_zstd_or_gzip() {
+        let staging =
+            "[staging]\nbucket = \"mirage-x\"\niam_role = \"arn:aws:iam::123456789012:role/r\"\n";
+        let ws = Workspace::parse(Path::new("w.toml"), &format!("{GOOD}\n{staging}")).unwrap();
+        let config = ws.staging.as_ref().map(|s| s.compression);
+        assert_eq!(config, Some(Compression::Zstd));
+        let text = format!("{GOOD}\n{staging}compression = \"gzip\"\n");
+        let ws = Workspace::parse(Path::new("w.toml"), &text).unwrap();
+        assert_eq!(ws.staging.map(|s| s.compression), Some(Compression::Gzip));
+        let text = format!("{GOOD}\n{staging}compression = \"lz4\"\n");
+        let e = Workspace::parse(Path::new("w.toml"), &text).unwrap_err();
+        assert!(
+            e.to_string().contains("zstd") && e.to_string().contains("gzip"),
+            "{e}"
+        );
+        assert_eq!(e.line, text.lines().count(), "{e}");
     }
 
     #[test]

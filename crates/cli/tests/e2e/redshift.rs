@@ -485,6 +485,50 @@ fn redshift_grants_and_ownership() {
     );
     assert!(!listing.contains("/input/"), "{listing}");
 
+    // GZIP instead of ZSTD, both ways: UNLOAD writes it, the worker reads and writes it, COPY
+    // reads it; the same seed gives the same rows whatever the compression.
+    let digest =
+        "SELECT string_agg(md5(t::text), ',' ORDER BY md5(t::text)) FROM sales.customers t";
+    let zstd_rows = rs.sql("dst", digest);
+    let ws = rs.workspace_with(
+        &dir,
+        "boss",
+        "",
+        "keep_output = true\ncopy_batch = \"16KiB\"\ncompression = \"gzip\"",
+    );
+    let run = rs.run(&ws, "s", None);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(rs.sql("dst", digest), zstd_rows);
+    let listing = Command::new("curl")
+        .args([
+            "-s",
+            &format!("{}/mirage-staging?list-type=2", rs.moto.endpoint()),
+        ])
+        .output()
+        .expect("curl");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let gz = listing
+        .split("<Key>")
+        .filter_map(|k| k.split("</Key>").next())
+        .find(|k| k.contains("/output/sales/customers/part-") && k.ends_with(".csv.gz"))
+        .unwrap_or_else(|| panic!("a GZIP part: {listing}"));
+    let part = Command::new("curl")
+        .args([
+            "-s",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "--user",
+            "test:test",
+            &format!("{}/mirage-staging/{gz}", rs.moto.endpoint()),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(
+        part.stdout.get(..2),
+        Some(&[0x1f, 0x8b][..]),
+        "{gz} is GZIP"
+    );
+
     // Generated values must fit Redshift's byte lengths and single-byte CHAR: refused before any
     // COPY, naming the column, never the value.
     for (column, value, says) in [

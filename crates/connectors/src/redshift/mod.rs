@@ -1,5 +1,5 @@
 //! Amazon Redshift with Data Pipeline V2: the source UNLOADs each table to
-//! `s3://bucket/<prefix>/<job>/input/<schema>/<table>/` (CSV, ZSTD, an explicit NULL sentinel,
+//! `s3://bucket/<prefix>/<job>/input/<schema>/<table>/` (CSV, ZSTD or GZIP, an explicit NULL sentinel,
 //! PARALLEL ON, MAXFILESIZE, MANIFEST VERBOSE) and streams the parts the manifest lists; the
 //! transform runs in the worker as for PostgreSQL; the destination writes the transformed parts to
 //! `…/output/…`, a COPY manifest listing exactly them (`mandatory`), COPYs into a staging table
@@ -211,12 +211,13 @@ fn unload_sql(staging: &Staging, table: &Table, columns: &[String], prefix: &str
         table.name.quoted()
     );
     format!(
-        "UNLOAD ({}) TO {} {} FORMAT AS CSV NULL AS {} ZSTD PARALLEL ON MAXFILESIZE {} MB \
+        "UNLOAD ({}) TO {} {} FORMAT AS CSV NULL AS {} {} PARALLEL ON MAXFILESIZE {} MB \
          MANIFEST VERBOSE{}",
         quote_literal(&select),
         quote_literal(&staging.url(prefix)),
         staging.authorization(),
         quote_literal(NULL_SENTINEL),
+        staging.compression().keyword(),
         (staging.max_file_size() >> 20).max(5),
         staging.encryption()
     )
@@ -668,11 +669,12 @@ impl RedshiftDestination {
                 let mut rx = rx;
                 while let Some(manifest) = rx.recv().await {
                     let copy = format!(
-                        "COPY {} ({column_list}) FROM {} {} MANIFEST FORMAT AS CSV ZSTD NULL AS {}{explicit_ids} \
+                        "COPY {} ({column_list}) FROM {} {} MANIFEST FORMAT AS CSV {} NULL AS {}{explicit_ids} \
                          COMPUPDATE OFF STATUPDATE OFF",
                         stage.quoted(),
                         quote_literal(&self.staging.url(&manifest)),
                         self.staging.authorization(),
+                        self.staging.compression().keyword(),
                         quote_literal(NULL_SENTINEL),
                     );
                     if let Err(e) = client.batch_execute(&copy).await {

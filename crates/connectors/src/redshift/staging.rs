@@ -7,8 +7,8 @@ use crate::{ChunkStream, ConnectorError, PartStream, Result};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use mirage_core::QualifiedName;
-use mirage_core::workspace::StagingConfig;
-use mirage_transform::codec::count_records;
+use mirage_core::workspace::{Compression, StagingConfig};
+use mirage_transform::codec::{RecordSplitter, count_records};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::io::Read;
@@ -33,6 +33,7 @@ pub struct Staging {
     kms_key_id: Option<String>,
     keep_output: bool,
     max_file_size: u64,
+    compression: Compression,
     /// Bytes (before compression) of files loaded by one COPY.
     copy_batch: usize,
     region: String,
@@ -67,6 +68,7 @@ impl Staging {
             iam_role: config.iam_role.clone(),
             kms_key_id: config.kms_key_id.clone(),
             keep_output: config.keep_output,
+            compression: config.compression,
             max_file_size: config.max_file_size.0,
             copy_batch: config.copy_batch.0 as usize,
             region: config.region.clone(),
@@ -101,6 +103,11 @@ impl Staging {
             Some(k) => format!(" KMS_KEY_ID '{}' ENCRYPTED", k.replace('\'', "''")),
             None => String::new(),
         }
+    }
+
+    /// How UNLOAD writes, the worker writes and COPY reads the files.
+    pub fn compression(&self) -> Compression {
+        self.compression
     }
 
     pub fn max_file_size(&self) -> u64 {
@@ -267,14 +274,18 @@ impl Staging {
             }
         };
         let tx = tx.clone();
+        let compression = self.compression;
         tokio::task::spawn_blocking(move || {
-            // ZSTD: what UNLOAD writes for us (faster to read and write than GZIP).
-            let mut decoder = match zstd::stream::read::Decoder::new(&data[..]) {
-                Ok(d) => d,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(ConnectorError::io(what, e)));
-                    return false;
-                }
+            // What UNLOAD was asked to write.
+            let mut decoder: Box<dyn Read> = match compression {
+                Compression::Zstd => match zstd::stream::read::Decoder::new(&data[..]) {
+                    Ok(d) => Box::new(d),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(ConnectorError::io(what, e)));
+                        return false;
+                    }
+                },
+                Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&data[..])),
             };
             loop {
                 // Up to 1 MiB into a buffer that is not zeroed first.
@@ -295,7 +306,7 @@ impl Staging {
         .unwrap_or(false)
     }
 
-    /// Write a table's transformed parts as ZSTD files (two uploads at once), and for every
+    /// Write a table's transformed parts as compressed files (two uploads at once), and for every
     /// `copy_batch` bytes of them a COPY manifest listing exactly those files, whose key goes to
     /// `batches`. Returns (records, bytes stored).
     pub async fn write_parts(
@@ -315,15 +326,32 @@ impl Staging {
             while let Some(part) = parts.next().await {
                 match part {
                     Ok(p) => {
-                        // Parts are whole records: a file is the parts that reach file_size.
-                        if file.is_empty() && p.len() >= file_size {
+                        // Parts are whole records: a file is the parts that reach file_size,
+                        // which needs no scan for record boundaries.
+                        if file.is_empty() && p.len() >= file_size && p.len() < 2 * file_size {
                             if tx.send(Ok(p)).await.is_err() {
                                 return;
                             }
                             continue;
                         }
                         file.extend_from_slice(&p);
-                        if file.len() >= file_size {
+                        if file.len() >= 2 * file_size {
+                            // Parts much larger than a file (a small copy_batch): cut files of
+                            // about file_size on record boundaries.
+                            while file.len() >= file_size {
+                                let cut = match RecordSplitter::new(super::format())
+                                    .complete_len(&file[..file_size])
+                                {
+                                    0 => file.len(),
+                                    n => n,
+                                };
+                                let rest = file.split_off(cut);
+                                let whole = std::mem::replace(&mut file, rest);
+                                if tx.send(Ok(Bytes::from(whole))).await.is_err() {
+                                    return;
+                                }
+                            }
+                        } else if file.len() >= file_size {
                             let whole = std::mem::replace(
                                 &mut file,
                                 Vec::with_capacity(file_size + file_size / 8),
@@ -448,7 +476,10 @@ impl Staging {
             bad.extend_from_slice(b"a record,with,too,many,fields,for,any,table,of,this,test\n");
             part = Bytes::from(bad);
         }
-        let key = format!("{prefix}part-{index:05}.csv.zst");
+        let key = format!(
+            "{prefix}part-{index:05}.csv.{}",
+            self.compression.extension()
+        );
         let what = format!("writing {}", self.url(&key));
         if failpoint("s3-write", table) {
             return Err(ConnectorError::Database {
@@ -456,7 +487,8 @@ impl Staging {
                 detail: "injected failure (MIRAGE_FAILPOINT)".into(),
             });
         }
-        let packed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&part, 1))
+        let compression = self.compression;
+        let packed = tokio::task::spawn_blocking(move || compress(compression, &part))
             .await
             .map_err(|e| ConnectorError::Invalid(format!("compressing a part: {e}")))?
             .map_err(|e| ConnectorError::io("compressing a part", e))?;
@@ -569,5 +601,22 @@ impl Staging {
             self.delete_prefix(&format!("{}/", self.root)).await?;
         }
         Ok(())
+    }
+}
+
+/// A file's bytes compressed as COPY will read them: the fastest level of either codec (the
+/// files are read once, moments later).
+fn compress(compression: Compression, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    match compression {
+        Compression::Zstd => zstd::bulk::compress(data, 1),
+        Compression::Gzip => {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(
+                Vec::with_capacity(data.len() / 2),
+                flate2::Compression::fast(),
+            );
+            e.write_all(data)?;
+            e.finish()
+        }
     }
 }
