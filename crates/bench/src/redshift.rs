@@ -368,16 +368,17 @@ pub fn run(args: &[String]) -> Res<()> {
         let _ = writeln!(md, "## {}\n", layout.name());
         let _ = writeln!(
             md,
-            "| run | median s | best s | × floor (median) | peak RSS |"
+            "| run | median s | best s | rows/s (median) | × floor (median) | peak RSS |"
         );
-        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: |");
         for s in [floor, masked, plain] {
             let _ = writeln!(
                 md,
-                "| {} | {:.2} | {:.2} | {:.2} | {} |",
+                "| {} | {:.2} | {:.2} | {:.0} | {:.2} | {} |",
                 s.name,
                 s.median(),
                 s.min(),
+                rows as f64 / s.median(),
                 s.median() / base,
                 if s.rss_kib > 0 {
                     format!("{} MiB", s.rss_kib / 1024)

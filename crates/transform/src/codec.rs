@@ -104,12 +104,14 @@ pub fn csv_escape(value: &[u8], delimiter: u8, null: &[u8], out: &mut Vec<u8>) {
         return;
     }
     out.push(b'"');
-    for &b in value {
-        if b == b'"' {
-            out.push(b'"');
-        }
-        out.push(b);
+    // Runs between quotes are copied whole; each quote is doubled.
+    let mut rest = value;
+    while let Some(q) = memchr::memchr(b'"', rest) {
+        out.extend_from_slice(&rest[..=q]);
+        out.push(b'"');
+        rest = &rest[q + 1..];
     }
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -242,12 +244,13 @@ impl<'a> CsvReader<'a> {
             out.extend_from_slice(raw);
             return;
         }
-        let inner = &raw[1..raw.len() - 1];
-        let mut i = 0;
-        while i < inner.len() {
-            out.push(inner[i]);
-            i += if inner[i] == b'"' { 2 } else { 1 };
+        // Runs between quotes are copied whole; a doubled quote gives one.
+        let mut rest = &raw[1..raw.len() - 1];
+        while let Some(q) = memchr::memchr(b'"', rest) {
+            out.extend_from_slice(&rest[..=q]);
+            rest = rest.get(q + 2..).unwrap_or_default();
         }
+        out.extend_from_slice(rest);
     }
 }
 
@@ -343,6 +346,33 @@ mod tests {
         csv_escape(b"a\"b", b',', b"", &mut out);
         assert_eq!(out, b"\"\"\"N\"\"a\"\"b\"");
         assert!(CsvReader::new(b"\"abc", b',').next_field().is_err());
+    }
+
+    #[test]
+    fn quotes_double_and_undouble() {
+        for v in [
+            &b"plain"[..],
+            b"",
+            b"\"",
+            b"\"\"",
+            b"a\"b",
+            b"\"lead",
+            b"trail\"",
+            b"x, \"y\", z",
+            b"line\nbreak",
+        ] {
+            let mut enc = Vec::new();
+            csv_escape(v, b',', b"NULL", &mut enc);
+            let mut r = CsvReader::new(&enc, b',');
+            let f = r.next_field().expect("one field");
+            assert!(f.last, "{:?}", String::from_utf8_lossy(&enc));
+            let mut dec = Vec::new();
+            r.decode(f, &mut dec);
+            assert_eq!(dec, v, "{:?}", String::from_utf8_lossy(&enc));
+        }
+        let mut enc = Vec::new();
+        csv_escape(b"a\"b", b',', b"NULL", &mut enc);
+        assert_eq!(enc, b"\"a\"\"b\"");
     }
 
     #[test]
