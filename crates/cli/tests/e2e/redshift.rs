@@ -192,8 +192,8 @@ impl Redshift {
         cmd.output().expect("run mirage").into()
     }
 
-    /// Keys left in the staging bucket.
-    fn staged_keys(&self) -> usize {
+    /// The staging bucket's listing (S3 XML).
+    fn listing(&self) -> String {
         let out = Command::new("curl")
             .args([
                 "-s",
@@ -201,9 +201,28 @@ impl Redshift {
             ])
             .output()
             .expect("curl");
-        String::from_utf8_lossy(&out.stdout)
-            .matches("<Key>")
-            .count()
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Keys left in the staging bucket.
+    fn staged_keys(&self) -> usize {
+        self.listing().matches("<Key>").count()
+    }
+
+    /// An object of the staging bucket (signed: moto refuses anonymous reads of objects).
+    fn object(&self, key: &str) -> Vec<u8> {
+        Command::new("curl")
+            .args([
+                "-s",
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "--user",
+                "test:test",
+                &format!("{}/mirage-staging/{key}", self.moto.endpoint()),
+            ])
+            .output()
+            .expect("curl")
+            .stdout
     }
 }
 
@@ -461,14 +480,7 @@ fn redshift_grants_and_ownership() {
         "{}",
         run.stdout
     );
-    let listing = Command::new("curl")
-        .args([
-            "-s",
-            &format!("{}/mirage-staging?list-type=2", rs.moto.endpoint()),
-        ])
-        .output()
-        .expect("curl");
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = rs.listing();
     assert!(
         listing.contains("/output/sales/orders/manifest-0000"),
         "{listing}"
@@ -499,32 +511,14 @@ fn redshift_grants_and_ownership() {
     let run = rs.run(&ws, "s", None);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(rs.sql("dst", digest), zstd_rows);
-    let listing = Command::new("curl")
-        .args([
-            "-s",
-            &format!("{}/mirage-staging?list-type=2", rs.moto.endpoint()),
-        ])
-        .output()
-        .expect("curl");
-    let listing = String::from_utf8_lossy(&listing.stdout);
+    let listing = rs.listing();
     let gz = listing
         .split("<Key>")
         .filter_map(|k| k.split("</Key>").next())
         .find(|k| k.contains("/output/sales/customers/part-") && k.ends_with(".csv.gz"))
         .unwrap_or_else(|| panic!("a GZIP part: {listing}"));
-    let part = Command::new("curl")
-        .args([
-            "-s",
-            "--aws-sigv4",
-            "aws:amz:us-east-1:s3",
-            "--user",
-            "test:test",
-            &format!("{}/mirage-staging/{gz}", rs.moto.endpoint()),
-        ])
-        .output()
-        .expect("curl");
     assert_eq!(
-        part.stdout.get(..2),
+        rs.object(gz).get(..2),
         Some(&[0x1f, 0x8b][..]),
         "{gz} is GZIP"
     );
