@@ -351,12 +351,22 @@ where
                 );
             }
         }
-    } else if job_error.is_none() && !canceled {
-        job_error = Some(
-            "indexes, constraints and triggers were not created because some tables failed; \
-             fix the cause and run again"
-                .into(),
-        );
+    } else if !canceled {
+        match dest.finish_after_failure(&schema).await {
+            Some(problems) => {
+                for p in problems {
+                    ctx.progress.println(&format!("warning: {p}"));
+                }
+            }
+            None if job_error.is_none() => {
+                job_error = Some(
+                    "indexes, constraints and triggers were not created because some tables failed; \
+                     fix the cause and run again"
+                        .into(),
+                );
+            }
+            None => {}
+        }
     }
     report.phases.constraints_seconds = phase.elapsed().as_secs_f64();
     // Order the report like the plan.

@@ -172,6 +172,16 @@ pub trait Destination: Send + Sync + 'static {
         options: &SchemaOptions,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// After a job in which some tables failed: put back what [`Destination::create_schema`]
+    /// took away from the tables that stay, where that is safe. `None`: nothing is put back
+    /// (the post-data waits for a successful run); `Some(problems)`: what could not be.
+    fn finish_after_failure(
+        &self,
+        _schema: &Self::Schema,
+    ) -> impl Future<Output = Option<Vec<String>>> + Send {
+        async { None }
+    }
+
     /// Bytes a table's load wrote to staging storage (files for Redshift's COPY), if any.
     fn staged_bytes(&self, _table: &QualifiedName) -> Option<u64> {
         None

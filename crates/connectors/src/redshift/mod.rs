@@ -1054,6 +1054,34 @@ impl Destination for RedshiftDestination {
         Ok(())
     }
 
+    /// The foreign keys dropped for the load go back one by one: Redshift does not enforce
+    /// them, so tables that kept their old rows take them again as they are.
+    async fn finish_after_failure(&self, _schema: &RedshiftSchema) -> Option<Vec<String>> {
+        let fks = self
+            .foreign_keys
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default();
+        if fks.is_empty() {
+            return Some(Vec::new());
+        }
+        let client = match self.endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => return Some(vec![format!("foreign keys not restored: {e}")]),
+        };
+        let mut problems = Vec::new();
+        for fk in fks {
+            if let Err(e) = client.batch_execute(&fk).await {
+                problems.push(format!(
+                    "could not restore a foreign key ({}): {}; run the job again",
+                    fk.split(" ADD ").next().unwrap_or_default(),
+                    describe(&e)
+                ));
+            }
+        }
+        Some(problems)
+    }
+
     fn staged_bytes(&self, table: &QualifiedName) -> Option<u64> {
         self.loaded.lock().ok().and_then(|l| l.get(table).copied())
     }
