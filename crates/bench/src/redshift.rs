@@ -162,6 +162,8 @@ pub fn run(args: &[String]) -> Res<()> {
     let mut out: Option<std::path::PathBuf> = None;
     // --hold: after the runs, keep everything up and print how to run mirage against it.
     let mut hold = false;
+    // --gzip: GZIP instead of ZSTD, for the floor and for mirage alike.
+    let mut gzip = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -170,9 +172,10 @@ pub fn run(args: &[String]) -> Res<()> {
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--out" => out = Some(value()?.into()),
             "--hold" => hold = true,
+            "--gzip" => gzip = true,
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: mirage-bench redshift [--rows N] [--runs N] [--out FILE.md] [--hold]"
+                    "unknown argument {other}; usage: mirage-bench redshift [--rows N] [--runs N] [--out FILE.md] [--hold] [--gzip]"
                 ));
             }
         }
@@ -243,6 +246,7 @@ pub fn run(args: &[String]) -> Res<()> {
         ),
     )?;
 
+    let codec = if gzip { "GZIP" } else { "ZSTD" };
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let workspace = |masked: bool| -> Res<std::path::PathBuf> {
         let p = dir
@@ -252,8 +256,9 @@ pub fn run(args: &[String]) -> Res<()> {
             "[source]\nurl = \"redshift://postgres@{addr}/src?sslmode=disable\"\n\n\
              [destination]\nurl = \"redshift://postgres@{addr}/dst?sslmode=disable\"\n\n\
              [schemas]\ninclude = [\"bench\"]\n\n\
-             [staging]\nbucket = \"bench\"\nprefix = \"mirage\"\niam_role = \"{ROLE}\"\nendpoint = \"{}\"\nmax_file_size = \"5MB\"\n\n{}",
+             [staging]\nbucket = \"bench\"\nprefix = \"mirage\"\niam_role = \"{ROLE}\"\nendpoint = \"{}\"\nmax_file_size = \"5MB\"\ncompression = \"{}\"\n\n{}",
             moto.endpoint(),
+            codec.to_lowercase(),
             if masked { MASKED } else { "" },
             addr = emu.address()
         );
@@ -322,14 +327,14 @@ pub fn run(args: &[String]) -> Res<()> {
                 "src",
                 &format!(
                     "UNLOAD ('SELECT * FROM bench.users') TO 's3://bench/floor/{tag}-{run}/' IAM_ROLE '{ROLE}' \
-                     FORMAT AS CSV NULL AS '__MIRAGE_NULL__' ZSTD PARALLEL ON MAXFILESIZE 5 MB MANIFEST VERBOSE"
+                     FORMAT AS CSV NULL AS '__MIRAGE_NULL__' {codec} PARALLEL ON MAXFILESIZE 5 MB MANIFEST VERBOSE"
                 ),
             )?;
             sql(
                 "dst",
                 &format!(
                     "TRUNCATE floor.users; COPY floor.users FROM 's3://bench/floor/{tag}-{run}/manifest' \
-                     IAM_ROLE '{ROLE}' MANIFEST FORMAT AS CSV ZSTD NULL AS '__MIRAGE_NULL__' EXPLICIT_IDS \
+                     IAM_ROLE '{ROLE}' MANIFEST FORMAT AS CSV {codec} NULL AS '__MIRAGE_NULL__' EXPLICIT_IDS \
                      COMPUPDATE OFF STATUPDATE OFF"
                 ),
             )?;
@@ -352,16 +357,17 @@ pub fn run(args: &[String]) -> Res<()> {
     let _ = writeln!(
         md,
         "# Redshift Data Pipeline V2 benchmark\n\n\
-         `bench/run redshift --rows {rows} --runs {runs}`: one table of {rows} rows × 12 columns \
+         `bench/run redshift --rows {rows} --runs {runs}{}`: one table of {rows} rows × 12 columns \
          (`bench.users`; real first and last names, emails made of them, phones and notes drawn from md5; no PRIMARY KEY, since the emulator would back it with a B-tree index Redshift does not have), Redshift emulator (this process) on PostgreSQL 15, S3 in moto, same machine ({cpus} cores). \
-         The floor is a plain UNLOAD + COPY of the same table with the options mirage uses (CSV, ZSTD, \
+         The floor is a plain UNLOAD + COPY of the same table with the options mirage uses (CSV, {codec}, \
          NULL sentinel, PARALLEL ON, MAXFILESIZE 5 MB, MANIFEST), no transformation, measured in the same run. mirage's \
          times are whole jobs (catalog, SHOW TABLE, UNLOAD, transform, upload, COPY, swap, cleanup).\n\n\
          Two layouts of the machine's cores. **shared**: any process on any core, so the worker's CPU \
          competes with the warehouse's and S3's (the floor alone keeps both cores busy). **split**: \
          PostgreSQL, the emulator and moto pinned to core 0, mirage to core 1 — the deployed shape, \
          where Redshift and S3 run on their own hardware and the worker on its own machine; the floor \
-         has core 0 only, as it never uses the worker.\n"
+         has core 0 only, as it never uses the worker.\n",
+        if gzip { " --gzip" } else { "" }
     );
     for (layout, floor, masked, plain) in &results {
         let base = floor.median();
