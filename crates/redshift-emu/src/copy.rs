@@ -14,6 +14,7 @@ use futures_util::TryStreamExt;
 use mirage_transform::codec::{CsvReader, csv_escape};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
+use std::sync::Arc;
 
 /// The NULL marker of the rewritten files (never data: it holds a NUL-free private-use char).
 const MARKER: &str = "\u{F8FF}NULL\u{F8FF}";
@@ -107,6 +108,103 @@ async fn fetch(store: &dyn ObjectStore, key: &str, c: &CopyFrom) -> Result<Vec<u
         .await
         .map_err(Rejected::from)?;
     crate::compress::decompress(c.compression, &raw).map_err(|e| Rejected(format!("{key}: {e}")))
+}
+
+/// Why a file could not be sent: refused as a whole, or a record with the wrong field count.
+enum FileFailure {
+    Rejected(String),
+    Load(Box<LoadError>),
+}
+
+/// What rewriting a file into PostgreSQL's CSV needs to know.
+struct Rules {
+    /// Per column: holds characters (Redshift's empty-field rule), how a date or time is read.
+    columns: Vec<(bool, Option<Reading>)>,
+    delimiter: u8,
+    null: Vec<u8>,
+    ignore_header: u64,
+    empty_as_null: bool,
+    blanks_as_null: bool,
+    accept_inv_chars: Option<String>,
+    table: String,
+    /// `s3://bucket/`, for the file names load errors carry.
+    bucket: String,
+}
+
+impl Rules {
+    /// Rewrite a file into PostgreSQL CSV with the private NULL marker; (bytes, records).
+    fn rewrite(&self, key: &str, data: &[u8]) -> Result<(Vec<u8>, u64), FileFailure> {
+        let mut reader = CsvReader::new(data, self.delimiter);
+        let mut out = Vec::with_capacity(data.len() + data.len() / 8);
+        let (mut field, mut record, mut sent) = (0usize, 0u64, 0u64);
+        let mut value = Vec::new();
+        while !reader.at_end() {
+            let f = reader
+                .next_field()
+                .map_err(|e| FileFailure::Rejected(format!("{key}: {}", e.0)))?;
+            let skip = record < self.ignore_header;
+            if !skip {
+                if field > 0 {
+                    out.push(b',');
+                }
+                value.clear();
+                reader.decode(f, &mut value);
+                let column = self.columns.get(field);
+                let is_char = column.is_some_and(|col| col.0);
+                let is_null = (!f.quoted && value == self.null)
+                    || (value.is_empty() && (!is_char || self.empty_as_null))
+                    || (self.blanks_as_null
+                        && is_char
+                        && !value.is_empty()
+                        && value.iter().all(|b| *b == b' '));
+                if is_null {
+                    out.extend_from_slice(MARKER.as_bytes());
+                } else {
+                    if let Some(reading) = column.and_then(|col| col.1.as_ref())
+                        && let Some(iso) = std::str::from_utf8(&value)
+                            .ok()
+                            .and_then(|v| reading.to_iso(v))
+                    {
+                        value = iso.into_bytes();
+                    }
+                    if self.accept_inv_chars.is_some() && std::str::from_utf8(&value).is_err() {
+                        let fixed = String::from_utf8_lossy(&value)
+                            .replace('\u{FFFD}', self.accept_inv_chars.as_deref().unwrap_or("?"));
+                        value = fixed.into_bytes();
+                    }
+                    csv_escape(&value, b',', MARKER.as_bytes(), &mut out);
+                }
+            }
+            field += 1;
+            if f.last {
+                if !skip {
+                    if field != self.columns.len() {
+                        let (raw_line, _) = record_text(data, self.delimiter, record);
+                        let short = field < self.columns.len();
+                        return Err(FileFailure::Load(Box::new(LoadError {
+                            table: self.table.clone(),
+                            filename: format!("{}{key}", self.bucket),
+                            line_number: record + 1,
+                            colname: String::new(),
+                            raw_line,
+                            raw_field_value: String::new(),
+                            err_code: if short { 1214 } else { 1216 },
+                            err_reason: if short {
+                                "Delimiter not found".into()
+                            } else {
+                                "Extra column(s) found".into()
+                            },
+                        })));
+                    }
+                    out.push(b'\n');
+                    sent += 1;
+                }
+                field = 0;
+                record += 1;
+            }
+        }
+        Ok((out, sent))
+    }
 }
 
 /// The `index`th record of a file (0-based), as written.
@@ -224,97 +322,68 @@ pub async fn copy_from(
     let keys = keys(store, c).await?;
     let sql = format!("COPY {target} ({list}) FROM STDIN WITH (FORMAT csv, NULL '{MARKER}')");
     backend.copy_in_start(&sql).await?;
-    // (key, index of its first record in the COPY, records sent from it)
-    let mut sent: Vec<(String, u64, u64)> = Vec::new();
-    let mut total = 0u64;
-    for key in &keys {
-        let data = match fetch(store, key, c).await {
-            Ok(d) => d,
-            Err(e) => {
-                backend.copy_in_fail(&e.0).await;
-                return Err(e.into());
+    // Files are fetched, decompressed and rewritten one ahead of the one PostgreSQL is reading
+    // (Redshift reads a load's files in parallel too).
+    let rules = Arc::new(Rules {
+        columns: columns.iter().map(|col| (col.1, col.3.cloned())).collect(),
+        delimiter,
+        null: null.clone().into_bytes(),
+        ignore_header: c.ignore_header,
+        empty_as_null: c.empty_as_null,
+        blanks_as_null: c.blanks_as_null,
+        accept_inv_chars: c.accept_inv_chars.clone(),
+        table: c.table.clone(),
+        bucket: bucket_prefix(&c.from),
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(String, Vec<u8>, u64), FileFailure>>(1);
+    let producer = async move {
+        for key in keys {
+            let ready = match fetch(store, &key, c).await {
+                Ok(data) => {
+                    let rules = rules.clone();
+                    tokio::task::spawn_blocking(move || {
+                        rules.rewrite(&key, &data).map(|(out, n)| (key, out, n))
+                    })
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(FileFailure::Rejected(format!("rewriting a file: {e}")))
+                    })
+                }
+                Err(e) => Err(FileFailure::Rejected(e.0)),
+            };
+            let failed = ready.is_err();
+            if tx.send(ready).await.is_err() || failed {
+                return;
             }
-        };
-        // Rewrite into PostgreSQL CSV with the private NULL marker.
-        let mut reader = CsvReader::new(&data, delimiter);
-        let mut out = Vec::with_capacity(data.len() + data.len() / 8);
-        let (mut field, mut record) = (0usize, 0u64);
-        let mut value = Vec::new();
-        let first = total;
-        while !reader.at_end() {
-            let f = match reader.next_field() {
-                Ok(f) => f,
-                Err(e) => {
-                    let why = format!("{key}: {}", e.0);
+        }
+    };
+    // (key, index of its first record in the COPY, records sent from it)
+    let consumer = async {
+        let mut sent: Vec<(String, u64, u64)> = Vec::new();
+        let mut total = 0u64;
+        while let Some(file) = rx.recv().await {
+            match file {
+                Ok((key, out, n)) => {
+                    sent.push((key, total, n));
+                    total += n;
+                    backend.copy_in_send(Bytes::from(out)).await?;
+                }
+                Err(FileFailure::Rejected(why)) => {
                     backend.copy_in_fail(&why).await;
                     return Err(Rejected(why).into());
                 }
-            };
-            let skip = record < c.ignore_header;
-            if !skip {
-                if field > 0 {
-                    out.push(b',');
+                Err(FileFailure::Load(e)) => {
+                    let _ = backend
+                        .copy_in_fail("record with the wrong number of fields")
+                        .await;
+                    return Err(CopyFailure::Load(e));
                 }
-                value.clear();
-                reader.decode(f, &mut value);
-                let is_char = columns.get(field).is_some_and(|col| col.1);
-                let is_null = (!f.quoted && value == null.as_bytes())
-                    || (value.is_empty() && (!is_char || c.empty_as_null))
-                    || (c.blanks_as_null
-                        && is_char
-                        && !value.is_empty()
-                        && value.iter().all(|b| *b == b' '));
-                if is_null {
-                    out.extend_from_slice(MARKER.as_bytes());
-                } else {
-                    if let Some(reading) = columns.get(field).and_then(|col| col.3)
-                        && let Some(iso) = std::str::from_utf8(&value)
-                            .ok()
-                            .and_then(|v| reading.to_iso(v))
-                    {
-                        value = iso.into_bytes();
-                    }
-                    if c.accept_inv_chars.is_some() && std::str::from_utf8(&value).is_err() {
-                        let fixed = String::from_utf8_lossy(&value)
-                            .replace('\u{FFFD}', c.accept_inv_chars.as_deref().unwrap_or("?"));
-                        value = fixed.into_bytes();
-                    }
-                    csv_escape(&value, b',', MARKER.as_bytes(), &mut out);
-                }
-            }
-            field += 1;
-            if f.last {
-                if !skip {
-                    if field != columns.len() {
-                        let _ = backend
-                            .copy_in_fail("record with the wrong number of fields")
-                            .await;
-                        let (raw_line, _) = record_text(&data, delimiter, record);
-                        return Err(CopyFailure::Load(Box::new(LoadError {
-                            table: c.table.clone(),
-                            filename: format!("{}{key}", bucket_prefix(&c.from)),
-                            line_number: record + 1,
-                            colname: String::new(),
-                            raw_line,
-                            raw_field_value: String::new(),
-                            err_code: if field < columns.len() { 1214 } else { 1216 },
-                            err_reason: if field < columns.len() {
-                                "Delimiter not found".into()
-                            } else {
-                                "Extra column(s) found".into()
-                            },
-                        })));
-                    }
-                    out.push(b'\n');
-                    total += 1;
-                }
-                field = 0;
-                record += 1;
             }
         }
-        sent.push((key.clone(), first, total - first));
-        backend.copy_in_send(Bytes::from(out)).await?;
-    }
+        Ok::<_, CopyFailure>(sent)
+    };
+    let ((), sent) = futures_util::future::join(producer, consumer).await;
+    let sent = sent?;
     match backend.copy_in_finish().await {
         Ok(rows) => Ok(rows),
         Err(WireError::Db(e)) => {
