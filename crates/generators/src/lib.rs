@@ -957,7 +957,11 @@ impl Fitted {
         }
         let value = &out[start..];
         match self.unit {
-            Unit::Chars if value.chars().count() > self.max_chars as usize => {
+            // A value has at most as many characters as bytes: count only longer ones.
+            Unit::Chars
+                if value.len() > self.max_chars as usize
+                    && value.chars().count() > self.max_chars as usize =>
+            {
                 Err(GenerateError::TooLong {
                     max_chars: self.max_chars,
                 })
@@ -1066,7 +1070,11 @@ pub(crate) fn no_options(generator: &str, opts: &toml::Table) -> Result<(), Buil
 
 /// Cut `s` to at most `max` characters (on a character boundary).
 pub(crate) fn truncate_chars(s: &mut String, max: Option<u32>) {
-    if let Some((idx, _)) = max.and_then(|m| s.char_indices().nth(m as usize)) {
+    // At most as many characters as bytes: only longer strings need walking.
+    if let Some((idx, _)) = max
+        .filter(|m| s.len() > *m as usize)
+        .and_then(|m| s.char_indices().nth(m as usize))
+    {
         s.truncate(idx);
     }
 }
