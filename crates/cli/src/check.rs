@@ -4,9 +4,9 @@
 use crate::run::Kind;
 use mirage_connectors::postgres::PgEndpoint;
 use mirage_connectors::redshift::Staging;
-use mirage_core::lambda;
 use mirage_core::schema::{quote_ident, quote_literal};
 use mirage_core::workspace::{ConnectionConfig, Process, Workspace};
+use mirage_core::{QualifiedName, lambda};
 use serde::Serialize;
 use std::fmt::Write;
 use tokio_postgres::Client;
@@ -265,15 +265,26 @@ async fn source(ws: &Workspace, kind: Kind, out: &mut Checks) -> Option<(Vec<Str
     })
     .filter(|(s, _)| schemas.contains(s))
     .collect();
+    let names: Vec<QualifiedName> = tables
+        .iter()
+        .map(|(s, t)| QualifiedName::new(s.clone(), t.clone()))
+        .collect();
+    let missing = match mirage_connectors::grants::missing_reads(&c, &schemas, &names).await {
+        Ok(m) => m,
+        Err(e) => {
+            out.fail(
+                A,
+                "read the source user's privileges",
+                Some(e.to_string()),
+                "check the source is PostgreSQL or Redshift",
+            );
+            return None;
+        }
+    };
     let mut readable = Vec::new();
     for s in &schemas {
         let q = quote_ident(s);
-        let usage = one(
-            &c,
-            &format!("SELECT has_schema_privilege({}, 'USAGE')", quote_literal(s)),
-        )
-        .await;
-        if !truth(&usage.unwrap_or_default()) {
+        if missing.usage.contains(s) {
             out.fail(
                 A,
                 format!("USAGE on schema {s}"),
@@ -283,31 +294,26 @@ async fn source(ws: &Workspace, kind: Kind, out: &mut Checks) -> Option<(Vec<Str
             continue;
         }
         out.pass(A, format!("USAGE on schema {s}"));
-        let mut missing = Vec::new();
-        for (_, t) in tables.iter().filter(|(ts, _)| ts == s) {
-            let name = format!("{q}.{}", quote_ident(t));
-            let can = one(
-                &c,
-                &format!(
-                    "SELECT has_table_privilege({}, 'SELECT')",
-                    quote_literal(&name)
-                ),
-            )
-            .await;
-            if truth(&can.unwrap_or_default()) {
-                readable.push(name);
-            } else {
-                missing.push(t.clone());
-            }
-        }
-        let n = tables.iter().filter(|(ts, _)| ts == s).count();
-        if missing.is_empty() {
+        let in_schema: Vec<&QualifiedName> = names.iter().filter(|t| &t.schema == s).collect();
+        let cannot: Vec<String> = in_schema
+            .iter()
+            .filter(|t| missing.select.contains(t))
+            .map(|t| t.name.clone())
+            .collect();
+        readable.extend(
+            in_schema
+                .iter()
+                .filter(|t| !missing.select.contains(t))
+                .map(|t| (*t).clone()),
+        );
+        let n = in_schema.len();
+        if cannot.is_empty() {
             out.pass(A, format!("SELECT on the {n} table(s) of schema {s}"));
         } else {
             out.fail(
                 A,
                 format!("SELECT on the {n} table(s) of schema {s}"),
-                Some(format!("cannot read: {}", missing.join(", "))),
+                Some(format!("cannot read: {}", cannot.join(", "))),
                 format!("GRANT SELECT ON ALL TABLES IN SCHEMA {q} TO {u};"),
             );
         }
@@ -321,17 +327,11 @@ async fn source(ws: &Workspace, kind: Kind, out: &mut Checks) -> Option<(Vec<Str
             out.pass(A, "SELECT on pg_catalog.svv_table_info");
         } else {
             // Empty tables are absent from it: a readable table with rows proves the grant missing.
-            let mut has_rows = false;
-            for t in &readable {
-                if !rows(&c, &format!("SELECT 1 FROM {t} LIMIT 1"))
-                    .await
-                    .unwrap_or_default()
-                    .is_empty()
-                {
-                    has_rows = true;
-                    break;
-                }
-            }
+            let has_rows = mirage_connectors::grants::first_with_rows(&c, &readable)
+                .await
+                .ok()
+                .flatten()
+                .is_some();
             if has_rows {
                 out.fail(
                     A,

@@ -12,6 +12,7 @@
 #[cfg(test)]
 mod conformance;
 pub mod files;
+pub mod grants;
 pub mod postgres;
 pub mod redshift;
 

@@ -151,50 +151,24 @@ async fn check_source_grants(c: &Client, schemas: &[String], tables: &[Table]) -
         return Ok(());
     }
     let user = current_user(c).await?;
-    let truth = |v: &Option<String>| matches!(v.as_deref(), Some("t" | "true"));
-    for chunk in schemas.chunks(100) {
-        let sql = format!(
-            "SELECT {}",
-            chunk
-                .iter()
-                .map(|s| format!("has_schema_privilege({}, 'USAGE')", quote_literal(s)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let r = rows(c, &sql, "checking schema privileges").await?;
-        for (i, s) in chunk.iter().enumerate() {
-            if !r.first().is_some_and(|r| truth(&r[i]))
-                && tables.iter().any(|t| &t.name.schema == s)
-            {
-                return Err(ConnectorError::Invalid(format!(
-                    "the source user {user} lacks USAGE on schema {s}; run GRANT USAGE ON SCHEMA {} TO {user}",
-                    quote_ident(s)
-                )));
-            }
-        }
+    let names: Vec<QualifiedName> = tables.iter().map(|t| t.name.clone()).collect();
+    let missing = crate::grants::missing_reads(c, schemas, &names).await?;
+    // A schema without tables needs no USAGE.
+    if let Some(s) = missing
+        .usage
+        .iter()
+        .find(|s| names.iter().any(|t| &t.schema == *s))
+    {
+        return Err(ConnectorError::Invalid(format!(
+            "the source user {user} lacks USAGE on schema {s}; run GRANT USAGE ON SCHEMA {} TO {user}",
+            quote_ident(s)
+        )));
     }
-    for chunk in tables.chunks(100) {
-        let sql = format!(
-            "SELECT {}",
-            chunk
-                .iter()
-                .map(|t| format!(
-                    "has_table_privilege({}, 'SELECT')",
-                    quote_literal(&t.name.quoted())
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let r = rows(c, &sql, "checking table privileges").await?;
-        for (i, t) in chunk.iter().enumerate() {
-            if !r.first().is_some_and(|r| truth(&r[i])) {
-                return Err(ConnectorError::Invalid(format!(
-                    "the source user {user} lacks SELECT on {}; run GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {user}",
-                    t.name,
-                    quote_ident(&t.name.schema)
-                )));
-            }
-        }
+    if let Some(t) = missing.select.first() {
+        return Err(ConnectorError::Invalid(format!(
+            "the source user {user} lacks SELECT on {t}; run GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {user}",
+            quote_ident(&t.schema)
+        )));
     }
     Ok(())
 }
@@ -337,21 +311,13 @@ impl Source for RedshiftSource {
         if visible == 0 && !is_superuser(c).await? {
             // Empty tables are absent from svv_table_info; a table with rows that is absent means
             // the user may not read it.
-            for t in &tables {
-                let sample = rows(
-                    c,
-                    &format!("SELECT 1 FROM {} LIMIT 1", t.name.quoted()),
-                    &format!("reading {}", t.name),
-                )
-                .await?;
-                if !sample.is_empty() {
-                    return Err(ConnectorError::Invalid(format!(
-                        "the source user cannot read pg_catalog.svv_table_info (it shows no rows, yet {} has \
-                         some); run GRANT SELECT ON pg_catalog.svv_table_info TO {}",
-                        t.name,
-                        current_user(c).await?
-                    )));
-                }
+            let names: Vec<QualifiedName> = tables.iter().map(|t| t.name.clone()).collect();
+            if let Some(t) = crate::grants::first_with_rows(c, &names).await? {
+                return Err(ConnectorError::Invalid(format!(
+                    "the source user cannot read pg_catalog.svv_table_info (it shows no rows, yet {t} has \
+                     some); run GRANT SELECT ON pg_catalog.svv_table_info TO {}",
+                    current_user(c).await?
+                )));
             }
         }
         for r in rows(
