@@ -316,7 +316,7 @@ impl Staging {
         batches: tokio::sync::mpsc::Sender<String>,
     ) -> Result<(u64, u64)> {
         let prefix = self.output_prefix(table);
-        // Parts are joined into files of at least OUTPUT_FILE bytes (uncompressed): COPY reads
+        // Parts are joined into files of about OUTPUT_FILE bytes (uncompressed): COPY reads
         // fewer, larger files faster, and AWS advises files of 1 MB to 1 GB compressed.
         let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, crate::Aborted>>(1);
         let file_size = OUTPUT_FILE.min(self.copy_batch);
