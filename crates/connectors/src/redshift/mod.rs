@@ -563,6 +563,14 @@ pub struct RedshiftDestination {
 }
 
 impl RedshiftDestination {
+    /// The `ALTER TABLE … ADD` statements of the foreign keys create_schema dropped.
+    fn dropped_foreign_keys(&self) -> Vec<String> {
+        self.foreign_keys
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default()
+    }
+
     pub fn new(endpoint: PgEndpoint, staging: Arc<Staging>) -> RedshiftDestination {
         RedshiftDestination {
             endpoint,
@@ -1005,11 +1013,7 @@ impl Destination for RedshiftDestination {
         _schema: &RedshiftSchema,
         _options: &SchemaOptions,
     ) -> Result<()> {
-        let fks = self
-            .foreign_keys
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_default();
+        let fks = self.dropped_foreign_keys();
         if fks.is_empty() {
             return Ok(());
         }
@@ -1023,11 +1027,7 @@ impl Destination for RedshiftDestination {
     /// The foreign keys dropped for the load go back one by one: Redshift does not enforce
     /// them, so tables that kept their old rows take them again as they are.
     async fn finish_after_failure(&self, _schema: &RedshiftSchema) -> Option<Vec<String>> {
-        let fks = self
-            .foreign_keys
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_default();
+        let fks = self.dropped_foreign_keys();
         if fks.is_empty() {
             return Some(Vec::new());
         }
