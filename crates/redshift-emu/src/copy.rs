@@ -5,13 +5,13 @@
 //! is rewritten into PostgreSQL's CSV with an explicit NULL marker and streamed with
 //! `COPY … FROM STDIN`, all inside one transaction.
 
+use crate::csvfile::{FieldReader, push_quoted};
 use crate::datetime::Reading;
 use crate::statement::{Compression, CopyFrom, FileFormat, Rejected};
 use crate::unload::split_url;
 use crate::wire::{Backend, DbError, WireError};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use mirage_transform::codec::{CsvReader, csv_escape};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
@@ -134,21 +134,21 @@ struct Rules {
 impl Rules {
     /// Rewrite a file into PostgreSQL CSV with the private NULL marker; (bytes, records).
     fn rewrite(&self, key: &str, data: &[u8]) -> Result<(Vec<u8>, u64), FileFailure> {
-        let mut reader = CsvReader::new(data, self.delimiter);
+        let mut reader = FieldReader::new(data, self.delimiter);
         let mut out = Vec::with_capacity(data.len() + data.len() / 8);
         let (mut field, mut record, mut sent) = (0usize, 0u64, 0u64);
         let mut value = Vec::new();
-        while !reader.at_end() {
-            let f = reader
-                .next_field()
-                .map_err(|e| FileFailure::Rejected(format!("{key}: {}", e.0)))?;
+        while let Some(f) = reader
+            .next_field()
+            .map_err(|e| FileFailure::Rejected(format!("{key}: {e}")))?
+        {
             let skip = record < self.ignore_header;
             if !skip {
                 if field > 0 {
                     out.push(b',');
                 }
                 value.clear();
-                reader.decode(f, &mut value);
+                value.extend_from_slice(reader.value());
                 let column = self.columns.get(field);
                 let is_char = column.is_some_and(|col| col.0);
                 let is_null = (!f.quoted && value == self.null)
@@ -172,7 +172,9 @@ impl Rules {
                             .replace('\u{FFFD}', self.accept_inv_chars.as_deref().unwrap_or("?"));
                         value = fixed.into_bytes();
                     }
-                    csv_escape(&value, b',', MARKER.as_bytes(), &mut out);
+                    // Every value is quoted: only the unquoted marker is NULL to PostgreSQL, and
+                    // a quoted `\.` is not its end-of-data line.
+                    push_quoted(&value, &mut out);
                 }
             }
             field += 1;
@@ -207,17 +209,14 @@ impl Rules {
     }
 }
 
-/// The `index`th record of a file (0-based), as written.
+/// The `index`th record of a file (0-based), as written, and its decoded fields.
 fn record_text(data: &[u8], delimiter: u8, index: u64) -> (String, Vec<String>) {
-    let mut reader = CsvReader::new(data, delimiter);
+    let mut reader = FieldReader::new(data, delimiter);
     let (mut record, mut start) = (0u64, 0usize);
     let mut fields = Vec::new();
-    while !reader.at_end() {
-        let Ok(f) = reader.next_field() else { break };
+    while let Ok(Some(f)) = reader.next_field() {
         if record == index {
-            let mut v = Vec::new();
-            reader.decode(f, &mut v);
-            fields.push(String::from_utf8_lossy(&v).into_owned());
+            fields.push(String::from_utf8_lossy(reader.value()).into_owned());
         }
         if f.last {
             if record == index {
@@ -503,6 +502,113 @@ mod tests {
                 vec!["1".to_string(), "a\nb".to_string()]
             )
         );
+    }
+
+    /// Rules for a table of `columns` (true: holds characters), comma-separated, NULL AS `null`.
+    fn rules(columns: &[bool], null: &str) -> Rules {
+        Rules {
+            columns: columns.iter().map(|c| (*c, None)).collect(),
+            delimiter: b',',
+            null: null.as_bytes().to_vec(),
+            ignore_header: 0,
+            empty_as_null: false,
+            blanks_as_null: false,
+            accept_inv_chars: None,
+            table: "t".into(),
+            bucket: "s3://b/".into(),
+        }
+    }
+
+    /// What PostgreSQL is sent for `data` (the NULL marker shown as `NULL`), and the record count.
+    fn sent(rules: &Rules, data: &str) -> (String, u64) {
+        match rules.rewrite("k", data.as_bytes()) {
+            Ok((out, n)) => (String::from_utf8(out).unwrap().replace(MARKER, "NULL"), n),
+            Err(FileFailure::Rejected(why)) => panic!("rejected: {why}"),
+            Err(FileFailure::Load(e)) => panic!("load error: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn null_string_quotes_and_empty_fields_follow_redshift() {
+        let r = rules(&[false, true, true], "__N__");
+        // An unquoted NULL string is NULL, a quoted one the text; an empty field is '' in a
+        // character column (quoted or not) and NULL in others; quotes, delimiters and line breaks
+        // inside quotes, CRLF and multi-byte characters come through.
+        let data = "1,__N__,\"__N__\"\r\n2,,\"\"\n,\"a,\"\"b\"\"\r\nc\",\u{e9}\u{65e5}\n";
+        assert_eq!(
+            sent(&r, data),
+            (
+                "\"1\",NULL,\"__N__\"\n\"2\",\"\",\"\"\nNULL,\"a,\"\"b\"\"\r\nc\",\"\u{e9}\u{65e5}\"\n"
+                    .to_string(),
+                3
+            )
+        );
+        // EMPTYASNULL: empty character fields are NULL too, quoted or not.
+        let r = Rules {
+            empty_as_null: true,
+            ..rules(&[false, true, true], "__N__")
+        };
+        assert_eq!(sent(&r, "2,,\"\"\n").0, "\"2\",NULL,NULL\n");
+        // BLANKSASNULL: a character value of spaces only, quoted or not, is NULL.
+        let r = Rules {
+            blanks_as_null: true,
+            ..rules(&[true, true], "__N__")
+        };
+        assert_eq!(sent(&r, "\"  \", x \n").0, "NULL,\" x \"\n");
+        // Without NULL AS, `\N` is the NULL string; a value that looks like PostgreSQL's
+        // end-of-data line is quoted, so it stays data.
+        let r = rules(&[true], "\\N");
+        assert_eq!(
+            sent(&r, "\\N\n\"\\N\"\n\\.\n").0,
+            "NULL\n\"\\N\"\n\"\\.\"\n"
+        );
+        // A blank line is a record of one empty field.
+        let r = rules(&[false], "__N__");
+        assert_eq!(
+            sent(&r, "1\n\n2\n"),
+            ("\"1\"\nNULL\n\"2\"\n".to_string(), 3)
+        );
+    }
+
+    #[test]
+    fn header_lines_bad_quoting_and_wrong_field_counts() {
+        // IGNOREHEADER counts records, so a header with a quoted line break is one.
+        let r = Rules {
+            ignore_header: 1,
+            ..rules(&[false, true], "__N__")
+        };
+        assert_eq!(
+            sent(&r, "id,\"two\nline name\"\n1,a\n"),
+            ("\"1\",\"a\"\n".to_string(), 1)
+        );
+        let r = rules(&[false, true], "__N__");
+        for (data, why) in [
+            ("1,\"a\"b\n", "k: text follows a closing quote"),
+            ("1,\"a\n2,b\n", "k: a quoted field is not closed"),
+        ] {
+            match r.rewrite("k", data.as_bytes()) {
+                Err(FileFailure::Rejected(got)) => assert_eq!(got, why),
+                _ => panic!("{data:?} was not refused"),
+            }
+        }
+        for (data, line, raw, code) in [
+            ("1,a\r\n2\r\n", 2, "2", 1214),
+            ("1,\"a\nb\",c\r\n", 1, "1,\"a\nb\",c", 1216),
+            // A delimiter at the very end leaves an empty last field: one too many.
+            ("1,a,", 1, "1,a,", 1216),
+        ] {
+            match r.rewrite("k", data.as_bytes()) {
+                Err(FileFailure::Load(e)) => {
+                    assert_eq!(
+                        (e.line_number, e.raw_line.as_str(), e.err_code),
+                        (line, raw, code),
+                        "{data:?}"
+                    );
+                    assert_eq!(e.filename, "s3://b/k");
+                }
+                _ => panic!("{data:?} loaded"),
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]

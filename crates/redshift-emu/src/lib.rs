@@ -5,7 +5,9 @@
 //! and manifests ([`unload`]), `COPY … FROM 's3://…'` with Redshift's file and CSV rules
 //! ([`copy`], [`datetime`], [`compress`]), Redshift's `CREATE TABLE` and `SHOW TABLE` ([`ddl`]),
 //! the Redshift catalog views and grants ([`catalog`]); S3 at any endpoint — moto in the tests
-//! ([`s3`]). [`statement`] parses `UNLOAD` and `COPY` with Redshift's option rules.
+//! ([`s3`]). [`statement`] parses `UNLOAD` and `COPY` with Redshift's option rules. Files are read
+//! and written with the `csv` crate, never with mirage's own codec, so that a quoting bug in mirage
+//! shows up end to end rather than being mirrored by the emulator.
 //!
 //! ```
 //! use redshift_emu::statement::{parse, Statement};
@@ -16,6 +18,7 @@
 pub mod catalog;
 pub mod compress;
 pub mod copy;
+pub(crate) mod csvfile;
 pub mod datetime;
 pub mod ddl;
 pub mod proxy;

@@ -4,11 +4,11 @@
 //! and the schema). Existing files under the prefix make UNLOAD fail unless ALLOWOVERWRITE or
 //! CLEANPATH is given, as on Redshift.
 
+use crate::csvfile::RecordCutter;
 use crate::statement::{Compression, FileFormat, Rejected, Unload};
 use crate::wire::Backend;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use mirage_transform::codec::{Format, RecordSplitter, count_records, csv_escape};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
@@ -121,24 +121,16 @@ pub async fn unload(
         delimiter.replace('\'', "''"),
         null.replace('\'', "''")
     );
-    let format = if u.format == FileFormat::Csv {
-        Format::Csv {
-            delimiter: delimiter.as_bytes()[0],
-            null: null.as_bytes().to_vec(),
-        }
+    let mut cutter = if u.format == FileFormat::Csv {
+        RecordCutter::csv(delimiter.as_bytes()[0])
     } else {
-        Format::PgText
+        RecordCutter::text()
     };
-    let mut header = Vec::new();
-    if u.header {
-        for (i, n) in names.iter().enumerate() {
-            if i > 0 {
-                header.push(delimiter.as_bytes()[0]);
-            }
-            csv_escape(n.as_bytes(), delimiter.as_bytes()[0], b"\x00", &mut header);
-        }
-        header.push(b'\n');
-    }
+    let header = if u.header {
+        crate::csvfile::record(&names, delimiter.as_bytes()[0])
+    } else {
+        Vec::new()
+    };
     let slices = if u.parallel { SLICES } else { 1 };
     let max = u.max_file_size.unwrap_or(6_200 << 20) as usize;
     let mut state: Vec<Slice> = (0..slices)
@@ -189,7 +181,6 @@ pub async fn unload(
     }
     // Records go to slices in turns of about 1 MB, like rows spread over a cluster's slices.
     backend.copy_out_start(&sql).await?;
-    let mut splitter = RecordSplitter::new(format.clone());
     let mut pending: Vec<u8> = Vec::new();
     let mut turn = 0usize;
     let mut done = false;
@@ -201,19 +192,10 @@ pub async fn unload(
         if pending.len() < (1 << 20) && !done {
             continue;
         }
-        let cut = if done {
-            pending.len()
-        } else {
-            splitter.complete_len(&pending)
-        };
-        if cut == 0 {
+        let (records, n) = cutter.cut(&mut pending, done);
+        if records.is_empty() {
             continue;
         }
-        let records: Vec<u8> = pending.drain(..cut).collect();
-        if !done {
-            splitter.take(cut);
-        }
-        let n = count_records(&format, &records);
         out.rows += n;
         let slice = &mut state[turn % slices];
         turn += 1;
@@ -287,8 +269,8 @@ pub async fn unload(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::csvfile::FieldReader;
     use crate::testing::*;
-    use mirage_transform::codec::CsvReader;
     use object_store::local::LocalFileSystem;
     use std::io::Read;
 
@@ -328,16 +310,14 @@ mod tests {
                 text.len() <= (5 << 20) + (1 << 20),
                 "MAXFILESIZE respected (approximately)"
             );
-            let mut r = CsvReader::new(&text, b',');
+            let mut r = FieldReader::new(&text, b',');
             let mut n = 0;
-            while !r.at_end() {
-                let f = r.next_field().unwrap();
+            while let Some(f) = r.next_field().unwrap() {
                 if !f.last {
                     continue;
                 }
                 n += 1;
-                let mut v = Vec::new();
-                r.decode(f, &mut v);
+                let v = r.value();
                 nulls += usize::from(v == b"__NULL__" && !f.quoted);
                 // With a NULL sentinel, an empty field (quoted or not) is the empty string.
                 empties += usize::from(v.is_empty());
@@ -373,5 +353,32 @@ mod tests {
         );
         let text = std::fs::read_to_string(dir.path().join("job/input/t/000")).unwrap();
         assert!(text.starts_with("id\n1\n"), "{text}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn blank_lines_and_quoted_line_breaks_count_as_one_record_each() {
+        let (_pg, mut client) = crate::testing::database(
+            "CREATE TABLE t (id int, \"odd, \"\"name\"\"\" text);
+             INSERT INTO t VALUES (1, NULL), (2, ''), (3, E'two\\nlines'), (4, E'cr\\r\\nlf'), (5, NULL);",
+        )
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        // One column without NULL AS: a NULL is an empty line, which is still a record.
+        let u = unload_of(
+            "UNLOAD ('select \"odd, \"\"name\"\"\" from t order by id') TO 's3://b/one/' IAM_ROLE default \
+             CSV HEADER PARALLEL OFF MANIFEST VERBOSE",
+        );
+        let out = run_unload(&mut client, &store, &u).await.unwrap();
+        assert_eq!((out.rows, out.files[0].2), (5, 5));
+        let text = std::fs::read_to_string(dir.path().join("one/000")).unwrap();
+        assert_eq!(
+            text,
+            "\"odd, \"\"name\"\"\"\n\n\"\"\n\"two\nlines\"\n\"cr\r\nlf\"\n\n"
+        );
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("one/manifest")).unwrap())
+                .unwrap();
+        assert_eq!(manifest["meta"]["record_count"], 6, "5 rows and the header");
     }
 }
