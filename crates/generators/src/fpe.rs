@@ -44,6 +44,8 @@ fn width(n: u64) -> u32 {
 }
 
 impl IntPermutation {
+    /// The permutation family keyed by a subkey of `prf`: the same PRF (seed) always gives the
+    /// same permutations.
     pub fn new(prf: &Prf) -> IntPermutation {
         let k = prf.derive("integer permutation");
         let k = k.key_bytes();
@@ -180,6 +182,8 @@ fn chain(previous: u64, index: usize, plain: u64) -> u64 {
 }
 
 impl MixedRadix {
+    /// The permutation keyed by a subkey of `prf`, independent of the [`IntPermutation`] built
+    /// on the same PRF.
     pub fn new(prf: &Prf) -> MixedRadix {
         MixedRadix {
             perm: IntPermutation::new(&prf.derive("mixed radix")),

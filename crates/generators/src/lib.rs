@@ -15,6 +15,8 @@
 //! assert_ne!(out, "42");
 //! ```
 
+#![warn(missing_docs)]
+
 mod datetime;
 pub mod fpe;
 mod identity;
@@ -42,23 +44,44 @@ use std::sync::Arc;
 /// Why a generator could not produce a value. Never carries the value itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenerateError {
+    /// The input could not be read as what the generator works on (a number, a date, XML …).
     #[error("a value is not {expected}")]
-    Unparsable { expected: &'static str },
+    Unparsable {
+        /// What the input should have been, as the message names it ("a number", "XML").
+        expected: &'static str,
+    },
+    /// The input is a number outside the domain the generator permutes.
     #[error("a value is outside the generator's range {min}..={max}")]
-    OutOfRange { min: i64, max: i64 },
+    OutOfRange {
+        /// Smallest value the generator accepts.
+        min: i64,
+        /// Largest value the generator accepts.
+        max: i64,
+    },
+    /// The generator produced NULL for a column declared NOT NULL.
     #[error("a NULL cannot be written: the column is NOT NULL")]
     NullIntoNotNull,
+    /// The output has more characters than the destination column's declared length.
     #[error(
         "a generated value is longer than the column's {max_chars} characters; choose a generator \
          whose output fits (or one that truncates, like the name generators) or widen the column"
     )]
-    TooLong { max_chars: u32 },
+    TooLong {
+        /// The column's length, in characters.
+        max_chars: u32,
+    },
+    /// The output takes more bytes than a destination column that counts bytes can hold.
     #[error(
         "a generated value is longer than the column's {max_bytes} bytes (the destination counts \
          bytes, and non-ASCII characters take 2-4); choose a generator whose output fits or widen \
          the column"
     )]
-    TooManyBytes { max_bytes: u32 },
+    TooManyBytes {
+        /// The column's length, in bytes.
+        max_bytes: u32,
+    },
+    /// The output has a multi-byte character and the destination column is a CHAR that holds
+    /// single-byte characters only.
     #[error(
         "a generated value has a multi-byte character, which the destination's CHAR columns \
          cannot hold; choose an ASCII generator or make the column VARCHAR"
@@ -69,14 +92,25 @@ pub enum GenerateError {
 /// Why a generator could not be built from its configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
+    /// No generator has that name.
     #[error("unknown generator `{name}`{suggestion}; `mirage generators` lists them all")]
-    Unknown { name: String, suggestion: String },
+    Unknown {
+        /// The name as configured.
+        name: String,
+        /// ` (did you mean `x`?)` for the closest known name, or empty.
+        suggestion: String,
+    },
+    /// The generator does not accept the column's type.
     #[error("generator `{generator}` does not work on type {type_name}; it accepts {accepts}")]
     WrongType {
+        /// The generator's name.
         generator: &'static str,
+        /// The column's type, in lower case.
         type_name: String,
+        /// The type families the generator accepts, listed for the message.
         accepts: String,
     },
+    /// An option is missing, unknown or invalid, or conflicts with the column (the whole message).
     #[error("{0}")]
     BadOption(String),
 }
@@ -86,8 +120,11 @@ pub enum BuildError {
 pub struct ColumnContext<'a> {
     /// `schema.table`
     pub table: &'a str,
+    /// The column's name.
     pub column: &'a str,
+    /// The column's type: what the generator reads and must write.
     pub value_type: &'a ValueType,
+    /// The column is NOT NULL, so generators that would write NULL are refused.
     pub not_null: bool,
     /// Every column of the record, in order (name, type): lets a generator read other columns
     /// of the same row (linking, templates, conditions). Empty when built for a lone value.
@@ -141,6 +178,7 @@ impl Row for NoRow {
 /// A column of the row that a generator reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowRead {
+    /// Index of the column in [`ColumnContext::columns`].
     pub column: usize,
     /// Read the column's generated value (it must be computed first) rather than its source value.
     pub generated: bool,
@@ -227,7 +265,9 @@ impl<T: RowGenerator> Generator for T {
 /// What the catalogue says about a generator.
 #[derive(Debug, Clone, Copy)]
 pub struct GeneratorInfo {
+    /// The name a configuration uses to pick the generator.
     pub name: &'static str,
+    /// One line on what it writes, as `mirage generators` shows it.
     pub summary: &'static str,
     /// Same input ⇒ same output, across tables and runs.
     pub consistent: bool,

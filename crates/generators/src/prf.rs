@@ -98,10 +98,12 @@ impl Prf {
 pub struct ValueRng(u64);
 
 impl ValueRng {
+    /// An RNG whose sequence is fixed by `seed` (normally a PRF output, see [`Prf::rng`]).
     pub fn new(seed: u64) -> ValueRng {
         ValueRng(seed)
     }
 
+    /// The next 64 uniformly distributed bits of the sequence.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
