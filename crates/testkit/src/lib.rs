@@ -10,6 +10,8 @@
 //! assert_eq!(pg.psql("app", "select 1").unwrap(), "1");
 //! ```
 
+#![warn(missing_docs)]
+
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -191,6 +193,7 @@ impl PgCluster {
         c
     }
 
+    /// The loopback TCP port the cluster listens on (at 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -221,6 +224,7 @@ impl PgCluster {
         format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)
     }
 
+    /// Create an empty database `name` (owned by the superuser).
     pub fn create_database(&self, name: &str) -> Result<()> {
         self.psql("postgres", &format!("CREATE DATABASE \"{name}\""))
             .map(|_| ())
@@ -307,6 +311,7 @@ impl MotoServer {
         self.child.id()
     }
 
+    /// Start moto on a free port and wait (up to 60 s) until it answers HTTP.
     pub fn start() -> Result<MotoServer> {
         let exe = std::env::var("MIRAGE_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = free_port()?;
