@@ -72,22 +72,31 @@ async fn keys(store: &dyn ObjectStore, c: &CopyFrom) -> Result<Vec<String>, Reje
 /// A row Redshift would record in `stl_load_errors`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
+    /// The table loaded into, as named in the COPY.
     pub table: String,
+    /// The `s3://bucket/key` of the file holding the record.
     pub filename: String,
     /// The record's line in its file (1-based, header lines counted).
     pub line_number: u64,
+    /// The column whose value failed, or empty when the record as a whole did.
     pub colname: String,
+    /// The record as written in the file, without its line ending.
     pub raw_line: String,
+    /// The failing field's value as read from the file, or empty.
     pub raw_field_value: String,
+    /// Redshift's load error code (1204 too long, 1214 delimiter not found, …).
     pub err_code: i32,
+    /// Redshift's text for the error code.
     pub err_reason: String,
 }
 
 /// Why a COPY failed: refused before loading, or a record that did not load.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyFailure {
+    /// The statement or its files were refused before any record was loaded.
     #[error(transparent)]
     Rejected(#[from] Rejected),
+    /// A record did not load; Redshift records it in `stl_load_errors`.
     #[error("Load into table '{}' failed. Check 'stl_load_errors' system table for details.", .0.table)]
     Load(Box<LoadError>),
 }

@@ -6,13 +6,19 @@
 /// How a date or time column's text is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reading {
+    /// `'auto'` or no format given: the text goes to PostgreSQL unchanged.
     Auto,
+    /// `'epochsecs'`: seconds since 1970-01-01 UTC, fractions allowed.
     EpochSecs,
+    /// `'epochmillisecs'`: milliseconds since 1970-01-01 UTC.
     EpochMillis,
+    /// A format string such as `'MM/DD/YYYY HH24:MI:SS'`.
     Pattern(String),
 }
 
 impl Reading {
+    /// The reading a `DATEFORMAT` or `TIMEFORMAT` value asks for (`None`: the option was not
+    /// given); keywords are case-insensitive.
     pub fn of(spec: Option<&str>) -> Reading {
         match spec.map(str::trim) {
             None => Reading::Auto,

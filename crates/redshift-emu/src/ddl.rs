@@ -7,23 +7,32 @@ use crate::statement::Rejected;
 /// How rows are distributed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DistStyle {
+    /// `DISTSTYLE AUTO`: Redshift chooses (and what `SHOW TABLE` prints when none was given).
     Auto,
+    /// `DISTSTYLE EVEN`: rows spread round-robin over the slices.
     Even,
+    /// `DISTSTYLE KEY`: rows placed by the value of the DISTKEY column.
     Key,
+    /// `DISTSTYLE ALL`: a full copy of the table on every node.
     All,
 }
 
 /// One column as declared in Redshift.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ColumnDdl {
+    /// The column's name, folded to lower case as Redshift folds it.
     pub name: String,
     /// The Redshift type as written, normalized (`VARCHAR(256)` for `TEXT`).
     pub redshift_type: String,
+    /// The declared `ENCODE` compression, lower case (`SHOW TABLE` prints `az64` when none).
     pub encode: Option<String>,
+    /// The column is the table's DISTKEY (declared on the column or at table level).
     pub distkey: bool,
+    /// The column is part of the table's SORTKEY (declared on the column or at table level).
     pub sortkey: bool,
     /// `(seed, step, by_default)`.
     pub identity: Option<(i64, i64, bool)>,
+    /// Declared `NOT NULL`.
     pub not_null: bool,
     /// The default expression, rendered.
     pub default: Option<String>,
@@ -32,13 +41,19 @@ pub struct ColumnDdl {
 /// What Redshift knows about a table beyond what PostgreSQL stores.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableDdl {
+    /// The table's name as written in `CREATE TABLE` (`schema.table` when qualified), folded.
     pub name: String,
+    /// The columns, in declaration order.
     pub columns: Vec<ColumnDdl>,
+    /// The declared `DISTSTYLE`, if any.
     pub diststyle: Option<DistStyle>,
+    /// The `DISTKEY` column, declared on the column or at table level.
     pub distkey: Option<String>,
     /// `(interleaved, columns)`; empty columns with `Some` means `SORTKEY AUTO`.
     pub sortkey: Option<(bool, Vec<String>)>,
+    /// `BACKUP YES` (the default) or `BACKUP NO`.
     pub backup: bool,
+    /// The PRIMARY KEY columns, in key order; empty without one.
     pub primary_key: Vec<String>,
     /// FOREIGN KEY and UNIQUE constraints, rendered (filled from the live catalog by SHOW TABLE).
     #[serde(default)]

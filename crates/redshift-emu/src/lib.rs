@@ -15,6 +15,8 @@
 //! assert!(matches!(s, Statement::Unload(u) if u.manifest_verbose && u.to == "s3://b/p/"));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod catalog;
 pub mod compress;
 pub mod copy;

@@ -31,12 +31,15 @@ pub enum Storage {
     Folder(PathBuf),
     /// S3 at `endpoint` (moto, MinIO…) or AWS when `None`.
     S3 {
+        /// The S3 API's base URL (`http://127.0.0.1:5000`), or `None` for AWS itself.
         endpoint: Option<String>,
+        /// The region requests are signed for.
         region: String,
     },
 }
 
 impl Storage {
+    /// The object store holding bucket `name` (for a folder, an error if it does not exist).
     pub fn bucket(&self, name: &str) -> Result<Arc<dyn ObjectStore>, Rejected> {
         match self {
             Storage::Folder(root) => {
@@ -67,6 +70,7 @@ pub struct Config {
     pub postgres: String,
     /// A superuser there (installs the catalog, records load errors).
     pub admin_user: String,
+    /// Where UNLOAD writes and COPY reads `s3://` URLs.
     pub storage: Storage,
 }
 
@@ -105,6 +109,7 @@ pub async fn install(config: &Config) -> Result<(), WireError> {
 
 /// A running emulator.
 pub struct Emulator {
+    /// The address the proxy listens on (with the port chosen when asked for port 0).
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }

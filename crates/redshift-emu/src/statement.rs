@@ -102,90 +102,149 @@ fn tokenize(sql: &str) -> Result<Vec<Token>, Rejected> {
     Ok(out)
 }
 
-/// How Redshift reaches S3.
+/// How Redshift reaches S3. Required, as on Redshift, but not checked: the emulator reaches S3
+/// with its own configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Authorization {
+    /// `IAM_ROLE 'arn…'`, or `IAM_ROLE default` (`None`): the cluster assumes that role.
     IamRole(Option<String>),
+    /// `CREDENTIALS 'aws_iam_role=…'` or `'aws_access_key_id=…;aws_secret_access_key=…'`.
     Credentials(String),
+    /// `ACCESS_KEY_ID '…' SECRET_ACCESS_KEY '…'` (a `SESSION_TOKEN` is accepted and dropped).
     Keys {
+        /// The AWS access key id.
         access_key_id: String,
+        /// The AWS secret access key.
         secret_access_key: String,
     },
 }
 
+/// The layout of the files read or written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
+    /// No `FORMAT` given: delimited text (`|` by default) with backslash escapes.
     Text,
+    /// `FORMAT AS CSV`: delimited with `"` quoting (`,` by default).
     Csv,
+    /// `FORMAT AS PARQUET` (parsed and checked; the emulator neither writes nor reads it).
     Parquet,
+    /// `FORMAT AS JSON` (parsed and checked; the emulator neither writes nor reads it).
     Json,
 }
 
+/// How the files are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// `GZIP`: `.gz` files.
     Gzip,
+    /// `BZIP2`: `.bz2` files (parsed; the emulator refuses to write or read them).
     Bzip2,
+    /// `ZSTD`: `.zst` files.
     Zstd,
+    /// `LZOP` (COPY only; parsed, and refused by the emulator).
     Lzop,
 }
 
 /// A parsed `UNLOAD`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unload {
+    /// The SELECT whose rows are unloaded, with the statement's `''` quoting undone.
     pub query: String,
+    /// The `s3://bucket/prefix` every file name starts with.
     pub to: String,
+    /// How Redshift would reach S3.
     pub authorization: Authorization,
+    /// The files' format (text when not given).
     pub format: FileFormat,
+    /// The files' compression, if any.
     pub compression: Option<Compression>,
+    /// `MANIFEST`: also write `<prefix>manifest` listing the files.
     pub manifest: bool,
+    /// `MANIFEST VERBOSE`: the manifest also gives sizes, record counts and the schema.
     pub manifest_verbose: bool,
+    /// `HEADER`: every file starts with a line of column names.
     pub header: bool,
+    /// `DELIMITER`: the field separator (`|` for text, `,` for CSV when not given).
     pub delimiter: Option<String>,
+    /// `NULL AS`: the text written for NULL (empty when not given).
     pub null_as: Option<String>,
+    /// `PARALLEL` (on by default): one file series per slice rather than a single series.
     pub parallel: bool,
-    /// Bytes.
+    /// `MAXFILESIZE` in bytes: a file reaching it is closed and the next part started.
     pub max_file_size: Option<u64>,
+    /// `ALLOWOVERWRITE`: write even when files already exist under the prefix.
     pub allow_overwrite: bool,
+    /// `CLEANPATH`: delete the files under the prefix first.
     pub clean_path: bool,
+    /// `ENCRYPTED` (checked against the other options; files are written unencrypted).
     pub encrypted: bool,
+    /// `KMS_KEY_ID` (requires ENCRYPTED; not used).
     pub kms_key_id: Option<String>,
+    /// `ADDQUOTES` (refused with CSV, PARQUET and JSON; not applied to text).
     pub add_quotes: bool,
+    /// `ESCAPE` (refused with PARQUET and JSON; not applied to text).
     pub escape: bool,
+    /// `REGION` of the bucket (not used: the emulator's storage decides).
     pub region: Option<String>,
+    /// `EXTENSION`: a suffix for file names, before the compression's extension.
     pub extension: Option<String>,
 }
 
 /// A parsed `COPY table FROM 's3://…'`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CopyFrom {
+    /// The target table, `schema.table` when qualified, folded to lower case.
     pub table: String,
+    /// The column list, in file order; empty means every column in table order.
     pub columns: Vec<String>,
+    /// The `s3://` key prefix, or the manifest's URL with `MANIFEST`.
     pub from: String,
+    /// How Redshift would reach S3.
     pub authorization: Authorization,
+    /// The files' format (text when not given; the emulator loads CSV only).
     pub format: FileFormat,
+    /// The files' compression, if any.
     pub compression: Option<Compression>,
+    /// `MANIFEST`: `from` is a manifest listing the files (honouring `mandatory`).
     pub manifest: bool,
+    /// `NULL AS`: an unquoted field equal to it is NULL (`\N` when not given).
     pub null_as: Option<String>,
+    /// `EMPTYASNULL`: an empty field in a character column is NULL rather than `''`.
     pub empty_as_null: bool,
+    /// `BLANKSASNULL`: a character field of spaces only is NULL.
     pub blanks_as_null: bool,
+    /// `IGNOREHEADER`: records skipped at the start of every file.
     pub ignore_header: u64,
+    /// `ACCEPTINVCHARS`: the replacement for each invalid UTF-8 sequence (`?` when not given).
     pub accept_inv_chars: Option<String>,
+    /// `TIMEFORMAT`: how timestamp and time fields are read (see [`crate::datetime::Reading`]).
     pub time_format: Option<String>,
+    /// `DATEFORMAT`: how date fields are read.
     pub date_format: Option<String>,
+    /// `EXPLICIT_IDS`: the files hold values for identity columns.
     pub explicit_ids: bool,
+    /// `DELIMITER`: the field separator (`,` for CSV when not given); its first byte is used.
     pub delimiter: Option<String>,
+    /// `CSV QUOTE AS` (parsed but not applied: fields are always quoted with `"`).
     pub quote: Option<String>,
+    /// `MAXERROR` (parsed but not applied: the first bad record fails the load).
     pub max_error: u64,
+    /// `TRUNCATECOLUMNS` (parsed but not applied: too long a value fails the load).
     pub truncate_columns: bool,
+    /// `FILLRECORD` (parsed but not applied: a short record fails the load).
     pub fill_record: bool,
+    /// `REGION` of the bucket (not used: the emulator's storage decides).
     pub region: Option<String>,
 }
 
 /// What a statement is, for the proxy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
+    /// `UNLOAD`, which the proxy runs itself.
     Unload(Box<Unload>),
+    /// `COPY … FROM 's3://…'`, which the proxy runs itself.
     Copy(Box<CopyFrom>),
+    /// Anything else, passed on to PostgreSQL (after [`crate::sql`]'s rewriting).
     Other,
 }
 

@@ -20,6 +20,7 @@ pub const SLICES: usize = 2;
 pub struct UnloadOutcome {
     /// (s3 url, bytes as stored, records) of every data file, in order.
     pub files: Vec<(String, u64, u64)>,
+    /// Records unloaded over all files (header lines not counted).
     pub rows: u64,
 }
 

@@ -16,11 +16,14 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 /// One protocol message: its type byte and body (without the length).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msg {
+    /// The message type byte (`Q`, `D`, `Z` …).
     pub tag: u8,
+    /// The message's content after the type byte and the length.
     pub body: Bytes,
 }
 
 impl Msg {
+    /// A message of type `tag` with `body` as its content.
     pub fn new(tag: u8, body: impl Into<Bytes>) -> Msg {
         Msg {
             tag,
@@ -45,6 +48,7 @@ impl Msg {
 pub struct Fields(Bytes);
 
 impl Fields {
+    /// A NUL-terminated string (invalid UTF-8 replaced).
     pub fn cstr(&mut self) -> io::Result<String> {
         let end = self
             .0
@@ -56,6 +60,7 @@ impl Fields {
         Ok(s)
     }
 
+    /// One byte.
     pub fn u8(&mut self) -> io::Result<u8> {
         if self.0.is_empty() {
             return Err(protocol("message ends early"));
@@ -63,6 +68,7 @@ impl Fields {
         Ok(self.0.get_u8())
     }
 
+    /// A big-endian 16-bit integer (counts, format codes).
     pub fn i16(&mut self) -> io::Result<i16> {
         if self.0.len() < 2 {
             return Err(protocol("message ends early"));
@@ -70,6 +76,7 @@ impl Fields {
         Ok(self.0.get_i16())
     }
 
+    /// A big-endian 32-bit integer (lengths, OIDs, codes).
     pub fn i32(&mut self) -> io::Result<i32> {
         if self.0.len() < 4 {
             return Err(protocol("message ends early"));
@@ -77,6 +84,7 @@ impl Fields {
         Ok(self.0.get_i32())
     }
 
+    /// The next `n` bytes as they are (a value of a given length).
     pub fn bytes(&mut self, n: usize) -> io::Result<Bytes> {
         if self.0.len() < n {
             return Err(protocol("message ends early"));
@@ -84,11 +92,13 @@ impl Fields {
         Ok(self.0.split_to(n))
     }
 
+    /// Whatever of the body has not been read.
     pub fn rest(self) -> Bytes {
         self.0
     }
 }
 
+/// An `InvalidData` error for a message that breaks the protocol.
 pub fn protocol(m: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("protocol error: {m}"))
 }
@@ -135,6 +145,7 @@ fn body(f: impl FnOnce(&mut BytesMut)) -> Bytes {
 pub mod build {
     use super::*;
 
+    /// The body of a protocol 3.0 StartupMessage for `user` and `database`.
     pub fn startup(user: &str, database: &str) -> Bytes {
         body(|b| {
             b.put_i32(196_608);
@@ -146,10 +157,13 @@ pub mod build {
         })
     }
 
+    /// Query: run `sql` with the simple protocol.
     pub fn query(sql: &str) -> Msg {
         Msg::new(b'Q', body(|b| cstr(b, sql)))
     }
 
+    /// Parse: prepare `sql` as statement `name` (`""` is the unnamed one), parameter types
+    /// inferred.
     pub fn parse(name: &str, sql: &str) -> Msg {
         Msg::new(
             b'P',
@@ -184,6 +198,7 @@ pub mod build {
         )
     }
 
+    /// Describe a statement (`kind` `S`) or a portal (`P`).
     pub fn describe(kind: u8, name: &str) -> Msg {
         Msg::new(
             b'D',
@@ -194,6 +209,7 @@ pub mod build {
         )
     }
 
+    /// Execute a portal to completion (no row limit).
     pub fn execute(portal: &str) -> Msg {
         Msg::new(
             b'E',
@@ -204,42 +220,52 @@ pub mod build {
         )
     }
 
+    /// Flush: have PostgreSQL send what it has without ending the extended-protocol cycle.
     pub fn flush() -> Msg {
         Msg::new(b'H', Bytes::new())
     }
 
+    /// Sync: end the extended-protocol cycle (commits an implicit transaction, clears an error).
     pub fn sync() -> Msg {
         Msg::new(b'S', Bytes::new())
     }
 
+    /// CopyData: a chunk of COPY data, in either direction.
     pub fn copy_data(data: Bytes) -> Msg {
         Msg::new(b'd', data)
     }
 
+    /// CopyDone: the end of COPY data.
     pub fn copy_done() -> Msg {
         Msg::new(b'c', Bytes::new())
     }
 
+    /// CopyFail: abandon a COPY FROM STDIN, with `m` as the reason PostgreSQL reports.
     pub fn copy_fail(m: &str) -> Msg {
         Msg::new(b'f', body(|b| cstr(b, m)))
     }
 
+    /// ParseComplete, as the proxy answers a Parse it handles itself.
     pub fn parse_complete() -> Msg {
         Msg::new(b'1', Bytes::new())
     }
 
+    /// BindComplete, as the proxy answers a Bind it handles itself.
     pub fn bind_complete() -> Msg {
         Msg::new(b'2', Bytes::new())
     }
 
+    /// CloseComplete, as the proxy answers a Close it handles itself.
     pub fn close_complete() -> Msg {
         Msg::new(b'3', Bytes::new())
     }
 
+    /// NoData: a described statement or portal returns no rows.
     pub fn no_data() -> Msg {
         Msg::new(b'n', Bytes::new())
     }
 
+    /// ParameterDescription with no parameters.
     pub fn no_parameters() -> Msg {
         Msg::new(b't', body(|b| b.put_i16(0)))
     }
@@ -263,6 +289,7 @@ pub mod build {
         )
     }
 
+    /// DataRow of text values (`None` is NULL).
     pub fn data_row(values: &[Option<&str>]) -> Msg {
         Msg::new(
             b'D',
@@ -281,10 +308,12 @@ pub mod build {
         )
     }
 
+    /// CommandComplete with its tag (`UNLOAD`, `COPY 42` …).
     pub fn command_complete(tag: &str) -> Msg {
         Msg::new(b'C', body(|b| cstr(b, tag)))
     }
 
+    /// ErrorResponse with a SQLSTATE `code` and `message`.
     pub fn error(code: &str, message: &str) -> Msg {
         Msg::new(
             b'E',
@@ -303,6 +332,7 @@ pub mod build {
         )
     }
 
+    /// NoticeResponse at INFO level, as Redshift reports a finished UNLOAD or COPY.
     pub fn notice(message: &str) -> Msg {
         Msg::new(
             b'N',
@@ -321,6 +351,7 @@ pub mod build {
         )
     }
 
+    /// ReadyForQuery with the transaction status (`I` idle, `T` in a transaction, `E` failed).
     pub fn ready(status: u8) -> Msg {
         Msg::new(b'Z', vec![status])
     }
@@ -329,15 +360,20 @@ pub mod build {
 /// The fields of an ErrorResponse or NoticeResponse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbError {
+    /// The SQLSTATE (`22001`, `23514` …).
     pub code: String,
+    /// The primary message.
     pub message: String,
     /// `W`: where, e.g. `COPY t, line 3, column c: "…"`.
     pub context: Option<String>,
+    /// `c`: the column the error is about, when PostgreSQL names one.
     pub column: Option<String>,
+    /// `n`: the constraint violated (the emulator's `rs_bytes_…` and `rs_char_…` checks).
     pub constraint: Option<String>,
 }
 
 impl DbError {
+    /// The fields of an `E` or `N` message; unknown fields are skipped.
     pub fn parse(m: &Msg) -> DbError {
         let mut e = DbError {
             code: String::new(),
@@ -368,6 +404,7 @@ impl DbError {
 /// Why a backend operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
+    /// The connection failed or PostgreSQL broke the protocol.
     #[error("connection to PostgreSQL: {0}")]
     Io(#[from] io::Error),
     /// PostgreSQL refused; the backend now ignores messages until `Sync`.
@@ -378,8 +415,11 @@ pub enum WireError {
 /// What a statement returned, in text.
 #[derive(Debug, Clone, Default)]
 pub struct Rows {
+    /// Name and type OID of each column.
     pub columns: Vec<(String, u32)>,
+    /// The rows, each value as text (`None` is NULL).
     pub rows: Vec<Vec<Option<String>>>,
+    /// The CommandComplete tag (`SELECT 3`, `INSERT 0 1` …); empty for an empty query.
     pub tag: String,
 }
 
@@ -397,6 +437,7 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// A session over a connected stream, before startup (see [`Backend::connect`]).
     pub fn new(stream: TcpStream) -> Backend {
         let _ = stream.set_nodelay(true);
         let (r, w) = stream.into_split();
@@ -429,6 +470,7 @@ impl Backend {
         }
     }
 
+    /// Send an untyped startup-phase message (its length, then `body`) and flush.
     pub async fn write_startup(&mut self, body: &[u8]) -> io::Result<()> {
         self.writer.write_i32(body.len() as i32 + 4).await?;
         self.writer.write_all(body).await?;
@@ -442,10 +484,12 @@ impl Backend {
         self.writer.write_all(&b).await
     }
 
+    /// Send everything queued.
     pub async fn flush(&mut self) -> io::Result<()> {
         self.writer.flush().await
     }
 
+    /// The next message from PostgreSQL, whatever it is; an error if the connection ended.
     pub async fn recv(&mut self) -> io::Result<Msg> {
         read_msg(&mut self.reader)
             .await?
@@ -540,6 +584,7 @@ impl Backend {
         Ok(())
     }
 
+    /// The next chunk of `COPY … TO STDOUT` data, or `None` once the COPY has completed.
     pub async fn copy_out_next(&mut self) -> Result<Option<Bytes>, WireError> {
         let m = self.next().await?;
         match m.tag {
@@ -566,6 +611,7 @@ impl Backend {
         Ok(())
     }
 
+    /// Queue a chunk of `COPY … FROM STDIN` data (sent when the buffer fills or is flushed).
     pub async fn copy_in_send(&mut self, data: Bytes) -> Result<(), WireError> {
         self.send(&build::copy_data(data)).await?;
         Ok(())
