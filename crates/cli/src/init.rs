@@ -1,12 +1,9 @@
 //! `mirage init`: a starter workspace listing every table and column, all passthrough.
 
-use crate::run::{Kind, RunError};
-use mirage_connectors::Source;
-use mirage_connectors::files::{FilesSource, folder_of};
-use mirage_connectors::postgres::{PgEndpoint, PgSource};
-use mirage_connectors::redshift::RedshiftSource;
+use mirage_connectors::registry::connector_for;
 use mirage_core::schema::{Catalog, TableKind};
-use mirage_core::workspace::{ConnectionConfig, SchemaFilter};
+use mirage_core::workspace::{SchemaFilter, Workspace};
+use mirage_engine::RunError;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -38,32 +35,25 @@ fn key(name: &str) -> String {
     }
 }
 
-/// Read the source's catalog for `init`.
+/// Read the source's catalog for `init` (the password from $MIRAGE_SOURCE_PASSWORD).
 pub async fn source_catalog(
     url: &str,
     filter: &SchemaFilter,
     base: &Path,
 ) -> Result<Catalog, RunError> {
-    let conn = ConnectionConfig {
-        url: url.to_string(),
-        password_env: "MIRAGE_SOURCE_PASSWORD".into(),
-        line: 0,
-    };
-    match Kind::of(url).map_err(RunError::Unsupported)? {
-        Kind::Postgres => {
-            let src = PgSource::open(PgEndpoint::new("source", &conn)?).await?;
-            Ok(src.catalog(filter).await?)
-        }
-        Kind::Redshift => {
-            let src = RedshiftSource::open(PgEndpoint::redshift("source", &conn)?, None).await?;
-            Ok(src.catalog(filter).await?)
-        }
-        Kind::Files => {
-            let dir = folder_of(url, base)
-                .ok_or_else(|| RunError::Unsupported("write files:./folder".into()))?;
-            Ok(FilesSource::open(&dir)?.catalog(filter).await?)
-        }
-    }
+    let connector = connector_for(url).map_err(|m| {
+        RunError::Connector(mirage_connectors::ConnectorError::Invalid(format!(
+            "--source: {m}"
+        )))
+    })?;
+    // A workspace holding just the source, so the connector opens it as a run would.
+    let text = format!(
+        "[source]\nurl = {}\npassword_env = \"MIRAGE_SOURCE_PASSWORD\"\n[destination]\nurl = \"files:./unused\"\n",
+        toml::Value::String(url.to_string())
+    );
+    let ws = Workspace::parse(&base.join("(--source)"), &text)?;
+    let source = connector.open_source(&ws).await?;
+    Ok(source.catalog(filter).await?)
 }
 
 /// The `[staging]` block of a Redshift workspace.

@@ -1,14 +1,11 @@
-//! The `mirage` command: wires the workspace, the plan, the connectors and the transform into
-//! jobs. See the README for the commands and the workspace file.
+//! The `mirage` command: argument parsing, rendering of the engine's events and reports, and
+//! the `demo`, `init` and `policy` front ends. The jobs themselves run in `mirage-engine`.
 
 pub mod check;
 pub mod demo;
 pub mod init;
-pub mod plan;
 pub mod policy;
-pub mod progress;
-pub mod report;
-pub mod run;
+pub mod render;
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mirage_cli::run::{RunError, RunOptions};
-use mirage_cli::{check, demo, init, policy, run};
+use mirage_cli::render::{ColorChoice, Mode, Renderer, err, out};
+use mirage_cli::{check, demo, init, policy};
 use mirage_core::workspace::{SchemaFilter, Workspace};
+use mirage_engine::{Cancel, JobReport, JobStatus, RunError, RunOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,6 +13,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "mirage", version, about, long_about = None)]
 struct Cli {
+    /// Colour in messages: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,6 +81,10 @@ enum Command {
         /// Plain log lines instead of progress bars.
         #[arg(long)]
         no_progress: bool,
+        /// text (progress and a summary table) or json (one JSON event per line on stdout,
+        /// ending with the report).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
     },
     /// Check that everything a run needs is in place, and print what fixes what is not.
     ///
@@ -168,41 +176,51 @@ enum Command {
     },
 }
 
-fn init_logging(quiet: bool) {
-    let default = if quiet {
-        "warn"
-    } else {
-        "info,tokio_postgres=warn"
-    };
+/// Library log lines (connectors' warnings, `MIRAGE_LOG=debug`) on stderr; escape codes only
+/// when colour is on.
+fn init_logging(color: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MIRAGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(color)
         .with_target(false)
         .try_init();
 }
 
 fn exit_for(e: &RunError) -> ExitCode {
     match e {
-        RunError::Workspace(_) | RunError::KindMismatch(..) | RunError::SameDatabase(_) => {
-            ExitCode::from(2)
-        }
-        RunError::Incomplete(r) if r.status == mirage_cli::report::JobStatus::Canceled => {
-            ExitCode::from(130)
-        }
+        e if e.is_bad_input() => ExitCode::from(2),
+        RunError::Interrupted => ExitCode::from(130),
+        RunError::Incomplete(r) if r.status == JobStatus::Canceled => ExitCode::from(130),
         _ => ExitCode::from(1),
     }
 }
 
 fn load(path: &Path) -> Result<Workspace, ExitCode> {
     Workspace::load(path).map_err(|e| {
-        eprintln!("error: {e}");
+        err(&format!("error: {e}"));
         ExitCode::from(2)
     })
 }
 
+/// Cancel the job on Ctrl-C. From here on SIGINT no longer ends the process: the job stops at
+/// its next safe point and writes its report.
+fn cancel_on_ctrl_c() -> Cancel {
+    let cancel = Cancel::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            trigger.trigger();
+        }
+    });
+    cancel
+}
+
 async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
+    let color = cli.color.enabled();
+    init_logging(color);
     match cli.command {
         Command::Init {
             source,
@@ -211,12 +229,11 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             workspace,
             force,
         } => {
-            init_logging(true);
             if workspace.exists() && !force {
-                eprintln!(
+                err(&format!(
                     "error: {} exists; pass --force to overwrite it",
                     workspace.display()
-                );
+                ));
                 return Ok(ExitCode::from(2));
             }
             let filter = SchemaFilter {
@@ -226,43 +243,42 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             let catalog = match init::source_catalog(&source, &filter, Path::new(".")).await {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    err(&format!("error: {e}"));
                     return Ok(exit_for(&e));
                 }
             };
             let text = init::starter(&source, &destination, &filter, &catalog);
             std::fs::write(&workspace, text)
                 .with_context(|| format!("writing {}", workspace.display()))?;
-            println!(
+            out(&format!(
                 "wrote {} ({} tables); give sensitive columns a generator, then run `mirage plan -w {}`",
                 workspace.display(),
                 catalog.tables.len(),
                 workspace.display()
-            );
+            ));
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { workspace } => {
-            init_logging(true);
             let ws = match load(&workspace) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
             // The plan does not depend on the seed's value; let it run without one.
             let seed = ws.seed().unwrap_or_else(|_| {
-                eprintln!(
+                err(&format!(
                     "note: {} is not set; `mirage plan` works without it, `mirage run` will need it",
                     ws.seed_env
-                );
+                ));
                 "plan-only".into()
             });
-            let result = run::plan(&ws, &seed).await;
+            let result = mirage_engine::plan(&ws, &seed).await;
             match result {
                 Ok(plan) => {
-                    print!("{}", plan.describe());
+                    out(plan.describe().trim_end_matches('\n'));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    err(&format!("error: {e}"));
                     Ok(exit_for(&e))
                 }
             }
@@ -271,9 +287,13 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             workspace,
             report,
             no_progress,
+            format,
         } => {
-            let progress = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
-            init_logging(progress);
+            let mode = match format.as_str() {
+                "json" => Mode::Json,
+                _ if no_progress => Mode::Plain,
+                _ => Mode::Bars,
+            };
             let ws = match load(&workspace) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
@@ -281,28 +301,29 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             let seed = match ws.seed() {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    err(&format!("error: {e}"));
                     return Ok(ExitCode::from(2));
                 }
             };
+            let renderer = Renderer::new(mode, color);
             let opts = RunOptions {
                 seed,
-                progress,
                 report_path: report,
+                events: renderer.events(),
+                cancel: cancel_on_ctrl_c(),
             };
-            finish(run::run(&ws, &opts).await)
+            finish(mirage_engine::run(&ws, &opts).await, mode)
         }
         Command::Check { workspace, format } => {
-            init_logging(true);
             let ws = match load(&workspace) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
-            let checks = check::check(&ws).await;
+            let checks = mirage_engine::check(&ws).await;
             if format == "json" {
-                println!("{}", serde_json::to_string_pretty(&checks)?);
+                out(&serde_json::to_string_pretty(&checks)?);
             } else {
-                println!("{}", checks.text());
+                out(&check::text(&checks, color));
             }
             Ok(if checks.ok {
                 ExitCode::SUCCESS
@@ -319,9 +340,8 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             lambda_role,
             kms_key,
             format,
-            out,
+            out: out_dir,
         } => {
-            init_logging(true);
             let ws = match load(&workspace) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
@@ -339,12 +359,12 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             ) {
                 Ok(i) => i,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    err(&format!("error: {e}"));
                     return Ok(ExitCode::from(2));
                 }
             };
             let docs = inputs.documents();
-            if let Some(dir) = &out {
+            if let Some(dir) = &out_dir {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
                 for d in &docs {
@@ -352,7 +372,11 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                     std::fs::write(&path, d.text())
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
-                println!("wrote {} documents to {}", docs.len(), dir.display());
+                out(&format!(
+                    "wrote {} documents to {}",
+                    docs.len(),
+                    dir.display()
+                ));
                 return Ok(ExitCode::SUCCESS);
             }
             match format.as_str() {
@@ -367,30 +391,22 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                             (d.file.to_string(), v)
                         })
                         .collect();
-                    println!("{}", serde_json::to_string_pretty(&all)?);
+                    out(&serde_json::to_string_pretty(&all)?);
                 }
                 "sql" => {
                     for d in docs.iter().filter(|d| d.sql.is_some()) {
-                        println!("{}", d.text());
+                        out(&d.text());
                     }
                 }
                 _ => {
                     for d in &docs {
-                        println!(
-                            "== {} — {}
-{}",
-                            d.file,
-                            d.title,
-                            d.text()
-                        );
+                        out(&format!("== {} — {}\n{}", d.file, d.title, d.text()));
                     }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { dir, rows } => {
-            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            init_logging(true);
             let source = dir.join("source");
             demo::write_dataset(&source, rows)
                 .with_context(|| format!("writing the sample dataset to {}", source.display()))?;
@@ -402,15 +418,15 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 Err(code) => return Ok(code),
             };
             let seed = ws.seed().unwrap_or_else(|_| {
-                println!("(MIRAGE_SEED is not set: the demo uses a fixed seed)");
+                out("(MIRAGE_SEED is not set: the demo uses a fixed seed)");
                 "mirage-demo-seed".into()
             });
-            println!(
+            out(&format!(
                 "Sample dataset: {} customers in {}\nWorkspace: {}\n",
                 rows,
                 source.display(),
                 ws_path.display()
-            );
+            ));
             let cols = [
                 "id",
                 "first_name",
@@ -420,26 +436,29 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 "ssn",
                 "notes",
             ];
-            println!("Before (source/public.customers.csv):");
-            print!("{}", demo::preview(&source, "public.customers", &cols, 3));
+            out("Before (source/public.customers.csv):");
+            out(demo::preview(&source, "public.customers", &cols, 3).trim_end_matches('\n'));
+            let renderer = Renderer::new(Mode::Bars, color);
             let opts = RunOptions {
                 seed,
-                progress,
                 report_path: None,
+                events: renderer.events(),
+                cancel: cancel_on_ctrl_c(),
             };
-            let result = run::run(&ws, &opts).await;
+            let result = mirage_engine::run(&ws, &opts).await;
             if result.is_ok() {
-                println!("\nAfter (destination/public.customers.csv):");
-                print!(
-                    "{}",
-                    demo::preview(&dir.join("destination"), "public.customers", &cols, 3)
-                );
-                println!();
+                out("\nAfter (destination/public.customers.csv):");
+                out(&demo::preview(
+                    &dir.join("destination"),
+                    "public.customers",
+                    &cols,
+                    3,
+                ));
             }
-            finish(result)
+            finish(result, Mode::Bars)
         }
         Command::Generators { markdown: true } => {
-            print!("{}", mirage_generators::reference_markdown());
+            out(mirage_generators::reference_markdown().trim_end_matches('\n'));
             Ok(ExitCode::SUCCESS)
         }
         Command::Generators { markdown: false } => {
@@ -453,50 +472,68 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                         .collect::<Vec<_>>()
                         .join("; ")
                 };
-                println!("{}", g.name);
-                println!("    {}", g.summary);
+                out(g.name);
+                out(&format!("    {}", g.summary));
                 let yn = |b: bool| if b { "yes" } else { "no" };
-                println!(
+                out(&format!(
                     "    accepts: {accepts}; consistent: {}; one-to-one: {}; keeps format: {}",
                     yn(g.consistent),
                     yn(g.unique),
                     yn(g.format_preserving)
-                );
+                ));
                 for o in g.options {
-                    println!("    option {o}");
+                    out(&format!("    option {o}"));
                 }
             }
-            println!(
-                "\nEvery generator also takes `fallback = \"null\"` or `fallback = {{ value = \"…\" }}`: \
-                 what to write for a value it cannot read (default: fail the table)."
+            out(
+                "\nEvery generator also takes `fallback = \"null\"` or `fallback = { value = \"…\" }`: \
+                 what to write for a value it cannot read (default: fail the table).",
             );
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn finish(
-    result: Result<mirage_cli::report::JobReport, RunError>,
-) -> Result<ExitCode, anyhow::Error> {
+/// Print a job's outcome: the summary table (or, in JSON mode, the report as the last event)
+/// and the error.
+fn finish(result: Result<JobReport, RunError>, mode: Mode) -> Result<ExitCode, anyhow::Error> {
+    let show = |report: &JobReport| {
+        if mode == Mode::Json {
+            let mut v = serde_json::to_value(report).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("event".into(), "report".into());
+                if let Some(p) = &report.report_path {
+                    o.insert("report_path".into(), p.clone().into());
+                }
+            }
+            out(&v.to_string());
+            return;
+        }
+        out(&report.summary());
+        if let Some(p) = &report.report_path {
+            out(&format!("report: {p}"));
+        }
+    };
+    let error = |e: &RunError| {
+        if mode == Mode::Json {
+            out(&serde_json::json!({"event": "error", "message": e.to_string()}).to_string());
+        } else {
+            err(&format!("error: {e}"));
+        }
+    };
     match result {
         Ok(report) => {
-            println!("{}", report.summary());
-            if let Some(p) = &report.report_path {
-                println!("report: {p}");
-            }
+            show(&report);
             Ok(ExitCode::SUCCESS)
         }
         Err(RunError::Incomplete(report)) => {
-            println!("{}", report.summary());
-            if let Some(p) = &report.report_path {
-                println!("report: {p}");
-            }
+            show(&report);
             let e = RunError::Incomplete(report);
-            eprintln!("error: {e}");
+            error(&e);
             Ok(exit_for(&e))
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            error(&e);
             Ok(exit_for(&e))
         }
     }
@@ -513,14 +550,14 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            err(&format!("error: cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(main_async(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            err(&format!("error: {e:#}"));
             ExitCode::from(1)
         }
     }

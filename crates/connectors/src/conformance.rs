@@ -44,7 +44,10 @@ trait Fixture {
 const COLUMNS: [&str; 2] = ["id", "v"];
 
 /// Catalog, schema copy and a load of the source's own bytes; returns what was loaded.
-async fn copy<F: Fixture>(f: &mut F, rows: &[(i32, Option<String>)]) -> (F::S, F::D, Table) {
+async fn copy<F: Fixture>(
+    f: &mut F,
+    rows: &[(i32, Option<String>)],
+) -> (F::S, F::D, Table, <F::D as Destination>::Loader) {
     let (src, dst) = f.open(rows).await;
     let catalog = src
         .catalog(&SchemaFilter::default())
@@ -61,18 +64,18 @@ async fn copy<F: Fixture>(f: &mut F, rows: &[(i32, Option<String>)]) -> (F::S, F
         schemas: catalog.schemas.clone(),
         ..SchemaOptions::default()
     };
-    dst.preflight(&options).await.expect("preflight");
     let schema = src.schema(&catalog).await.expect("schema");
-    dst.create_schema(&schema, &options)
+    let loader = dst
+        .create_schema(&schema, &options)
         .await
         .expect("create schema");
     let cols: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
-    let chunks = src.read(&table, &cols).await.expect("read");
+    let chunks = src.read(&table, &cols).await.expect("read").chunks;
     // The source's bytes go straight to the destination: the formats must agree.
     let parts = chunks.map(|c| c.map_err(|_| Aborted)).boxed();
-    let loaded = dst.load(&table, &cols, parts).await.expect("load");
-    assert_eq!(loaded, rows.len() as u64, "rows reported by the load");
-    (src, dst, table)
+    let loaded = dst.load(&loader, &table, &cols, parts).await.expect("load");
+    assert_eq!(loaded.rows, rows.len() as u64, "rows reported by the load");
+    (src, dst, table, loader)
 }
 
 async fn round_trip_keeps_every_value<F: Fixture>(f: &mut F) {
@@ -88,16 +91,16 @@ async fn empty_tables_copy<F: Fixture>(f: &mut F) {
 
 async fn aborted_loads_leave_the_table_as_it_was<F: Fixture>(f: &mut F) {
     let rows = tricky_rows();
-    let (src, dst, table) = copy(f, &rows).await;
+    let (src, dst, table, loader) = copy(f, &rows).await;
     let cols: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
     // A second load sends the rows again, then aborts: nothing of it may remain.
-    let mut chunks = src.read(&table, &cols).await.expect("read");
+    let mut chunks = src.read(&table, &cols).await.expect("read").chunks;
     let mut first = Vec::new();
     while let Some(c) = chunks.next().await {
         first.extend_from_slice(&c.expect("chunk"));
     }
     let parts = futures_util::stream::iter(vec![Ok(Bytes::from(first)), Err(Aborted)]).boxed();
-    let result = dst.load(&table, &cols, parts).await;
+    let result = dst.load(&loader, &table, &cols, parts).await;
     assert!(matches!(result, Err(ConnectorError::Aborted)), "{result:?}");
     assert_eq!(f.destination_rows().await, rows);
 }

@@ -2,7 +2,7 @@
 //! before it reads anything and by `mirage check`, which word the answers their own way.
 
 use crate::Result;
-use crate::redshift::rows;
+use crate::sql::rows;
 use mirage_core::QualifiedName;
 use mirage_core::schema::quote_literal;
 use tokio_postgres::Client;
@@ -15,10 +15,6 @@ pub struct MissingReads {
     /// Tables without SELECT, among those in schemas with USAGE (a table name cannot even be
     /// resolved in a schema the user may not use).
     pub select: Vec<QualifiedName>,
-}
-
-fn truth(v: &Option<String>) -> bool {
-    matches!(v.as_deref(), Some("t" | "true"))
 }
 
 /// One `SELECT f(a), f(b), …` per 100 items: which items the check holds for.
@@ -34,7 +30,10 @@ async fn each(c: &Client, items: &[String], check: impl Fn(&str) -> String) -> R
                 .join(", ")
         );
         let r = rows(c, &sql, "checking privileges").await?;
-        out.extend((0..chunk.len()).map(|i| r.first().is_some_and(|r| truth(&r[i]))));
+        out.extend((0..chunk.len()).map(|i| {
+            r.first()
+                .is_some_and(|r| matches!(r.nth(i), Some("t" | "true")))
+        }));
     }
     Ok(out)
 }

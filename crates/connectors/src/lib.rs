@@ -8,13 +8,24 @@
 //!   written back to S3 and COPYed into a staging table that is swapped in.
 //! - [`files`]: a folder of CSV files plus `schema.json` — the embedded default that needs no
 //!   server.
+//!
+//! Which connector a URL means is decided in one place, [`registry::connector_for`]; each
+//! connector owns the checks a run needs ([`check`]); S3 staging (layout, compression,
+//! manifests) is its own module, [`staging`], shared by the Redshift connector and the Lambda
+//! handler.
 
+#![warn(missing_docs)]
+
+pub mod check;
 #[cfg(test)]
 mod conformance;
 pub mod files;
 pub mod grants;
 pub mod postgres;
 pub mod redshift;
+pub mod registry;
+pub mod sql;
+pub mod staging;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -22,35 +33,64 @@ use mirage_core::schema::{Catalog, Table};
 use mirage_core::workspace::SchemaFilter;
 use mirage_core::{ColumnStats, QualifiedName, StatsKind};
 pub use mirage_transform::codec::Format;
+use std::any::Any;
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 
 /// Errors from a connector. Messages never carry row values: database messages are redacted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
+    /// A connection could not be opened.
     #[error("cannot connect to the {role} ({endpoint}): {detail}")]
     Connect {
+        /// `source` or `destination`.
         role: &'static str,
+        /// `user@host:port/db`, never a password.
         endpoint: String,
+        /// The driver's reason, redacted.
         detail: String,
     },
+    /// A statement or storage request failed.
     #[error("{what}: {detail}")]
-    Database { what: String, detail: String },
+    Database {
+        /// What was being done.
+        what: String,
+        /// The server's reason, redacted.
+        detail: String,
+    },
+    /// An external tool (`pg_dump`, `pg_restore`) failed.
     #[error("{tool} failed: {detail}")]
-    Tool { tool: &'static str, detail: String },
+    Tool {
+        /// The program.
+        tool: &'static str,
+        /// Its reason.
+        detail: String,
+    },
+    /// A local file could not be read or written.
     #[error("{what}: {source}")]
     Io {
+        /// What was being done.
         what: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Something the user must fix: a setting, a grant, a missing object.
     #[error("{0}")]
     Invalid(String),
+    /// A workspace setting is wrong (the error names the file, line and key).
+    #[error(transparent)]
+    Workspace(#[from] mirage_core::WorkspaceError),
+    /// Checks made before anything is written failed; each line says what fixes it.
+    #[error("{}", .0.join("\n"))]
+    Preflight(Vec<String>),
     /// The parts stream was aborted by the caller (e.g. a generator failed); nothing was loaded.
     #[error("load aborted; the table was left as it was")]
     Aborted,
 }
 
 impl ConnectorError {
+    /// An I/O error with what was being done.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         ConnectorError::Io {
             what: what.into(),
@@ -59,6 +99,7 @@ impl ConnectorError {
     }
 }
 
+/// A connector result.
 pub type Result<T> = std::result::Result<T, ConnectorError>;
 
 /// The caller aborted a load stream.
@@ -71,16 +112,44 @@ pub type ChunkStream = BoxStream<'static, Result<Bytes>>;
 /// Transformed parts on their way to the destination (each part is whole records).
 pub type PartStream = BoxStream<'static, std::result::Result<Bytes, Aborted>>;
 
-/// A table's rows already in staging storage (Redshift's UNLOAD files), which a destination of
-/// the same kind can load without the worker reading them: for tables with nothing to transform.
-#[derive(Debug, Clone)]
-pub struct Staged {
-    /// The data files' keys.
-    pub keys: Vec<String>,
-    /// Where they are (deleted once loaded).
-    pub prefix: String,
+/// A table's rows as they leave the source.
+pub struct Extract {
+    /// The rows, in the source's [`Format`].
+    pub chunks: ChunkStream,
+    /// Bytes the extract wrote to intermediate storage (Redshift's UNLOAD files, compressed),
+    /// set once known; never set by sources that stream directly.
+    pub stored_bytes: Arc<OnceLock<u64>>,
+}
+
+impl Extract {
+    /// An extract that streams without intermediate storage.
+    pub fn streamed(chunks: ChunkStream) -> Extract {
+        Extract {
+            chunks,
+            stored_bytes: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Rows the table holds now.
     pub rows: u64,
-    pub bytes: u64,
+    /// Bytes written to intermediate storage for the load (Redshift's COPY files, compressed).
+    pub stored_bytes: Option<u64>,
+    /// For a direct load ([`Destination::load_direct`]): bytes the source's extract stored.
+    pub extract_stored_bytes: Option<u64>,
+}
+
+impl LoadStats {
+    /// A load that wrote nothing but the table.
+    pub fn rows(rows: u64) -> LoadStats {
+        LoadStats {
+            rows,
+            ..LoadStats::default()
+        }
+    }
 }
 
 /// What the destination needs to know about schema copy.
@@ -98,6 +167,12 @@ pub struct SchemaOptions {
 pub trait Source: Send + Sync + 'static {
     /// What schema copy carries from this source to a destination of the same kind.
     type Schema: Send + Sync + 'static;
+
+    /// `user@host:port/db` or a folder: how messages and reports name it (no password).
+    fn describe(&self) -> String;
+
+    /// What identifies the database (server + database), to refuse copying one onto itself.
+    fn identity(&self) -> impl Future<Output = Result<String>> + Send;
 
     /// The record format of the chunks [`Source::read`] yields.
     fn format(&self) -> Format;
@@ -122,30 +197,22 @@ pub trait Source: Send + Sync + 'static {
         &self,
         table: &Table,
         columns: &[String],
-    ) -> impl Future<Output = Result<ChunkStream>> + Send;
-
-    /// Bytes a table's extract put in staging storage (Redshift's UNLOAD), when there is one.
-    fn staged_bytes(&self, _table: &QualifiedName) -> Option<u64> {
-        None
-    }
-
-    /// Extract a table into staging storage for a destination to load as is (no transform);
-    /// `None` when this source has no such storage.
-    fn stage(
-        &self,
-        _table: &Table,
-        _columns: &[String],
-    ) -> impl Future<Output = Result<Option<Staged>>> + Send {
-        async { Ok(None) }
-    }
+    ) -> impl Future<Output = Result<Extract>> + Send;
 }
 
 /// Where rows go.
 pub trait Destination: Send + Sync + 'static {
+    /// The schema copy this destination takes (its source's [`Source::Schema`]).
     type Schema: Send + Sync + 'static;
+    /// What [`Destination::create_schema`] learned that the loads need (DDL, dropped foreign
+    /// keys …), handed back to every later call.
+    type Loader: Send + Sync + 'static;
 
-    /// Checks made before anything is written: permissions, preserved tables present and alike.
-    fn preflight(&self, options: &SchemaOptions) -> impl Future<Output = Result<()>> + Send;
+    /// `user@host:port/db` or a folder: how messages and reports name it (no password).
+    fn describe(&self) -> String;
+
+    /// What identifies the database (server + database), to refuse copying one onto itself.
+    fn identity(&self) -> impl Future<Output = Result<String>> + Send;
 
     /// Recreate schemas and tables without indexes or constraints; preserved tables' rows are
     /// kept aside until [`Destination::restore_preserved`].
@@ -153,22 +220,41 @@ pub trait Destination: Send + Sync + 'static {
         &self,
         schema: &Self::Schema,
         options: &SchemaOptions,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Self::Loader>> + Send;
 
     /// Load one table from parts, atomically: all rows or none.
     fn load(
         &self,
+        loader: &Self::Loader,
         table: &Table,
         columns: &[String],
         parts: PartStream,
-    ) -> impl Future<Output = Result<u64>> + Send;
+    ) -> impl Future<Output = Result<LoadStats>> + Send;
+
+    /// Load a table with nothing to transform straight from `source` when this destination
+    /// can read the source's storage itself (a source of its own kind); `None` when it cannot,
+    /// and the rows are streamed through [`Destination::load`] instead.
+    fn load_direct(
+        &self,
+        _loader: &Self::Loader,
+        _source: &(dyn Any + Send + Sync),
+        _table: &Table,
+        _columns: &[String],
+    ) -> impl Future<Output = Option<Result<LoadStats>>> + Send {
+        async { None }
+    }
 
     /// Put a preserved table's kept rows back; returns the rows.
-    fn restore_preserved(&self, table: &Table) -> impl Future<Output = Result<u64>> + Send;
+    fn restore_preserved(
+        &self,
+        loader: &Self::Loader,
+        table: &Table,
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Indexes, constraints, triggers, sequence values: everything that comes after the data.
     fn finish_schema(
         &self,
+        loader: &Self::Loader,
         schema: &Self::Schema,
         options: &SchemaOptions,
     ) -> impl Future<Output = Result<()>> + Send;
@@ -178,34 +264,16 @@ pub trait Destination: Send + Sync + 'static {
     /// (the post-data waits for a successful run); `Some(problems)`: what could not be.
     fn finish_after_failure(
         &self,
+        _loader: &Self::Loader,
         _schema: &Self::Schema,
     ) -> impl Future<Output = Option<Vec<String>>> + Send {
         async { None }
     }
 
-    /// Bytes a table's load wrote to staging storage (files for Redshift's COPY), if any.
-    fn staged_bytes(&self, _table: &QualifiedName) -> Option<u64> {
-        None
-    }
-
-    /// Whether [`Destination::load_staged`] works (the source's staging storage is readable).
-    fn accepts_staged(&self) -> bool {
-        false
-    }
-
-    /// Load a table, atomically, from what [`Source::stage`] put in staging storage.
-    fn load_staged(
-        &self,
-        table: &Table,
-        _columns: &[String],
-        _staged: &Staged,
-    ) -> impl Future<Output = Result<u64>> + Send {
-        let name = table.name.clone();
-        async move {
-            Err(ConnectorError::Invalid(format!(
-                "{name}: this destination cannot load staged files"
-            )))
-        }
+    /// The job is over (whatever its outcome): remove what it kept outside the destination
+    /// (staging files).
+    fn end_job(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
     }
 }
 

@@ -49,7 +49,7 @@ pub fn quote_literal(text: &str) -> String {
 }
 
 /// What kind of value a column holds, as far as generators care.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueType {
     Boolean,
@@ -265,7 +265,7 @@ pub enum StatsKind {
 }
 
 /// Facts about a column's values, gathered from the source before the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ColumnStats {
     /// Distinct non-NULL values (text form) with their counts, most frequent first.
     pub categories: Vec<(String, u64)>,

@@ -3,17 +3,22 @@
 //! NULL, `""` is the empty string). It needs no server, which makes it the embedded default that
 //! `mirage demo` runs on; it is also handy to de-identify exports.
 
+use crate::check::{CheckContext, Checks, SourceFacts};
+use crate::registry::{AnyDestination, AnySource, Connector, Role};
 use crate::{
-    Aborted, ChunkStream, ConnectorError, Destination, Format, PartStream, Result, SchemaOptions,
-    Source,
+    Aborted, ConnectorError, Destination, Extract, Format, LoadStats, PartStream, Result,
+    SchemaOptions, Source,
 };
 use bytes::Bytes;
+use futures_util::FutureExt;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use mirage_core::schema::{
     Catalog, Column, ForeignKey, MAX_CATEGORIES, QUANTILES, QualifiedName, Table, TableKind,
     ValueType,
 };
 use mirage_core::workspace::SchemaFilter;
+use mirage_core::workspace::Workspace;
 use mirage_core::{ColumnStats, StatsKind};
 use mirage_transform::codec::{CsvReader, RecordSplitter, count_records, csv_escape};
 use serde::{Deserialize, Serialize};
@@ -168,6 +173,159 @@ impl SchemaFile {
     }
 }
 
+/// The `files:` connector.
+pub struct FilesConnector;
+
+impl FilesConnector {
+    /// The folder of the workspace's source or destination.
+    pub fn folder(ws: &Workspace, role: Role) -> Result<PathBuf> {
+        let conn = role.connection(ws);
+        folder_of(&conn.url, &ws.base_dir()).ok_or_else(|| {
+            ConnectorError::Workspace(ws.error(
+                conn.line,
+                format!("{}.url", role.as_str()),
+                "write files:./folder",
+            ))
+        })
+    }
+}
+
+impl Connector for FilesConnector {
+    fn name(&self) -> &'static str {
+        "files"
+    }
+
+    fn accepts(&self, url: &str) -> bool {
+        url.starts_with("files:")
+    }
+
+    fn example(&self) -> &'static str {
+        "files:./folder"
+    }
+
+    fn source_checks<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        out: &'a mut Checks,
+    ) -> BoxFuture<'a, SourceFacts> {
+        async move {
+            let source = Self::folder(ws, Role::Source).and_then(|d| FilesSource::open(&d));
+            match source {
+                Ok(s) => {
+                    out.pass("source", format!("{}/schema.json is readable", s.dir.display()));
+                    SourceFacts {
+                        schemas: s
+                            .schema
+                            .tables
+                            .iter()
+                            .map(|t| t.schema.clone())
+                            .filter(|n| ws.schemas.admits(n))
+                            .collect(),
+                        identity: Some(s.folder_identity()),
+                    }
+                }
+                Err(e) => {
+                    out.fail(
+                        "source",
+                        "the source folder holds a schema.json",
+                        Some(e.to_string()),
+                        "point source.url at a folder written by mirage (files:./folder) or add its schema.json",
+                    );
+                    SourceFacts::default()
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn destination_checks<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        ctx: &'a CheckContext,
+        out: &'a mut Checks,
+    ) -> BoxFuture<'a, ()> {
+        async move {
+            const A: &str = "destination";
+            let dir = match Self::folder(ws, Role::Destination) {
+                Ok(d) => d,
+                Err(e) => {
+                    out.fail(
+                        A,
+                        "destination.url",
+                        Some(e.to_string()),
+                        "write files:./folder",
+                    );
+                    return;
+                }
+            };
+            if dir.exists() && !dir.is_dir() {
+                out.fail(
+                    A,
+                    format!("{} is a folder", dir.display()),
+                    Some("it exists and is not a folder".into()),
+                    "point destination.url at a folder",
+                );
+                return;
+            }
+            out.pass(
+                A,
+                format!("{} is a folder (created when missing)", dir.display()),
+            );
+            let dest = FilesDestination::new(&dir);
+            if ctx.source_identity.as_deref() == Some(dest.folder_identity().as_str()) {
+                out.warn(
+                    A,
+                    "a folder of its own",
+                    "the destination is the same folder as the source: `mirage run` refuses to run",
+                );
+            }
+            for t in &ctx.preserved {
+                let f = table_file(&dir, &t.name);
+                let what = format!("preserved table {} exists", t.name);
+                if f.exists() {
+                    out.pass(A, what);
+                } else {
+                    out.fail(
+                        A,
+                        what,
+                        Some(format!(
+                            "table {} is preserve-destination but {} does not exist",
+                            t.name,
+                            f.display()
+                        )),
+                        "use mode \"truncate\" or \"de-identify\" for the first run",
+                    );
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
+        async move {
+            let source = FilesSource::open(&Self::folder(ws, Role::Source)?)?;
+            Ok(Box::new(source) as Box<dyn AnySource>)
+        }
+        .boxed()
+    }
+
+    fn open_job<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        _job_id: &'a str,
+    ) -> BoxFuture<'a, Result<(Box<dyn AnySource>, Box<dyn AnyDestination>)>> {
+        async move {
+            let source = FilesSource::open(&Self::folder(ws, Role::Source)?)?;
+            let dest = FilesDestination::new(&Self::folder(ws, Role::Destination)?);
+            Ok((
+                Box::new(source) as Box<dyn AnySource>,
+                Box::new(dest) as Box<dyn AnyDestination>,
+            ))
+        }
+        .boxed()
+    }
+}
+
 /// Parse a `files:` URL into a folder, relative paths against `base`.
 pub fn folder_of(url: &str, base: &Path) -> Option<PathBuf> {
     let rest = url
@@ -202,6 +360,7 @@ pub struct FilesSource {
 }
 
 impl FilesSource {
+    /// Read the folder's `schema.json`.
     pub fn open(dir: &Path) -> Result<FilesSource> {
         let path = dir.join("schema.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -221,16 +380,29 @@ impl FilesSource {
         })
     }
 
-    pub fn identity(&self) -> String {
-        std::fs::canonicalize(&self.dir)
-            .unwrap_or_else(|_| self.dir.clone())
-            .display()
-            .to_string()
+    fn folder_identity(&self) -> String {
+        canonical(&self.dir)
     }
+}
+
+/// A folder's canonical path: what two folders share when they are the same.
+fn canonical(dir: &Path) -> String {
+    std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
 }
 
 impl Source for FilesSource {
     type Schema = SchemaFile;
+
+    fn describe(&self) -> String {
+        self.folder_identity()
+    }
+
+    async fn identity(&self) -> Result<String> {
+        Ok(self.folder_identity())
+    }
 
     fn format(&self) -> Format {
         Format::csv()
@@ -324,14 +496,14 @@ impl Source for FilesSource {
         Ok(stats)
     }
 
-    async fn read(&self, table: &Table, columns: &[String]) -> Result<ChunkStream> {
+    async fn read(&self, table: &Table, columns: &[String]) -> Result<Extract> {
         let path = table_file(&self.dir, &table.name);
         let what = path.display().to_string();
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
             // A table without a file has no rows.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(futures_util::stream::empty().boxed());
+                return Ok(Extract::streamed(futures_util::stream::empty().boxed()));
             }
             Err(e) => return Err(ConnectorError::io(format!("opening {what}"), e)),
         };
@@ -386,9 +558,11 @@ impl Source for FilesSource {
                 )),
             }
         });
-        Ok(futures_util::stream::once(async move { Ok(first) })
-            .chain(rest)
-            .boxed())
+        Ok(Extract::streamed(
+            futures_util::stream::once(async move { Ok(first) })
+                .chain(rest)
+                .boxed(),
+        ))
     }
 }
 
@@ -398,17 +572,15 @@ pub struct FilesDestination {
 }
 
 impl FilesDestination {
+    /// A destination folder (created by the job when missing).
     pub fn new(dir: &Path) -> FilesDestination {
         FilesDestination {
             dir: dir.to_path_buf(),
         }
     }
 
-    pub fn identity(&self) -> String {
-        std::fs::canonicalize(&self.dir)
-            .unwrap_or_else(|_| self.dir.clone())
-            .display()
-            .to_string()
+    fn folder_identity(&self) -> String {
+        canonical(&self.dir)
     }
 
     fn io(&self, what: &str, e: std::io::Error) -> ConnectorError {
@@ -418,26 +590,20 @@ impl FilesDestination {
 
 impl Destination for FilesDestination {
     type Schema = SchemaFile;
+    type Loader = ();
 
-    async fn preflight(&self, options: &SchemaOptions) -> Result<()> {
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(|e| self.io("creating the destination folder", e))?;
-        for t in &options.preserved {
-            let f = table_file(&self.dir, &t.name);
-            if !f.exists() {
-                return Err(ConnectorError::Invalid(format!(
-                    "table {} is preserve-destination but {} does not exist; use mode \"truncate\" \
-                     or \"de-identify\" for the first run",
-                    t.name,
-                    f.display()
-                )));
-            }
-        }
-        Ok(())
+    fn describe(&self) -> String {
+        self.folder_identity()
+    }
+
+    async fn identity(&self) -> Result<String> {
+        Ok(self.folder_identity())
     }
 
     async fn create_schema(&self, schema: &SchemaFile, _: &SchemaOptions) -> Result<()> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| self.io("creating the destination folder", e))?;
         let text = serde_json::to_string_pretty(schema)
             .map_err(|e| ConnectorError::Invalid(format!("serializing schema.json: {e}")))?;
         let tmp = self.dir.join(".schema.json.tmp");
@@ -449,7 +615,13 @@ impl Destination for FilesDestination {
             .map_err(|e| self.io("writing schema.json", e))
     }
 
-    async fn load(&self, table: &Table, columns: &[String], mut parts: PartStream) -> Result<u64> {
+    async fn load(
+        &self,
+        _: &(),
+        table: &Table,
+        columns: &[String],
+        mut parts: PartStream,
+    ) -> Result<LoadStats> {
         let final_path = table_file(&self.dir, &table.name);
         let tmp = self.dir.join(format!(
             ".{}.{}.csv.partial",
@@ -484,10 +656,10 @@ impl Destination for FilesDestination {
         tokio::fs::rename(&tmp, &final_path)
             .await
             .map_err(|e| self.io("renaming a table file", e))?;
-        Ok(rows)
+        Ok(LoadStats::rows(rows))
     }
 
-    async fn restore_preserved(&self, table: &Table) -> Result<u64> {
+    async fn restore_preserved(&self, _: &(), table: &Table) -> Result<u64> {
         // The file was never touched; count its records for the report.
         let data = tokio::fs::read(table_file(&self.dir, &table.name))
             .await
@@ -505,7 +677,7 @@ impl Destination for FilesDestination {
         Ok(records.saturating_sub(1))
     }
 
-    async fn finish_schema(&self, _: &SchemaFile, _: &SchemaOptions) -> Result<()> {
+    async fn finish_schema(&self, _: &(), _: &SchemaFile, _: &SchemaOptions) -> Result<()> {
         Ok(())
     }
 }

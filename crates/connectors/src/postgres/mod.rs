@@ -8,12 +8,17 @@ mod schema;
 
 pub use schema::PgSchema;
 
+use crate::check::{CheckContext, Checks, Dialect, SourceFacts};
+use crate::registry::{AnyDestination, AnySource, Connector, Role};
 use crate::{
-    Aborted, ChunkStream, ConnectorError, Destination, Format, PartStream, Result, SchemaOptions,
-    Source, redact,
+    Aborted, ConnectorError, Destination, Extract, Format, LoadStats, PartStream, Result,
+    SchemaOptions, Source, redact,
 };
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use mirage_core::schema::{Catalog, MAX_CATEGORIES, QUANTILES, QualifiedName, Table, quote_ident};
+use mirage_core::workspace::Workspace;
 use mirage_core::workspace::{ConnectionConfig, SchemaFilter};
 use mirage_core::{ColumnStats, StatsKind};
 use std::str::FromStr;
@@ -35,9 +40,82 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// The `postgres://` connector.
+pub struct PostgresConnector;
+
+impl PostgresConnector {
+    fn endpoint(ws: &Workspace, role: Role) -> Result<PgEndpoint> {
+        PgEndpoint::new(role.as_str(), role.connection(ws))
+    }
+}
+
+impl Connector for PostgresConnector {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn accepts(&self, url: &str) -> bool {
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+
+    fn example(&self) -> &'static str {
+        "postgres://user@host:5432/database"
+    }
+
+    fn source_checks<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        out: &'a mut Checks,
+    ) -> BoxFuture<'a, SourceFacts> {
+        crate::check::sql_source(ws, Dialect::Postgres, Self::endpoint(ws, Role::Source), out)
+            .boxed()
+    }
+
+    fn destination_checks<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        ctx: &'a CheckContext,
+        out: &'a mut Checks,
+    ) -> BoxFuture<'a, ()> {
+        async move {
+            let ep = Self::endpoint(ws, Role::Destination);
+            let client = crate::check::sql_destination(ws, Dialect::Postgres, ep, ctx, out).await;
+            if let Some(c) = client {
+                schema::preserved_checks(&c, &ctx.preserved, out).await;
+            }
+        }
+        .boxed()
+    }
+
+    fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
+        async move {
+            let source = PgSource::open(Self::endpoint(ws, Role::Source)?).await?;
+            Ok(Box::new(source) as Box<dyn AnySource>)
+        }
+        .boxed()
+    }
+
+    fn open_job<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        _job_id: &'a str,
+    ) -> BoxFuture<'a, Result<(Box<dyn AnySource>, Box<dyn AnyDestination>)>> {
+        async move {
+            let source = PgSource::open(Self::endpoint(ws, Role::Source)?).await?;
+            let dest = PgDestination::new(Self::endpoint(ws, Role::Destination)?);
+            Ok((
+                Box::new(source) as Box<dyn AnySource>,
+                Box::new(dest) as Box<dyn AnyDestination>,
+            ))
+        }
+        .boxed()
+    }
+}
+
 /// A PostgreSQL server and database, with credentials.
 #[derive(Clone)]
 pub struct PgEndpoint {
+    /// `source` or `destination`, for messages.
     pub role: &'static str,
     config: tokio_postgres::Config,
     /// The URL as configured, for tools (`pg_dump`) and messages; holds no password from the env.
@@ -227,6 +305,7 @@ pub struct PgSource {
 }
 
 impl PgSource {
+    /// Connect and open the snapshot every read shares.
     pub async fn open(endpoint: PgEndpoint) -> Result<PgSource> {
         let main = endpoint.connect().await?;
         main.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -244,18 +323,22 @@ impl PgSource {
         })
     }
 
+    /// Where it reads.
     pub fn endpoint(&self) -> &PgEndpoint {
         &self.endpoint
-    }
-
-    /// Server + database identity.
-    pub async fn identity(&self) -> Result<String> {
-        identity(&self.main).await
     }
 }
 
 impl Source for PgSource {
     type Schema = PgSchema;
+
+    fn describe(&self) -> String {
+        self.endpoint.display()
+    }
+
+    async fn identity(&self) -> Result<String> {
+        identity(&self.main).await
+    }
 
     fn format(&self) -> Format {
         Format::PgText
@@ -324,7 +407,7 @@ impl Source for PgSource {
         }
     }
 
-    async fn read(&self, table: &Table, columns: &[String]) -> Result<ChunkStream> {
+    async fn read(&self, table: &Table, columns: &[String]) -> Result<Extract> {
         let client = self.endpoint.connect().await?;
         let what = format!("reading {}", table.name);
         client
@@ -342,18 +425,20 @@ impl Source for PgSource {
         let stream = client.copy_out(&sql).await.map_err(db_error(&what))?;
         let stream = Box::pin(stream);
         // The client travels with the stream so the connection lives as long as the read.
-        Ok(futures_util::stream::unfold(
-            (client, stream, what),
-            |(client, mut stream, what)| async move {
-                let item = stream.next().await?;
-                let item = item.map_err(|e| ConnectorError::Database {
-                    what: what.clone(),
-                    detail: describe(&e),
-                });
-                Some((item, (client, stream, what)))
-            },
-        )
-        .boxed())
+        Ok(Extract::streamed(
+            futures_util::stream::unfold(
+                (client, stream, what),
+                |(client, mut stream, what)| async move {
+                    let item = stream.next().await?;
+                    let item = item.map_err(|e| ConnectorError::Database {
+                        what: what.clone(),
+                        detail: describe(&e),
+                    });
+                    Some((item, (client, stream, what)))
+                },
+            )
+            .boxed(),
+        ))
     }
 }
 
@@ -371,31 +456,40 @@ pub(crate) fn hold_name(table: &Table) -> String {
 }
 
 impl PgDestination {
+    /// A destination at `endpoint` (connections open as needed).
     pub fn new(endpoint: PgEndpoint) -> PgDestination {
         PgDestination { endpoint }
     }
 
+    /// Where it writes.
     pub fn endpoint(&self) -> &PgEndpoint {
         &self.endpoint
-    }
-
-    pub async fn identity(&self) -> Result<String> {
-        identity(&self.endpoint.connect().await?).await
     }
 }
 
 impl Destination for PgDestination {
     type Schema = PgSchema;
+    type Loader = ();
 
-    async fn preflight(&self, options: &SchemaOptions) -> Result<()> {
-        schema::preflight(&self.endpoint, options).await
+    fn describe(&self) -> String {
+        self.endpoint.display()
+    }
+
+    async fn identity(&self) -> Result<String> {
+        identity(&self.endpoint.connect().await?).await
     }
 
     async fn create_schema(&self, schema: &PgSchema, options: &SchemaOptions) -> Result<()> {
         schema.create(&self.endpoint, options).await
     }
 
-    async fn load(&self, table: &Table, columns: &[String], mut parts: PartStream) -> Result<u64> {
+    async fn load(
+        &self,
+        _: &(),
+        table: &Table,
+        columns: &[String],
+        mut parts: PartStream,
+    ) -> Result<LoadStats> {
         let what = format!("loading {}", table.name);
         let client = self.endpoint.connect().await?;
         client
@@ -424,10 +518,10 @@ impl Destination for PgDestination {
             .batch_execute("COMMIT")
             .await
             .map_err(db_error(&what))?;
-        Ok(rows)
+        Ok(LoadStats::rows(rows))
     }
 
-    async fn restore_preserved(&self, table: &Table) -> Result<u64> {
+    async fn restore_preserved(&self, _: &(), table: &Table) -> Result<u64> {
         let what = format!("restoring preserved rows of {}", table.name);
         let client = self.endpoint.connect().await?;
         let insert = schema::restore_sql(&client, table).await?;
@@ -451,7 +545,12 @@ impl Destination for PgDestination {
         Ok(rows)
     }
 
-    async fn finish_schema(&self, schema: &PgSchema, options: &SchemaOptions) -> Result<()> {
+    async fn finish_schema(
+        &self,
+        _: &(),
+        schema: &PgSchema,
+        options: &SchemaOptions,
+    ) -> Result<()> {
         schema.finish(&self.endpoint, options).await
     }
 }

@@ -313,93 +313,88 @@ async fn destination_columns(
     Ok((!rows.is_empty()).then(|| rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
 }
 
-/// Everything checked before the destination is touched.
-pub(crate) async fn preflight(endpoint: &PgEndpoint, options: &SchemaOptions) -> Result<()> {
-    let client = endpoint.connect().await?;
-    let row = client
-        .query_one(
-            "SELECT current_user::text, rolsuper, \
-             has_database_privilege(current_database(), 'CREATE'), current_database()::text \
-             FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
-        .await
-        .map_err(db_error("checking the destination user"))?;
-    let (user, superuser, can_create, db): (String, bool, bool, String) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    if options.preserve_ownership && !superuser {
-        return Err(ConnectorError::Invalid(format!(
-            "destination.preserve_ownership needs a superuser, and {user} is not one; \
-             run `ALTER ROLE {} SUPERUSER;` or set preserve_ownership = false",
-            quote_ident(&user)
-        )));
-    }
-    if !superuser && !can_create {
-        return Err(ConnectorError::Invalid(format!(
-            "the destination user {user} cannot create schemas in database {db}; \
-             run `GRANT CREATE ON DATABASE {} TO {};`",
-            quote_ident(&db),
-            quote_ident(&user)
-        )));
-    }
-    if !superuser {
-        let foreign: Vec<(String, String)> = client
-            .query(
-                "SELECT nspname::text, pg_get_userbyid(nspowner)::text FROM pg_namespace \
-                 WHERE nspname = ANY($1) AND NOT pg_has_role(nspowner, 'USAGE')",
-                &[&options.schemas],
-            )
-            .await
-            .map_err(db_error("checking schema owners"))?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        if let Some((schema, owner)) = foreign.first() {
-            return Err(ConnectorError::Invalid(format!(
-                "schema {schema} exists in the destination and belongs to {owner}; mirage must drop \
-                 and recreate it, so run `ALTER SCHEMA {} OWNER TO {};` or drop it first",
-                quote_ident(schema),
-                quote_ident(&user)
-            )));
+/// Preserved tables must exist in the destination (or be held from an interrupted run) with the
+/// source's columns.
+pub(crate) async fn preserved_checks(
+    client: &Client,
+    preserved: &[Table],
+    out: &mut crate::check::Checks,
+) {
+    const A: &str = "destination";
+    for table in preserved {
+        let what = format!(
+            "preserved table {} exists with the source's columns",
+            table.name
+        );
+        match hold_exists(client, table).await {
+            Ok(true) => {
+                out.pass(A, what);
+                continue;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                out.fail(
+                    A,
+                    what,
+                    Some(e.to_string()),
+                    "check the destination is reachable",
+                );
+                continue;
+            }
         }
-    }
-    for table in &options.preserved {
-        if hold_exists(&client, table).await? {
-            continue;
-        }
-        let Some(found) = destination_columns(&client, table).await? else {
-            return Err(ConnectorError::Invalid(format!(
-                "table {} is preserve-destination but does not exist in the destination; \
-                 use mode \"truncate\" or \"de-identify\" for the first run",
-                table.name
-            )));
+        let found = match destination_columns(client, table).await {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                out.fail(
+                    A,
+                    what,
+                    Some(format!(
+                        "table {} is preserve-destination but does not exist in the destination",
+                        table.name
+                    )),
+                    "use mode \"truncate\" or \"de-identify\" for the first run",
+                );
+                continue;
+            }
+            Err(e) => {
+                out.fail(
+                    A,
+                    what,
+                    Some(e.to_string()),
+                    "check the destination is reachable",
+                );
+                continue;
+            }
         };
         let wanted: Vec<(String, String)> = table
             .columns
             .iter()
             .map(|c| (c.name.clone(), c.type_name.clone()))
             .collect();
-        if found != wanted {
-            return Err(ConnectorError::Invalid(format!(
-                "table {} is preserve-destination but its destination columns ({}) differ from \
-                 the source's ({}); make them match or use another mode",
-                table.name,
-                column_list(
-                    &found
-                        .iter()
-                        .map(|c| format!("{} {}", c.0, c.1))
-                        .collect::<Vec<_>>()
-                ),
-                column_list(
-                    &wanted
-                        .iter()
-                        .map(|c| format!("{} {}", c.0, c.1))
-                        .collect::<Vec<_>>()
-                )
-            )));
+        let list = |cols: &[(String, String)]| {
+            column_list(
+                &cols
+                    .iter()
+                    .map(|c| format!("{} {}", c.0, c.1))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        if found == wanted {
+            out.pass(A, what);
+        } else {
+            out.fail(
+                A,
+                what,
+                Some(format!(
+                    "table {} is preserve-destination but its destination columns ({}) differ from the source's ({})",
+                    table.name,
+                    list(&found),
+                    list(&wanted)
+                )),
+                "make them match or use another mode",
+            );
         }
     }
-    Ok(())
 }
 
 /// The INSERT that puts preserved rows back, casting the kept text to the destination's types.

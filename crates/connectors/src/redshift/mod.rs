@@ -8,76 +8,184 @@
 //! SQL goes through the simple query protocol (text results), the common ground of Redshift and
 //! its emulator; values in statements are quoted literals.
 
-mod staging;
+pub use crate::staging::{NULL_SENTINEL, Staging, format};
 
-pub use staging::Staging;
-
+use crate::check::{CheckContext, Checks, Dialect, SourceFacts, endpoint_identity};
 use crate::postgres::{PgEndpoint, describe};
+use crate::registry::{AnyDestination, AnySource, Connector, Role};
+use crate::sql::{TextRow, exec, rows, whoami};
 use crate::{
-    ChunkStream, ConnectorError, Destination, Format, PartStream, Result, SchemaOptions, Source,
-    Staged,
+    ConnectorError, Destination, Extract, Format, LoadStats, PartStream, Result, SchemaOptions,
+    Source,
 };
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use mirage_core::schema::{
     Catalog, Column, ForeignKey, MAX_CATEGORIES, QUANTILES, QualifiedName, Table, TableKind,
     ValueType, quote_ident, quote_literal,
 };
-use mirage_core::workspace::SchemaFilter;
-use mirage_core::{ColumnStats, StatsKind};
+use mirage_core::workspace::{Process, SchemaFilter, StagingConfig, Workspace};
+use mirage_core::{ColumnStats, StatsKind, lambda};
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use std::sync::{Arc, OnceLock};
+use tokio_postgres::Client;
 
-/// What UNLOAD writes for NULL, so NULL and '' stay apart through CSV (a value equal to it would
-/// read back as NULL).
-pub const NULL_SENTINEL: &str = "__MIRAGE_NULL__";
+/// The `redshift://` connector (Data Pipeline V2).
+pub struct RedshiftConnector;
 
-/// The record format of Redshift parts.
-pub fn format() -> Format {
-    Format::Csv {
-        delimiter: b',',
-        null: NULL_SENTINEL.as_bytes().to_vec(),
+/// The `[staging]` block a Redshift job needs.
+fn staging_config(ws: &Workspace) -> Result<&StagingConfig> {
+    ws.staging.as_ref().ok_or_else(|| {
+        ConnectorError::Workspace(ws.error(
+            ws.source.line,
+            "staging",
+            "a Redshift job needs a [staging] block: bucket = \"…\", iam_role = \"arn:aws:iam::…:role/…\" \
+             (see `mirage init` or the README)",
+        ))
+    })
+}
+
+fn endpoint(ws: &Workspace, role: Role) -> Result<PgEndpoint> {
+    PgEndpoint::redshift(role.as_str(), role.connection(ws))
+}
+
+/// The TONIC_LAMBDA_* settings of the SQS + Lambda process, each as an item.
+fn lambda_checks(config: &StagingConfig, out: &mut Checks) {
+    if config.process != Process::Lambda {
+        return;
+    }
+    match lambda::settings(|k| std::env::var(k).ok(), config.encrypt_queue) {
+        Ok((s, warnings)) => {
+            out.pass("lambda", format!("{} = {}", lambda::ROLE, s.role));
+            out.pass("lambda", format!("{} = {} s", lambda::TIMEOUT, s.timeout));
+            out.pass(
+                "lambda",
+                format!("{} = {} MB", lambda::MEMORY_SIZE, s.memory_size),
+            );
+            out.pass(
+                "lambda",
+                format!("{} = {} s", lambda::VISIBILITY, s.visibility_timeout),
+            );
+            if let Some(k) = &s.kms_master_key {
+                out.pass("lambda", format!("{} = {k}", lambda::KMS_MASTER_KEY));
+            }
+            for w in warnings {
+                out.warn("lambda", "settings", w);
+            }
+        }
+        Err(problems) => {
+            for p in problems {
+                let allowed = lambda::VARIABLES
+                    .iter()
+                    .find(|(v, _)| *v == p.variable)
+                    .map(|(_, a)| *a)
+                    .unwrap_or("");
+                out.fail(
+                    "lambda",
+                    p.variable.to_string(),
+                    Some(p.message.clone()),
+                    format!("export {}=… ({allowed})", p.variable),
+                );
+            }
+        }
     }
 }
 
-/// Rows of a statement, as text, through the simple protocol.
-pub async fn rows(client: &Client, sql: &str, what: &str) -> Result<Vec<Vec<Option<String>>>> {
-    let messages = client
-        .simple_query(sql)
-        .await
-        .map_err(|e| ConnectorError::Database {
-            what: what.to_string(),
-            detail: describe(&e),
-        })?;
-    Ok(messages
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+impl Connector for RedshiftConnector {
+    fn name(&self) -> &'static str {
+        "redshift"
+    }
+
+    fn accepts(&self, url: &str) -> bool {
+        url.starts_with("redshift://")
+    }
+
+    fn example(&self) -> &'static str {
+        "redshift://user@cluster.xxxx.region.redshift.amazonaws.com:5439/database"
+    }
+
+    fn source_checks<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        out: &'a mut Checks,
+    ) -> BoxFuture<'a, SourceFacts> {
+        crate::check::sql_source(ws, Dialect::Redshift, endpoint(ws, Role::Source), out).boxed()
+    }
+
+    fn destination_checks<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        ctx: &'a CheckContext,
+        out: &'a mut Checks,
+    ) -> BoxFuture<'a, ()> {
+        async move {
+            let ep = endpoint(ws, Role::Destination);
+            crate::check::sql_destination(ws, Dialect::Redshift, ep, ctx, out).await;
+            for t in &ctx.preserved {
+                out.fail(
+                    "destination",
+                    format!("preserve-destination for {}", t.name),
+                    Some("mode = \"preserve-destination\" is not available for Redshift destinations yet".into()),
+                    "use mode \"truncate\" or \"de-identify\"",
+                );
             }
-            _ => None,
-        })
-        .collect())
-}
+        }
+        .boxed()
+    }
 
-async fn exec(client: &Client, sql: &str, what: &str) -> Result<()> {
-    client
-        .batch_execute(sql)
-        .await
-        .map_err(|e| ConnectorError::Database {
-            what: what.to_string(),
-            detail: describe(&e),
-        })
-}
+    fn job_checks<'a>(&'a self, ws: &'a Workspace, out: &'a mut Checks) -> BoxFuture<'a, ()> {
+        async move {
+            let Some(config) = &ws.staging else {
+                out.fail(
+                    "staging",
+                    "[staging] block",
+                    Some("Redshift jobs UNLOAD to and COPY from S3".into()),
+                    "add [staging] with bucket and iam_role (see `mirage init` or the README)",
+                );
+                return;
+            };
+            crate::staging::checks(config, out).await;
+            lambda_checks(config, out);
+        }
+        .boxed()
+    }
 
-fn text(v: &Option<String>) -> String {
-    v.clone().unwrap_or_default()
-}
+    fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
+        async move {
+            // Only the catalog is read: no staging is needed.
+            let source = RedshiftSource::open(endpoint(ws, Role::Source)?, None).await?;
+            Ok(Box::new(source) as Box<dyn AnySource>)
+        }
+        .boxed()
+    }
 
-/// `host:port/database` of an endpoint, to refuse copying a database onto itself.
-fn identity(endpoint: &PgEndpoint) -> String {
-    let d = endpoint.display();
-    d.split_once('@')
-        .map_or(d.clone(), |(_, rest)| rest.to_string())
+    fn open_job<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        job_id: &'a str,
+    ) -> BoxFuture<'a, Result<(Box<dyn AnySource>, Box<dyn AnyDestination>)>> {
+        async move {
+            let config = staging_config(ws)?;
+            if config.process == Process::Lambda {
+                return Err(ConnectorError::Invalid(format!(
+                    "{}:{}: staging.process = \"lambda\" (the SQS + Lambda process) is not available in this \
+                     build; use process = \"v2\" (Data Pipeline V2), which transforms in the mirage worker",
+                    ws.path.display(),
+                    config.line
+                )));
+            }
+            let staging = Arc::new(Staging::new(config, job_id)?);
+            let source =
+                RedshiftSource::open(endpoint(ws, Role::Source)?, Some(staging.clone())).await?;
+            let dest = RedshiftDestination::new(endpoint(ws, Role::Destination)?, staging);
+            Ok((
+                Box::new(source) as Box<dyn AnySource>,
+                Box::new(dest) as Box<dyn AnyDestination>,
+            ))
+        }
+        .boxed()
+    }
 }
 
 /// Redshift's `svv_columns.data_type` (+ length, precision, scale) → mirage's value type.
@@ -125,54 +233,6 @@ fn parse_foreign_key(def: &str) -> Option<(Vec<String>, String, Vec<String>)> {
     Some((list(cols), table.trim().replace('"', ""), list(refcols)))
 }
 
-async fn current_user(c: &Client) -> Result<String> {
-    Ok(rows(c, "SELECT current_user", "reading the user")
-        .await?
-        .first()
-        .map(|r| text(&r[0]))
-        .unwrap_or_default())
-}
-
-async fn is_superuser(c: &Client) -> Result<bool> {
-    Ok(rows(
-        c,
-        "SELECT usesuper FROM pg_user WHERE usename = current_user",
-        "reading the user",
-    )
-    .await?
-    .first()
-    .is_some_and(|r| matches!(text(&r[0]).as_str(), "t" | "true")))
-}
-
-/// USAGE on every schema and SELECT on every table, with the GRANT that fixes what is missing.
-/// (has_*_privilege are leader-node functions: they run in SELECTs of their own.)
-async fn check_source_grants(c: &Client, schemas: &[String], tables: &[Table]) -> Result<()> {
-    if is_superuser(c).await? {
-        return Ok(());
-    }
-    let user = current_user(c).await?;
-    let names: Vec<QualifiedName> = tables.iter().map(|t| t.name.clone()).collect();
-    let missing = crate::grants::missing_reads(c, schemas, &names).await?;
-    // A schema without tables needs no USAGE.
-    if let Some(s) = missing
-        .usage
-        .iter()
-        .find(|s| names.iter().any(|t| &t.schema == *s))
-    {
-        return Err(ConnectorError::Invalid(format!(
-            "the source user {user} lacks USAGE on schema {s}; run GRANT USAGE ON SCHEMA {} TO {user}",
-            quote_ident(s)
-        )));
-    }
-    if let Some(t) = missing.select.first() {
-        return Err(ConnectorError::Invalid(format!(
-            "the source user {user} lacks SELECT on {t}; run GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {user}",
-            quote_ident(&t.schema)
-        )));
-    }
-    Ok(())
-}
-
 /// The UNLOAD of `columns` of a table into `prefix`.
 fn unload_sql(staging: &Staging, table: &Table, columns: &[String], prefix: &str) -> String {
     let select = format!(
@@ -203,18 +263,74 @@ pub struct RedshiftSource {
     main: Client,
     /// Where UNLOAD writes; `None` when only the catalog is read (`mirage init`).
     staging: Option<Arc<Staging>>,
-    /// Bytes UNLOAD wrote per table (compressed, as stored).
-    unloaded: Arc<Mutex<HashMap<QualifiedName, u64>>>,
 }
 
 /// Schema copy for Redshift: the schemas, their owners, and each table's `SHOW TABLE` DDL.
 pub struct RedshiftSchema {
+    /// (schema, owner)
     pub schemas: Vec<(String, String)>,
     /// (table, DDL, owner)
     pub tables: Vec<(QualifiedName, String, String)>,
 }
 
+/// A table's UNLOAD files, for a COPY that loads them as they are.
+struct Unloaded {
+    /// The data files' keys.
+    keys: Vec<String>,
+    /// Where they are (deleted once loaded).
+    prefix: String,
+    rows: u64,
+    bytes: u64,
+}
+
+/// A row of `svv_columns`.
+struct ColumnRow {
+    table: QualifiedName,
+    name: String,
+    data_type: String,
+    length: Option<u32>,
+    precision: Option<u32>,
+    scale: Option<u32>,
+    nullable: bool,
+    default: String,
+}
+
+impl ColumnRow {
+    fn from(r: &TextRow) -> ColumnRow {
+        ColumnRow {
+            table: QualifiedName::new(r.text("table_schema"), r.text("table_name")),
+            name: r.text("column_name"),
+            data_type: r.text("data_type"),
+            length: r.number("character_maximum_length"),
+            precision: r.number("numeric_precision"),
+            scale: r.number("numeric_scale"),
+            nullable: r.text("is_nullable") != "NO",
+            default: r.text("column_default"),
+        }
+    }
+}
+
+/// A primary or foreign key from `pg_constraint`.
+struct ConstraintRow {
+    table: QualifiedName,
+    name: String,
+    primary: bool,
+    definition: String,
+}
+
+impl ConstraintRow {
+    fn from(r: &TextRow) -> ConstraintRow {
+        ConstraintRow {
+            table: QualifiedName::new(r.text("schema_name"), r.text("table_name")),
+            name: r.text("conname"),
+            primary: r.text("contype") == "p",
+            definition: r.text("definition"),
+        }
+    }
+}
+
 impl RedshiftSource {
+    /// Connect; `staging` is where UNLOAD writes (`None` when only the catalog is read).
     pub async fn open(
         endpoint: PgEndpoint,
         staging: Option<Arc<Staging>>,
@@ -224,16 +340,12 @@ impl RedshiftSource {
             endpoint,
             main,
             staging,
-            unloaded: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
+    /// Where it reads.
     pub fn endpoint(&self) -> &PgEndpoint {
         &self.endpoint
-    }
-
-    pub fn identity(&self) -> String {
-        identity(&self.endpoint)
     }
 
     /// Where a table's UNLOAD goes, and a connection to run it on.
@@ -246,15 +358,48 @@ impl RedshiftSource {
         let prefix = staging.input_prefix(&table.name);
         Ok((staging, client, prefix))
     }
+
+    /// UNLOAD a table and list its files, for a destination that COPYs them as they are.
+    async fn unload_files(&self, table: &Table, columns: &[String]) -> Result<Unloaded> {
+        let (staging, client, prefix) = self.unload_target(table).await?;
+        exec(
+            &client,
+            &unload_sql(&staging, table, columns, &prefix),
+            &format!("UNLOAD of {}", table.name),
+        )
+        .await?;
+        let parts = staging.manifest_parts(&format!("{prefix}manifest")).await?;
+        Ok(Unloaded {
+            keys: parts.iter().map(|p| p.0.clone()).collect(),
+            prefix,
+            rows: parts.iter().map(|p| p.2).sum(),
+            bytes: parts.iter().map(|p| p.1).sum(),
+        })
+    }
+
+    fn shares_staging(&self, staging: &Arc<Staging>) -> bool {
+        self.staging
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, staging))
+    }
 }
 
 impl Source for RedshiftSource {
     type Schema = RedshiftSchema;
 
+    fn describe(&self) -> String {
+        self.endpoint.display()
+    }
+
+    async fn identity(&self) -> Result<String> {
+        Ok(endpoint_identity(&self.endpoint))
+    }
+
     fn format(&self) -> Format {
         format()
     }
 
+    /// The grants it needs are checked before ([`crate::check`]); this only reads.
     async fn catalog(&self, filter: &SchemaFilter) -> Result<Catalog> {
         let c = &self.main;
         let schemas: Vec<String> = rows(
@@ -265,35 +410,34 @@ impl Source for RedshiftSource {
         )
         .await?
         .iter()
-        .map(|r| text(&r[0]))
+        .map(|r| r.text("nspname"))
         .filter(|s| filter.admits(s))
         .collect();
         let mut tables: Vec<Table> = Vec::new();
         for r in rows(
             c,
-            "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) FROM pg_class c \
+            "SELECT n.nspname AS schema_name, c.relname AS table_name, \
+             pg_get_userbyid(c.relowner) AS owner FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' ORDER BY 1, 2",
             "listing tables",
         )
         .await?
         {
-            let schema = text(&r[0]);
+            let schema = r.text("schema_name");
             if !schemas.contains(&schema) {
                 continue;
             }
             tables.push(Table {
-                name: QualifiedName::new(schema, text(&r[1])),
+                name: QualifiedName::new(schema, r.text("table_name")),
                 kind: TableKind::Table,
                 columns: Vec::new(),
                 primary_key: Vec::new(),
-                owner: text(&r[2]),
+                owner: r.text("owner"),
                 row_estimate: Some(0),
                 byte_estimate: None,
             });
         }
-        check_source_grants(c, &schemas, &tables).await?;
         // Sizes (svv_table_info lists only tables with rows: the rest keep 0).
-        let mut visible = 0;
         for r in rows(
             c,
             "SELECT \"schema\", \"table\", tbl_rows, size FROM pg_catalog.svv_table_info",
@@ -301,23 +445,10 @@ impl Source for RedshiftSource {
         )
         .await?
         {
-            let name = QualifiedName::new(text(&r[0]), text(&r[1]));
-            visible += 1;
+            let name = QualifiedName::new(r.text("schema"), r.text("table"));
             if let Some(t) = tables.iter_mut().find(|t| t.name == name) {
-                t.row_estimate = text(&r[2]).parse::<f64>().ok().map(|n| n as u64);
-                t.byte_estimate = text(&r[3]).parse::<u64>().ok().map(|mb| mb << 20);
-            }
-        }
-        if visible == 0 && !is_superuser(c).await? {
-            // Empty tables are absent from svv_table_info; a table with rows that is absent means
-            // the user may not read it.
-            let names: Vec<QualifiedName> = tables.iter().map(|t| t.name.clone()).collect();
-            if let Some(t) = crate::grants::first_with_rows(c, &names).await? {
-                return Err(ConnectorError::Invalid(format!(
-                    "the source user cannot read pg_catalog.svv_table_info (it shows no rows, yet {t} has \
-                     some); run GRANT SELECT ON pg_catalog.svv_table_info TO {}",
-                    current_user(c).await?
-                )));
+                t.row_estimate = r.number::<f64>("tbl_rows").map(|n| n as u64);
+                t.byte_estimate = r.number::<u64>("size").map(|mb| mb << 20);
             }
         }
         for r in rows(
@@ -329,46 +460,48 @@ impl Source for RedshiftSource {
         )
         .await?
         {
-            let name = QualifiedName::new(text(&r[0]), text(&r[1]));
-            let Some(t) = tables.iter_mut().find(|t| t.name == name) else {
+            let col = ColumnRow::from(&r);
+            let Some(t) = tables.iter_mut().find(|t| t.name == col.table) else {
                 continue;
             };
-            let num = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<u32>().ok());
-            let data_type = text(&r[3]);
-            let value_type = value_type(&data_type, num(&r[4]), num(&r[5]), num(&r[6]));
-            let type_name = match (&value_type, num(&r[4]), num(&r[5]), num(&r[6])) {
+            let value_type = value_type(&col.data_type, col.length, col.precision, col.scale);
+            let type_name = match (&value_type, col.length, col.precision, col.scale) {
                 (ValueType::Text { .. } | ValueType::Char { .. }, Some(n), _, _) => {
-                    format!("{data_type}({n})")
+                    format!("{}({n})", col.data_type)
                 }
-                (ValueType::Numeric { .. }, _, Some(p), Some(s)) => format!("{data_type}({p},{s})"),
-                _ => data_type.clone(),
+                (ValueType::Numeric { .. }, _, Some(p), Some(s)) => {
+                    format!("{}({p},{s})", col.data_type)
+                }
+                _ => col.data_type.clone(),
             };
             t.columns.push(Column {
-                name: text(&r[2]),
+                name: col.name,
                 type_name,
                 value_type,
-                not_null: text(&r[7]) == "NO",
+                not_null: !col.nullable,
                 generated: false,
-                identity: text(&r[8]).contains("identity\"("),
+                identity: col.default.contains("identity\"("),
             });
         }
         // Keys, from pg_get_constraintdef (what Redshift's own tooling reads).
         let mut foreign_keys = Vec::new();
         for r in rows(
             c,
-            "SELECT n.nspname, c.relname, con.conname, con.contype, pg_get_constraintdef(con.oid) \
+            "SELECT n.nspname AS schema_name, c.relname AS table_name, con.conname, con.contype, \
+             pg_get_constraintdef(con.oid) AS definition \
              FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE con.contype IN ('p', 'f') ORDER BY 3",
             "reading keys",
         )
         .await?
         {
-            let name = QualifiedName::new(text(&r[0]), text(&r[1]));
+            let con = ConstraintRow::from(&r);
+            let name = con.table.clone();
             if !tables.iter().any(|t| t.name == name) {
                 continue;
             }
-            let def = text(&r[4]);
-            if text(&r[3]) == "p" {
+            let def = con.definition;
+            if con.primary {
                 let cols = def
                     .trim()
                     .strip_prefix("PRIMARY KEY (")
@@ -396,7 +529,7 @@ impl Source for RedshiftSource {
                 };
                 if tables.iter().any(|t| t.name == referenced) {
                     foreign_keys.push(ForeignKey {
-                        name: text(&r[2]),
+                        name: con.name,
                         table: name,
                         columns: cols,
                         referenced,
@@ -416,12 +549,12 @@ impl Source for RedshiftSource {
     async fn schema(&self, catalog: &Catalog) -> Result<RedshiftSchema> {
         let owners: HashMap<String, String> = rows(
             &self.main,
-            "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace",
+            "SELECT nspname, pg_get_userbyid(nspowner) AS owner FROM pg_namespace",
             "reading schema owners",
         )
         .await?
         .iter()
-        .map(|r| (text(&r[0]), text(&r[1])))
+        .map(|r| (r.text("nspname"), r.text("owner")))
         .collect();
         let mut tables = Vec::new();
         for t in &catalog.tables {
@@ -433,7 +566,7 @@ impl Source for RedshiftSource {
             )
             .await?
             .first()
-            .and_then(|r| r[0].clone())
+            .and_then(|r| r.first().map(str::to_string))
             .ok_or_else(|| ConnectorError::Invalid(format!("{what} returned nothing")))?;
             tables.push((t.name.clone(), ddl, t.owner.clone()));
         }
@@ -461,7 +594,7 @@ impl Source for RedshiftSource {
                 let found = rows(
                     &self.main,
                     &format!(
-                        "SELECT {c}::varchar(65535), count(*) FROM {t} WHERE {c} IS NOT NULL \
+                        "SELECT {c}::varchar(65535) AS value, count(*) AS n FROM {t} WHERE {c} IS NOT NULL \
                          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {}",
                         MAX_CATEGORIES + 1
                     ),
@@ -474,7 +607,7 @@ impl Source for RedshiftSource {
                 Ok(ColumnStats {
                     categories: found
                         .iter()
-                        .map(|r| (text(&r[0]), text(&r[1]).parse().unwrap_or(0)))
+                        .map(|r| (r.text("value"), r.number("n").unwrap_or(0)))
                         .collect(),
                     quantiles: Vec::new(),
                 })
@@ -484,7 +617,7 @@ impl Source for RedshiftSource {
                 let found = rows(
                     &self.main,
                     &format!(
-                        "SELECT q, min(v)::varchar(65535), max(v)::varchar(65535) FROM \
+                        "SELECT q, min(v)::varchar(65535) AS low, max(v)::varchar(65535) AS high FROM \
                          (SELECT {c} AS v, ntile({QUANTILES}) OVER (ORDER BY {c}) AS q FROM {t} \
                           WHERE {c} IS NOT NULL) x GROUP BY q ORDER BY q"
                     ),
@@ -492,8 +625,8 @@ impl Source for RedshiftSource {
                 )
                 .await?;
                 let mut quantiles: Vec<String> =
-                    found.first().map(|r| text(&r[1])).into_iter().collect();
-                quantiles.extend(found.iter().map(|r| text(&r[2])));
+                    found.first().map(|r| r.text("low")).into_iter().collect();
+                quantiles.extend(found.iter().map(|r| r.text("high")));
                 Ok(ColumnStats {
                     categories: Vec::new(),
                     quantiles,
@@ -502,7 +635,7 @@ impl Source for RedshiftSource {
         }
     }
 
-    async fn read(&self, table: &Table, columns: &[String]) -> Result<ChunkStream> {
+    async fn read(&self, table: &Table, columns: &[String]) -> Result<Extract> {
         let (staging, client, prefix) = self.unload_target(table).await?;
         let sql = unload_sql(&staging, table, columns, &prefix);
         let what = format!("UNLOAD of {}", table.name);
@@ -512,40 +645,15 @@ impl Source for RedshiftSource {
             tracing::debug!(seconds = started.elapsed().as_secs_f64(), "{what} finished");
             r
         });
-        let (unloaded, name) = (self.unloaded.clone(), table.name.clone());
-        Ok(staging.stream_unload(unload, prefix, move |bytes| {
-            if let Ok(mut u) = unloaded.lock() {
-                u.insert(name, bytes);
-            }
-        }))
-    }
-
-    fn staged_bytes(&self, table: &QualifiedName) -> Option<u64> {
-        self.unloaded
-            .lock()
-            .ok()
-            .and_then(|u| u.get(table).copied())
-    }
-
-    async fn stage(&self, table: &Table, columns: &[String]) -> Result<Option<Staged>> {
-        let (staging, client, prefix) = self.unload_target(table).await?;
-        exec(
-            &client,
-            &unload_sql(&staging, table, columns, &prefix),
-            &format!("UNLOAD of {}", table.name),
-        )
-        .await?;
-        let parts = staging.manifest_parts(&format!("{prefix}manifest")).await?;
-        let bytes = parts.iter().map(|p| p.1).sum();
-        if let Ok(mut u) = self.unloaded.lock() {
-            u.insert(table.name.clone(), bytes);
-        }
-        Ok(Some(Staged {
-            keys: parts.iter().map(|p| p.0.clone()).collect(),
-            prefix,
-            rows: parts.iter().map(|p| p.2).sum(),
-            bytes,
-        }))
+        let stored = Arc::new(OnceLock::new());
+        let set = stored.clone();
+        let chunks = staging.stream_unload(unload, prefix, move |bytes| {
+            let _ = set.set(bytes);
+        });
+        Ok(Extract {
+            chunks,
+            stored_bytes: stored,
+        })
     }
 }
 
@@ -553,41 +661,27 @@ impl Source for RedshiftSource {
 pub struct RedshiftDestination {
     endpoint: PgEndpoint,
     staging: Arc<Staging>,
-    /// Each table's DDL without foreign keys, and its owner (filled by create_schema).
-    tables: Mutex<HashMap<QualifiedName, (String, String)>>,
+}
+
+/// What `create_schema` hands the loads: each table's DDL and owner, and the foreign keys
+/// dropped until the data is in.
+pub struct RedshiftLoader {
+    /// Each table's DDL without foreign keys, and its owner.
+    tables: HashMap<QualifiedName, (String, String)>,
     /// `ALTER TABLE … ADD FOREIGN KEY …`, run after the data.
-    foreign_keys: Mutex<Vec<String>>,
-    preserve_ownership: Mutex<bool>,
-    /// Bytes written to `output/` per table (compressed, as stored).
-    loaded: Mutex<HashMap<QualifiedName, u64>>,
+    foreign_keys: Vec<String>,
+    preserve_ownership: bool,
 }
 
 impl RedshiftDestination {
-    /// The `ALTER TABLE … ADD` statements of the foreign keys create_schema dropped.
-    fn dropped_foreign_keys(&self) -> Vec<String> {
-        self.foreign_keys
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_default()
-    }
-
+    /// A destination at `endpoint` writing its COPY files to `staging`.
     pub fn new(endpoint: PgEndpoint, staging: Arc<Staging>) -> RedshiftDestination {
-        RedshiftDestination {
-            endpoint,
-            staging,
-            tables: Mutex::new(HashMap::new()),
-            foreign_keys: Mutex::new(Vec::new()),
-            preserve_ownership: Mutex::new(false),
-            loaded: Mutex::new(HashMap::new()),
-        }
+        RedshiftDestination { endpoint, staging }
     }
 
+    /// Where it writes.
     pub fn endpoint(&self) -> &PgEndpoint {
         &self.endpoint
-    }
-
-    pub fn identity(&self) -> String {
-        identity(&self.endpoint)
     }
 
     /// Load a table from the COPY manifests `feed` hands over `rx` (it returns the records and
@@ -595,16 +689,16 @@ impl RedshiftDestination {
     /// that ends by swapping the staging table in.
     async fn load_manifests(
         &self,
+        loader: &RedshiftLoader,
         table: &Table,
         columns: &[String],
         feed: impl std::future::Future<Output = Result<(u64, u64)>>,
         rx: tokio::sync::mpsc::Receiver<String>,
-    ) -> Result<u64> {
-        let (ddl, owner) = self
+    ) -> Result<LoadStats> {
+        let (ddl, owner) = loader
             .tables
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&table.name).cloned())
+            .get(&table.name)
+            .cloned()
             .ok_or_else(|| ConnectorError::Invalid(format!("no DDL for {}", table.name)))?;
         let client = self.endpoint.connect().await?;
         let stage = Self::staging_name(&table.name);
@@ -638,7 +732,7 @@ impl RedshiftDestination {
             let (client_ref, what_ref, column_list, stage_ref) = (&client, &what, &column_list, &stage);
             // The loader owns the receiver: when a COPY fails it returns, and the writer's next
             // batch finds nobody listening and stops.
-            let loader = async move {
+            let copier = async move {
                 let (client, what, stage) = (client_ref, what_ref, stage_ref);
                 let mut rx = rx;
                 while let Some(manifest) = rx.recv().await {
@@ -666,13 +760,10 @@ impl RedshiftDestination {
                 }
                 Ok(())
             };
-            let (written, loaded) = futures_util::future::join(writer, loader).await;
+            let (written, loaded) = futures_util::future::join(writer, copier).await;
             // A failed COPY explains a writer that stopped because of it.
             loaded?;
             let (rows, bytes) = written?;
-            if let Ok(mut l) = self.loaded.lock() {
-                l.insert(table.name.clone(), bytes);
-            }
             tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), bytes, "written and copied");
             let mut swap = format!(
                 "DROP TABLE IF EXISTS {t} CASCADE; ALTER TABLE {s} RENAME TO {n};",
@@ -680,8 +771,7 @@ impl RedshiftDestination {
                 s = stage.quoted(),
                 n = quote_ident(&table.name.name)
             );
-            let preserve = self.preserve_ownership.lock().map(|p| *p).unwrap_or(false);
-            if preserve && !owner.is_empty() {
+            if loader.preserve_ownership && !owner.is_empty() {
                 swap += &format!(
                     " ALTER TABLE {} OWNER TO {};",
                     table.name.quoted(),
@@ -695,7 +785,11 @@ impl RedshiftDestination {
                     detail: describe(&e),
                 });
             }
-            Ok(rows)
+            Ok(LoadStats {
+                rows,
+                stored_bytes: Some(bytes),
+                extract_stored_bytes: None,
+            })
         }
         .await;
         if result.is_err() {
@@ -720,7 +814,8 @@ impl RedshiftDestination {
         let found = rows(
             client,
             &format!(
-                "SELECT trim(filename), line_number, trim(colname), err_code, trim(err_reason) \
+                "SELECT trim(filename) AS filename, line_number, trim(colname) AS colname, err_code, \
+                 trim(err_reason) AS err_reason \
                  FROM stl_load_errors WHERE trim(filename) LIKE {} ORDER BY starttime DESC LIMIT 1",
                 quote_literal(&format!("{prefix}%"))
             ),
@@ -729,14 +824,14 @@ impl RedshiftDestination {
         .await
         .ok()?;
         let r = found.first()?;
-        let file = text(&r[0]);
+        let file = r.text("filename");
         let file = file.rsplit('/').next().unwrap_or(&file).to_string();
         Some(format!(
             "COPY rejected record {} of {file}, column {}: {} (stl_load_errors code {})",
-            text(&r[1]),
-            text(&r[2]),
-            text(&r[4]),
-            text(&r[3])
+            r.text("line_number"),
+            r.text("colname"),
+            r.text("err_reason"),
+            r.text("err_code")
         ))
     }
 }
@@ -773,117 +868,30 @@ fn rename_ddl(ddl: &str, name: &QualifiedName) -> Result<String> {
 
 impl Destination for RedshiftDestination {
     type Schema = RedshiftSchema;
+    type Loader = RedshiftLoader;
 
-    async fn preflight(&self, options: &SchemaOptions) -> Result<()> {
-        let client = self.endpoint.connect().await?;
-        let me = rows(
-            &client,
-            "SELECT usename, usesuper FROM pg_user WHERE usename = current_user",
-            "reading the destination user",
-        )
-        .await?;
-        let user = me.first().map(|r| text(&r[0])).unwrap_or_default();
-        let superuser = me
-            .first()
-            .is_some_and(|r| text(&r[1]) == "t" || text(&r[1]) == "true");
-        if options.preserve_ownership && !superuser {
-            return Err(ConnectorError::Invalid(format!(
-                "preserve_ownership needs a superuser destination user; {user} is not one \
-                 (ALTER USER {user} CREATEUSER, or set preserve_ownership = false)"
-            )));
-        }
-        if !options.preserved.is_empty() {
-            return Err(ConnectorError::Invalid(
-                "mode = \"preserve-destination\" is not available for Redshift destinations yet"
-                    .into(),
-            ));
-        }
-        if superuser {
-            return Ok(());
-        }
-        let db = rows(&client, "SELECT current_database()", "reading the database").await?;
-        let db = db.first().map(|r| text(&r[0])).unwrap_or_default();
-        for privilege in ["CREATE", "TEMPORARY"] {
-            let has = rows(
-                &client,
-                &format!(
-                    "SELECT has_database_privilege({}, {})",
-                    quote_literal(&db),
-                    quote_literal(privilege)
-                ),
-                "checking database privileges",
-            )
-            .await?;
-            if !has
-                .first()
-                .is_some_and(|r| text(&r[0]) == "t" || text(&r[0]) == "true")
-            {
-                return Err(ConnectorError::Invalid(format!(
-                    "the destination user {user} lacks {privilege} on database {db}; run \
-                     GRANT {privilege} ON DATABASE {} TO {user}",
-                    quote_ident(&db)
-                )));
-            }
-        }
-        // In schemas that exist, tables are replaced: owner, or CREATE and DROP granted.
-        let existing = rows(
-            &client,
-            "SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace",
-            "listing destination schemas",
-        )
-        .await?;
-        let grants = rows(
-            &client,
-            "SELECT namespace_name, privilege_type FROM svv_schema_privileges \
-             WHERE identity_name = current_user OR identity_type = 'public'",
-            "reading schema privileges",
-        )
-        .await?;
-        for s in &options.schemas {
-            let Some(owner) = existing
-                .iter()
-                .find(|r| &text(&r[0]) == s)
-                .map(|r| text(&r[1]))
-            else {
-                continue;
-            };
-            if owner == user {
-                continue;
-            }
-            let needs: &[&str] = if s == "public" {
-                &["USAGE", "CREATE"]
-            } else {
-                &["USAGE", "CREATE", "DROP"]
-            };
-            for needed in needs {
-                let granted = grants
-                    .iter()
-                    .any(|g| &text(&g[0]) == s && text(&g[1]).eq_ignore_ascii_case(needed));
-                if !granted {
-                    return Err(ConnectorError::Invalid(format!(
-                        "schema {s} exists in the destination, is owned by {owner}, and {user} lacks \
-                         {needed} on it; run GRANT {needed} ON SCHEMA {} TO {user} (or make {user} its owner)",
-                        quote_ident(s)
-                    )));
-                }
-            }
-        }
-        Ok(())
+    fn describe(&self) -> String {
+        self.endpoint.display()
     }
 
-    async fn create_schema(&self, schema: &RedshiftSchema, options: &SchemaOptions) -> Result<()> {
+    async fn identity(&self) -> Result<String> {
+        Ok(endpoint_identity(&self.endpoint))
+    }
+
+    async fn create_schema(
+        &self,
+        schema: &RedshiftSchema,
+        options: &SchemaOptions,
+    ) -> Result<RedshiftLoader> {
         let client = self.endpoint.connect().await?;
-        if let Ok(mut p) = self.preserve_ownership.lock() {
-            *p = options.preserve_ownership;
-        }
         // Schemas are created when missing; tables are swapped in one by one as they load, so
         // a table whose load fails keeps what it held before. A schema holding tables the user
         // cannot replace (owned by others) is dropped and recreated instead (DROP on it).
-        let superuser = is_superuser(&client).await?;
-        let user = current_user(&client).await?;
+        let (user, superuser) = whoami(&client).await?;
         let existing = rows(
             &client,
-            "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) FROM pg_class c \
+            "SELECT n.nspname AS schema_name, c.relname AS table_name, \
+             pg_get_userbyid(c.relowner) AS owner FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'",
             "listing destination tables",
         )
@@ -892,7 +900,7 @@ impl Destination for RedshiftDestination {
         for (s, owner) in &schema.schemas {
             let foreign = existing
                 .iter()
-                .any(|r| &text(&r[0]) == s && text(&r[2]) != user);
+                .any(|r| r.get("schema_name") == Some(s) && r.text("owner") != user);
             let mut sql = if foreign && !superuser && s != "public" {
                 format!(
                     "DROP SCHEMA IF EXISTS {q} CASCADE; CREATE SCHEMA {q}",
@@ -914,21 +922,22 @@ impl Destination for RedshiftDestination {
         // them back): otherwise swapping two related tables at once locks each other's.
         for r in rows(
             &client,
-            "SELECT n.nspname, c.relname, con.conname FROM pg_constraint con \
+            "SELECT n.nspname AS schema_name, c.relname AS table_name, con.conname \
+             FROM pg_constraint con \
              JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE con.contype = 'f'",
             "listing destination foreign keys",
         )
         .await?
         {
-            let name = QualifiedName::new(text(&r[0]), text(&r[1]));
+            let name = QualifiedName::new(r.text("schema_name"), r.text("table_name"));
             if schema.schemas.iter().any(|(s, _)| s == &name.schema) {
                 exec(
                     &client,
                     &format!(
                         "ALTER TABLE {} DROP CONSTRAINT {}",
                         name.quoted(),
-                        quote_ident(&text(&r[2]))
+                        quote_ident(&r.text("conname"))
                     ),
                     &format!("dropping foreign keys of {name} until the load is done"),
                 )
@@ -938,13 +947,13 @@ impl Destination for RedshiftDestination {
         // Tables the source no longer has, and staging tables a crashed run left, go.
         for r in rows(
             &client,
-            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind = 'r'",
+            "SELECT n.nspname AS schema_name, c.relname AS table_name FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'",
             "listing destination tables",
         )
         .await?
         {
-            let name = QualifiedName::new(text(&r[0]), text(&r[1]));
+            let name = QualifiedName::new(r.text("schema_name"), r.text("table_name"));
             if !schema.schemas.iter().any(|(s, _)| s == &name.schema) || wanted.contains(&&name) {
                 continue;
             }
@@ -956,52 +965,72 @@ impl Destination for RedshiftDestination {
             .await?;
         }
         let mut tables = HashMap::new();
-        let mut fks = Vec::new();
+        let mut foreign_keys = Vec::new();
         for (name, ddl, owner) in &schema.tables {
             let (ddl, foreign) = split_foreign_keys(ddl);
             for fk in foreign {
-                fks.push(format!("ALTER TABLE {} ADD {fk}", name.quoted()));
+                foreign_keys.push(format!("ALTER TABLE {} ADD {fk}", name.quoted()));
             }
             tables.insert(name.clone(), (ddl, owner.clone()));
         }
-        if let Ok(mut t) = self.tables.lock() {
-            *t = tables;
-        }
-        if let Ok(mut f) = self.foreign_keys.lock() {
-            *f = fks;
-        }
-        Ok(())
+        Ok(RedshiftLoader {
+            tables,
+            foreign_keys,
+            preserve_ownership: options.preserve_ownership,
+        })
     }
 
-    async fn load(&self, table: &Table, columns: &[String], parts: PartStream) -> Result<u64> {
+    async fn load(
+        &self,
+        loader: &RedshiftLoader,
+        table: &Table,
+        columns: &[String],
+        parts: PartStream,
+    ) -> Result<LoadStats> {
         let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
         let feed = self.staging.write_parts(&table.name, parts, tx);
-        self.load_manifests(table, columns, feed, rx).await
+        self.load_manifests(loader, table, columns, feed, rx).await
     }
 
-    fn accepts_staged(&self) -> bool {
-        true
-    }
-
-    async fn load_staged(&self, table: &Table, columns: &[String], staged: &Staged) -> Result<u64> {
-        // The UNLOAD's own files, COPYed as they are: nothing to transform.
+    /// A Redshift source sharing this job's staging: UNLOAD, then COPY the UNLOAD's own files
+    /// as they are, without the worker reading them.
+    async fn load_direct(
+        &self,
+        loader: &RedshiftLoader,
+        source: &(dyn Any + Send + Sync),
+        table: &Table,
+        columns: &[String],
+    ) -> Option<Result<LoadStats>> {
+        let source = source.downcast_ref::<RedshiftSource>()?;
+        if !source.shares_staging(&self.staging) {
+            return None;
+        }
+        let unloaded = match source.unload_files(table, columns).await {
+            Ok(u) => u,
+            Err(e) => return Some(Err(e)),
+        };
         let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
+        let unloaded = &unloaded;
         let feed = async move {
             let key = self
                 .staging
-                .copy_manifest(&table.name, &staged.keys)
+                .copy_manifest(&table.name, &unloaded.keys)
                 .await?;
             tx.send(key).await.map_err(|_| ConnectorError::Aborted)?;
-            Ok((staged.rows, staged.bytes))
+            Ok((unloaded.rows, unloaded.bytes))
         };
-        let loaded = self.load_manifests(table, columns, feed, rx).await;
-        if let Err(e) = self.staging.delete_prefix(&staged.prefix).await {
+        let loaded = self.load_manifests(loader, table, columns, feed, rx).await;
+        if let Err(e) = self.staging.delete_prefix(&unloaded.prefix).await {
             tracing::warn!(error = %e, "could not delete UNLOAD files");
         }
-        loaded
+        Some(loaded.map(|l| LoadStats {
+            rows: l.rows,
+            stored_bytes: Some(unloaded.bytes),
+            extract_stored_bytes: Some(unloaded.bytes),
+        }))
     }
 
-    async fn restore_preserved(&self, table: &Table) -> Result<u64> {
+    async fn restore_preserved(&self, _: &RedshiftLoader, table: &Table) -> Result<u64> {
         Err(ConnectorError::Invalid(format!(
             "{}: preserve-destination is not available for Redshift destinations yet",
             table.name
@@ -1010,25 +1039,28 @@ impl Destination for RedshiftDestination {
 
     async fn finish_schema(
         &self,
+        loader: &RedshiftLoader,
         _schema: &RedshiftSchema,
         _options: &SchemaOptions,
     ) -> Result<()> {
-        let fks = self.dropped_foreign_keys();
-        if fks.is_empty() {
+        if loader.foreign_keys.is_empty() {
             return Ok(());
         }
         let client = self.endpoint.connect().await?;
-        for fk in fks {
-            exec(&client, &fk, "adding foreign keys").await?;
+        for fk in &loader.foreign_keys {
+            exec(&client, fk, "adding foreign keys").await?;
         }
         Ok(())
     }
 
     /// The foreign keys dropped for the load go back one by one: Redshift does not enforce
     /// them, so tables that kept their old rows take them again as they are.
-    async fn finish_after_failure(&self, _schema: &RedshiftSchema) -> Option<Vec<String>> {
-        let fks = self.dropped_foreign_keys();
-        if fks.is_empty() {
+    async fn finish_after_failure(
+        &self,
+        loader: &RedshiftLoader,
+        _schema: &RedshiftSchema,
+    ) -> Option<Vec<String>> {
+        if loader.foreign_keys.is_empty() {
             return Some(Vec::new());
         }
         let client = match self.endpoint.connect().await {
@@ -1036,8 +1068,8 @@ impl Destination for RedshiftDestination {
             Err(e) => return Some(vec![format!("foreign keys not restored: {e}")]),
         };
         let mut problems = Vec::new();
-        for fk in fks {
-            if let Err(e) = client.batch_execute(&fk).await {
+        for fk in &loader.foreign_keys {
+            if let Err(e) = client.batch_execute(fk).await {
                 problems.push(format!(
                     "could not restore a foreign key ({}): {}; run the job again",
                     fk.split(" ADD ").next().unwrap_or_default(),
@@ -1048,8 +1080,8 @@ impl Destination for RedshiftDestination {
         Some(problems)
     }
 
-    fn staged_bytes(&self, table: &QualifiedName) -> Option<u64> {
-        self.loaded.lock().ok().and_then(|l| l.get(table).copied())
+    async fn end_job(&self) -> Result<()> {
+        self.staging.cleanup().await
     }
 }
 

@@ -14,29 +14,38 @@ use std::sync::Arc;
 /// One column's treatment.
 #[derive(Clone)]
 pub struct ColumnPlan {
+    /// The column.
     pub name: String,
     /// `passthrough` when nothing is configured.
     pub generator_name: String,
+    /// The generator's options as the workspace wrote them.
     pub options: toml::Table,
+    /// The generator built (`None` only in a plan that failed).
     pub generator: Option<Arc<dyn Generator>>,
     /// Set when the generator was taken from the key a foreign key references.
     pub inherited_from: Option<String>,
+    /// The facts about the column's values the generator was built with.
+    pub stats: Option<mirage_core::ColumnStats>,
 }
 
 /// One table's treatment.
 #[derive(Clone)]
 pub struct TablePlan {
+    /// The table, as the source describes it.
     pub table: Table,
+    /// What happens to it.
     pub mode: TableMode,
     /// Columns copied (stored generated columns are recomputed by the destination).
     pub columns: Vec<ColumnPlan>,
 }
 
 impl TablePlan {
+    /// The columns copied, in order.
     pub fn copy_columns(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }
 
+    /// The columns with a generator.
     pub fn masked(&self) -> impl Iterator<Item = &ColumnPlan> {
         self.columns
             .iter()
@@ -46,10 +55,12 @@ impl TablePlan {
 
 /// The validated plan.
 pub struct Plan {
+    /// The source's catalog.
     pub catalog: Catalog,
     /// Tables that hold rows (partitioned parents are represented by their partitions), biggest
     /// first.
     pub tables: Vec<TablePlan>,
+    /// What the destination needs to know for schema copy.
     pub schema_options: SchemaOptions,
 }
 
@@ -269,6 +280,7 @@ impl Plan {
                     options,
                     generator,
                     inherited_from,
+                    stats: stats.get(&key).cloned(),
                 });
             }
             // A generator may read another column's generated value only if that column's own

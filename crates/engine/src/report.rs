@@ -1,22 +1,39 @@
-//! The job report: a summary table for people and a JSON file for machines.
+//! The job report: a summary table for people and a JSON file for machines, kept in the job
+//! history (`.mirage/jobs/<job id>.json` beside the workspace).
 
 use crate::plan::TablePlan;
 use mirage_connectors::ConnectorError;
 use serde::Serialize;
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// The folder of a workspace's job history.
+pub fn history_dir(ws: &mirage_core::Workspace) -> PathBuf {
+    ws.base_dir().join(".mirage").join("jobs")
+}
+
+/// Where a job's report goes in the history.
+pub fn history_path(ws: &mirage_core::Workspace, job_id: &str) -> PathBuf {
+    history_dir(ws).join(format!("{job_id}.json"))
+}
+
+/// How a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
+    /// Not ended yet.
     Running,
+    /// Every table done, post-data built.
     Completed,
+    /// Some table or step failed.
     Failed,
+    /// Interrupted (Ctrl-C).
     Canceled,
 }
 
 impl JobStatus {
+    /// The word in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Running => "running",
@@ -27,6 +44,7 @@ impl JobStatus {
     }
 }
 
+/// How a table's copy ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TableStatus {
@@ -43,6 +61,7 @@ pub enum TableStatus {
 }
 
 impl TableStatus {
+    /// The word in reports.
     pub fn as_str(self) -> &'static str {
         match self {
             TableStatus::Loaded => "loaded",
@@ -53,6 +72,7 @@ impl TableStatus {
         }
     }
 
+    /// Whether the table holds what the job meant it to.
     pub fn is_success(self) -> bool {
         matches!(
             self,
@@ -61,11 +81,16 @@ impl TableStatus {
     }
 }
 
+/// One table's line in the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
+    /// `schema.table`
     pub table: String,
+    /// Its mode (`de-identify`, `truncate`, `preserve-destination`).
     pub mode: String,
+    /// How it ended.
     pub status: TableStatus,
+    /// Rows it holds from this job.
     pub rows: u64,
     /// Bytes the source produced (as read, uncompressed).
     pub bytes_read: u64,
@@ -77,12 +102,16 @@ pub struct TableReport {
     /// Redshift: bytes of transformed files written to S3 for COPY (compressed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_loaded: Option<u64>,
+    /// How long it took.
     pub seconds: f64,
+    /// Columns with a generator.
     pub masked_columns: Vec<String>,
+    /// Why it failed (redacted).
     pub error: Option<String>,
 }
 
 impl TableReport {
+    /// A table the job never loaded (it stopped first).
     pub fn not_loaded(tp: &TablePlan, canceled: bool) -> TableReport {
         TableReport {
             table: tp.table.name.to_string(),
@@ -100,31 +129,47 @@ impl TableReport {
     }
 }
 
+/// Seconds spent per phase.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Phases {
+    /// Schema copy.
     pub schema_seconds: f64,
+    /// Rows.
     pub rows_seconds: f64,
+    /// Indexes, constraints, triggers.
     pub constraints_seconds: f64,
 }
 
+/// What a job did.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobReport {
+    /// The job id.
     pub job_id: String,
+    /// How it ended.
     pub status: JobStatus,
+    /// RFC 3339, UTC.
     pub started_at: String,
+    /// RFC 3339, UTC.
     pub finished_at: String,
+    /// How long it took.
     pub seconds: f64,
+    /// The source, without password.
     pub source: String,
+    /// The destination, without password.
     pub destination: String,
+    /// Every table of the plan.
     pub tables: Vec<TableReport>,
     /// Seconds spent per phase: schema copy, rows, indexes/constraints/triggers.
     pub phases: Phases,
+    /// Why the job failed, beyond its tables.
     pub error: Option<String>,
+    /// Where the report was written.
     #[serde(skip)]
     pub report_path: Option<String>,
 }
 
 impl JobReport {
+    /// A running job's report.
     pub fn new(job_id: &str, started: SystemTime, source: &str, destination: &str) -> JobReport {
         JobReport {
             job_id: job_id.to_string(),
@@ -141,6 +186,7 @@ impl JobReport {
         }
     }
 
+    /// Write the JSON report.
     pub fn write(&self, path: &Path) -> Result<(), ConnectorError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)

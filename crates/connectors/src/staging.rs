@@ -2,8 +2,15 @@
 //! Every job has its own folder, so a re-run after a crash never meets the previous job's files;
 //! input files go once a table's parts are read, output files once it is loaded (unless kept),
 //! and the job's folder at the end.
+//!
+//! Used by the Redshift connector (UNLOAD reads, COPY files and manifests) and by the Lambda
+//! handler, which transforms one `input/` file into one `output/` file: the layout
+//! ([`Staging::input_prefix`], [`Staging::output_prefix`]), the file format ([`format`],
+//! [`NULL_SENTINEL`]), compression ([`compress`], [`decompress`]) and the manifest writer
+//! ([`Staging::write_manifest`]) are public here.
 
-use crate::{ChunkStream, ConnectorError, PartStream, Result};
+use crate::check::Checks;
+use crate::{ChunkStream, ConnectorError, Format, PartStream, Result};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use mirage_core::QualifiedName;
@@ -21,9 +28,22 @@ fn failpoint(kind: &str, table: &QualifiedName) -> bool {
         .is_ok_and(|v| v.split(',').any(|f| f == format!("{kind}:{table}")))
 }
 
+/// What UNLOAD writes for NULL, so NULL and '' stay apart through CSV (a value equal to it would
+/// read back as NULL).
+pub const NULL_SENTINEL: &str = "__MIRAGE_NULL__";
+
+/// The record format of staged files: CSV, comma-separated, NULL as [`NULL_SENTINEL`].
+pub fn format() -> Format {
+    Format::Csv {
+        delimiter: b',',
+        null: NULL_SENTINEL.as_bytes().to_vec(),
+    }
+}
+
 /// Size of an output file before compression (at most: a COPY batch may be smaller).
 const OUTPUT_FILE: usize = 16 << 20;
 
+/// A job's folder in the staging bucket, and the object store behind it.
 pub struct Staging {
     store: Arc<dyn ObjectStore>,
     bucket: String,
@@ -48,6 +68,7 @@ fn s3_error(what: String) -> impl FnOnce(object_store::Error) -> ConnectorError 
 }
 
 impl Staging {
+    /// The staging area of job `job_id` as `[staging]` configures it (no request is made).
     pub fn new(config: &StagingConfig, job_id: &str) -> Result<Staging> {
         // Parts are not hashed for the request signature (S3 is reached over TLS, which
         // protects the body): hashing every byte cost the worker about 2% of a table's CPU.
@@ -81,18 +102,22 @@ impl Staging {
         format!("s3://{}/{key}", self.bucket)
     }
 
+    /// `<prefix>/<job-id>`: the job's folder.
     pub fn root(&self) -> &str {
         &self.root
     }
 
+    /// Where a table's UNLOAD files go: `<root>/input/<schema>/<table>/`.
     pub fn input_prefix(&self, t: &QualifiedName) -> String {
         format!("{}/input/{}/{}/", self.root, t.schema, t.name)
     }
 
+    /// Where a table's transformed files go: `<root>/output/<schema>/<table>/`.
     pub fn output_prefix(&self, t: &QualifiedName) -> String {
         format!("{}/output/{}/{}/", self.root, t.schema, t.name)
     }
 
+    /// UNLOAD's and COPY's `IAM_ROLE '…'` clause.
     pub fn authorization(&self) -> String {
         format!("IAM_ROLE '{}'", self.iam_role.replace('\'', "''"))
     }
@@ -110,6 +135,7 @@ impl Staging {
         self.compression
     }
 
+    /// UNLOAD's MAXFILESIZE, in bytes.
     pub fn max_file_size(&self) -> u64 {
         self.max_file_size
     }
@@ -339,7 +365,7 @@ impl Staging {
                             // Parts much larger than a file (a small copy_batch): cut files of
                             // about file_size on record boundaries.
                             while file.len() >= file_size {
-                                let cut = match RecordSplitter::new(super::format())
+                                let cut = match RecordSplitter::new(format())
                                     .complete_len(&file[..file_size])
                                 {
                                     0 => file.len(),
@@ -429,8 +455,8 @@ impl Staging {
             .await
     }
 
-    /// Write `<prefix>manifest-NNNN` listing exactly `keys`, every one mandatory.
-    async fn write_manifest(&self, prefix: &str, n: usize, keys: &[String]) -> Result<String> {
+    /// Write `<prefix>manifest-NNNN` listing exactly `keys`, every one mandatory; returns its key.
+    pub async fn write_manifest(&self, prefix: &str, n: usize, keys: &[String]) -> Result<String> {
         let manifest = serde_json::json!({
             "entries": keys.iter().map(|k| serde_json::json!({"url": self.url(k), "mandatory": true})).collect::<Vec<_>>()
         });
@@ -468,7 +494,7 @@ impl Staging {
         index: usize,
         part: Bytes,
     ) -> Result<(String, u64, u64, usize)> {
-        let rows = count_records(&super::format(), &part);
+        let rows = count_records(&format(), &part);
         let raw = part.len();
         let mut part = part;
         if index == 0 && failpoint("copy", table) {
@@ -604,9 +630,19 @@ impl Staging {
     }
 }
 
+/// A staged file's bytes, decompressed.
+pub fn decompress(compression: Compression, data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len() * 4);
+    match compression {
+        Compression::Zstd => zstd::stream::read::Decoder::new(data)?.read_to_end(&mut out)?,
+        Compression::Gzip => flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?,
+    };
+    Ok(out)
+}
+
 /// A file's bytes compressed as COPY will read them: the fastest level of either codec (the
 /// files are read once, moments later).
-fn compress(compression: Compression, data: &[u8]) -> std::io::Result<Vec<u8>> {
+pub fn compress(compression: Compression, data: &[u8]) -> std::io::Result<Vec<u8>> {
     match compression {
         Compression::Zstd => zstd::bulk::compress(data, 1),
         Compression::Gzip => {
@@ -617,6 +653,83 @@ fn compress(compression: Compression, data: &[u8]) -> std::io::Result<Vec<u8>> {
             );
             e.write_all(data)?;
             e.finish()
+        }
+    }
+}
+
+/// The staging bucket's checks: named with the policy prefix, and a probe object put, read,
+/// listed and deleted under the job prefix (with the KMS key when one is set).
+pub async fn checks(config: &StagingConfig, out: &mut Checks) {
+    const A: &str = "staging";
+    let named = format!(
+        "bucket name {} starts with the policy prefix {}",
+        config.bucket, config.resource_prefix
+    );
+    if config.bucket.starts_with(&config.resource_prefix) {
+        out.pass(A, named);
+    } else {
+        out.fail(
+            A,
+            named,
+            Some("the policies from `mirage policy` grant access to buckets named <prefix>… only".into()),
+            format!(
+                "use a bucket named {}…, or set [staging] resource_prefix and print matching policies with `mirage policy --prefix <prefix>`",
+                config.resource_prefix
+            ),
+        );
+    }
+    let probe_job = format!("_mirage_check/{}", std::process::id());
+    let store = match Staging::new(config, &probe_job) {
+        Ok(s) => s,
+        Err(e) => {
+            out.fail(
+                A,
+                format!("bucket {}", config.bucket),
+                Some(e.to_string()),
+                "fix [staging] in the workspace",
+            );
+            return;
+        }
+    };
+    for (step, result) in store.probe().await {
+        match result {
+            Ok(()) => out.pass(A, step),
+            Err(e) if e.contains("NoSuchBucket") || e.contains("does not exist") => {
+                out.fail(
+                    A,
+                    step,
+                    Some(e),
+                    format!(
+                        "create the bucket: aws s3 mb s3://{} --region {}",
+                        config.bucket, config.region
+                    ),
+                );
+                break;
+            }
+            Err(e) => {
+                out.fail(
+                    A,
+                    step,
+                    Some(e),
+                    "give the worker the S3 statements of `mirage policy` (worker-v2-policy.json)",
+                );
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_round_trips() {
+        let data = b"1,a\n2,\"b,c\"\n".repeat(1000);
+        for c in [Compression::Zstd, Compression::Gzip] {
+            let packed = compress(c, &data).unwrap();
+            assert!(packed.len() < data.len());
+            assert_eq!(decompress(c, &packed).unwrap(), data);
         }
     }
 }
