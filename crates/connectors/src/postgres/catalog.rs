@@ -7,10 +7,10 @@ use mirage_core::schema::{
 };
 use mirage_core::workspace::SchemaFilter;
 use std::collections::HashMap;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Row};
 
 const SCHEMAS: &str = "
-SELECT n.nspname
+SELECT n.nspname::text AS nspname
 FROM pg_namespace n
 WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
   AND n.nspname <> '_mirage_preserve'
@@ -19,8 +19,10 @@ WHERE n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
 ORDER BY 1";
 
 const TABLES: &str = "
-SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner),
-       c.reltuples::float8, pg_total_relation_size(c.oid)::int8, pn.nspname, pc.relname
+SELECT c.oid::int8 AS oid, n.nspname::text AS schema_name, c.relname::text AS table_name,
+       c.relkind::text AS kind, pg_get_userbyid(c.relowner)::text AS owner,
+       c.reltuples::float8 AS reltuples, pg_total_relation_size(c.oid)::int8 AS bytes,
+       pn.nspname::text AS parent_schema, pc.relname::text AS parent_name
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
@@ -32,11 +34,12 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY($1)
 ORDER BY n.nspname, c.relname";
 
 const COLUMNS: &str = "
-SELECT a.attrelid::int8, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       a.attgenerated <> '', a.attidentity <> '',
-       bt.typname::text, bt.typtype::text,
-       format_type(bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END),
-       et.typname::text, et.typtype::text
+SELECT a.attrelid::int8 AS oid, a.attname::text AS name,
+       format_type(a.atttypid, a.atttypmod) AS type_name, a.attnotnull AS not_null,
+       a.attgenerated <> '' AS generated, a.attidentity <> '' AS identity,
+       bt.typname::text AS base, bt.typtype::text AS base_kind,
+       format_type(bt.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END) AS formatted,
+       et.typname::text AS element, et.typtype::text AS element_kind
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
@@ -45,11 +48,14 @@ WHERE a.attrelid::int8 = ANY($1) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum";
 
 const KEYS: &str = "
-SELECT con.contype::text, con.conname, con.conrelid::int8, con.confrelid::int8,
+SELECT con.contype::text AS kind, con.conname::text AS name, con.conrelid::int8 AS oid,
+       con.confrelid::int8 AS referenced_oid,
        ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
-             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o),
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o)
+         AS columns,
        ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
              JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o)
+         AS referenced_columns
 FROM pg_constraint con
 WHERE con.contype IN ('p', 'f') AND con.conrelid::int8 = ANY($1) AND con.conparentid = 0
 ORDER BY con.conname";
@@ -108,6 +114,91 @@ pub fn value_type(typname: &str, typtype: &str, formatted: &str) -> ValueType {
     }
 }
 
+/// A row of [`TABLES`].
+struct TableRow {
+    oid: i64,
+    schema: String,
+    name: String,
+    kind: String,
+    owner: String,
+    reltuples: f64,
+    bytes: i64,
+    parent: Option<QualifiedName>,
+}
+
+impl TableRow {
+    fn from(r: &Row) -> TableRow {
+        let parent_schema: Option<String> = r.get("parent_schema");
+        let parent_name: Option<String> = r.get("parent_name");
+        TableRow {
+            oid: r.get("oid"),
+            schema: r.get("schema_name"),
+            name: r.get("table_name"),
+            kind: r.get("kind"),
+            owner: r.get("owner"),
+            reltuples: r.get("reltuples"),
+            bytes: r.get("bytes"),
+            parent: parent_schema.zip(parent_name).map(|(s, n)| QualifiedName::new(s, n)),
+        }
+    }
+}
+
+/// A row of [`COLUMNS`].
+struct ColumnRow {
+    oid: i64,
+    name: String,
+    type_name: String,
+    not_null: bool,
+    generated: bool,
+    identity: bool,
+    base: String,
+    base_kind: String,
+    formatted: String,
+    element: Option<(String, String)>,
+}
+
+impl ColumnRow {
+    fn from(r: &Row) -> ColumnRow {
+        let element: Option<String> = r.get("element");
+        let element_kind: Option<String> = r.get("element_kind");
+        ColumnRow {
+            oid: r.get("oid"),
+            name: r.get("name"),
+            type_name: r.get("type_name"),
+            not_null: r.get("not_null"),
+            generated: r.get("generated"),
+            identity: r.get("identity"),
+            base: r.get("base"),
+            base_kind: r.get("base_kind"),
+            formatted: r.get("formatted"),
+            element: element.zip(element_kind),
+        }
+    }
+}
+
+/// A row of [`KEYS`].
+struct KeyRow {
+    primary: bool,
+    name: String,
+    oid: i64,
+    referenced_oid: i64,
+    columns: Vec<String>,
+    referenced_columns: Vec<String>,
+}
+
+impl KeyRow {
+    fn from(r: &Row) -> KeyRow {
+        KeyRow {
+            primary: r.get::<_, String>("kind") == "p",
+            name: r.get("name"),
+            oid: r.get("oid"),
+            referenced_oid: r.get("referenced_oid"),
+            columns: r.get("columns"),
+            referenced_columns: r.get("referenced_columns"),
+        }
+    }
+}
+
 /// Read schemas, tables, columns, keys and sizes.
 pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
     let schemas: Vec<String> = client
@@ -115,7 +206,7 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
         .await
         .map_err(db_error("listing schemas"))?
         .iter()
-        .map(|r| r.get::<_, String>(0))
+        .map(|r| r.get::<_, String>("nspname"))
         .filter(|s| filter.admits(s))
         .collect();
     let rows = client
@@ -124,28 +215,21 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
         .map_err(db_error("listing tables"))?;
     let mut tables = Vec::with_capacity(rows.len());
     let mut by_oid: HashMap<i64, usize> = HashMap::new();
-    for r in &rows {
-        let oid: i64 = r.get(0);
-        let kind: String = r.get(3);
-        let parent_schema: Option<String> = r.get(7);
-        let parent_name: Option<String> = r.get(8);
-        let kind = match (kind.as_str(), parent_schema, parent_name) {
-            ("p", _, _) => TableKind::Partitioned,
-            (_, Some(s), Some(n)) => TableKind::Partition {
-                parent: QualifiedName::new(s, n),
-            },
+    for r in rows.iter().map(TableRow::from) {
+        let kind = match (r.kind.as_str(), r.parent) {
+            ("p", _) => TableKind::Partitioned,
+            (_, Some(parent)) => TableKind::Partition { parent },
             _ => TableKind::Table,
         };
-        let reltuples: f64 = r.get(5);
-        by_oid.insert(oid, tables.len());
+        by_oid.insert(r.oid, tables.len());
         tables.push(Table {
-            name: QualifiedName::new(r.get::<_, String>(1), r.get::<_, String>(2)),
+            name: QualifiedName::new(r.schema, r.name),
             kind,
             columns: Vec::new(),
             primary_key: Vec::new(),
-            owner: r.get(4),
-            row_estimate: (reltuples >= 0.0).then_some(reltuples as u64),
-            byte_estimate: Some(r.get::<_, i64>(6).max(0) as u64),
+            owner: r.owner,
+            row_estimate: (r.reltuples >= 0.0).then_some(r.reltuples as u64),
+            byte_estimate: Some(r.bytes.max(0) as u64),
         });
     }
     let oids: Vec<i64> = by_oid.keys().copied().collect();
@@ -153,26 +237,23 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
         .query(COLUMNS, &[&oids])
         .await
         .map_err(db_error("listing columns"))?
+        .iter()
+        .map(ColumnRow::from)
     {
-        let Some(&idx) = by_oid.get(&r.get::<_, i64>(0)) else {
+        let Some(&idx) = by_oid.get(&r.oid) else {
             continue;
         };
-        let base: String = r.get(6);
-        let base_kind: String = r.get(7);
-        let formatted: String = r.get(8);
-        let elem: Option<String> = r.get(9);
-        let elem_kind: Option<String> = r.get(10);
-        let value_type = match (elem, elem_kind) {
-            (Some(e), Some(k)) => ValueType::Array(Box::new(value_type(&e, &k, ""))),
-            _ => value_type(&base, &base_kind, &formatted),
+        let value_type = match &r.element {
+            Some((e, k)) => ValueType::Array(Box::new(value_type(e, k, ""))),
+            None => value_type(&r.base, &r.base_kind, &r.formatted),
         };
         tables[idx].columns.push(Column {
-            name: r.get(1),
-            type_name: r.get(2),
+            name: r.name,
+            type_name: r.type_name,
             value_type,
-            not_null: r.get(3),
-            generated: r.get(4),
-            identity: r.get(5),
+            not_null: r.not_null,
+            generated: r.generated,
+            identity: r.identity,
         });
     }
     let mut foreign_keys = Vec::new();
@@ -180,21 +261,21 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
         .query(KEYS, &[&oids])
         .await
         .map_err(db_error("listing keys"))?
+        .iter()
+        .map(KeyRow::from)
     {
-        let kind: String = r.get(0);
-        let Some(&idx) = by_oid.get(&r.get::<_, i64>(2)) else {
+        let Some(&idx) = by_oid.get(&r.oid) else {
             continue;
         };
-        let cols: Vec<String> = r.get(4);
-        if kind == "p" {
-            tables[idx].primary_key = cols;
-        } else if let Some(&ref_idx) = by_oid.get(&r.get::<_, i64>(3)) {
+        if r.primary {
+            tables[idx].primary_key = r.columns;
+        } else if let Some(&ref_idx) = by_oid.get(&r.referenced_oid) {
             foreign_keys.push(ForeignKey {
-                name: r.get(1),
+                name: r.name,
                 table: tables[idx].name.clone(),
-                columns: cols,
+                columns: r.columns,
                 referenced: tables[ref_idx].name.clone(),
-                referenced_columns: r.get(5),
+                referenced_columns: r.referenced_columns,
             });
         }
     }
