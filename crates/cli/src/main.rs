@@ -90,10 +90,12 @@ enum Command {
     ///
     /// Connects with the configured users and checks, item by item: the source user's USAGE
     /// and SELECT grants (and SELECT on svv_table_info for Redshift); the destination's
-    /// database, CREATE and TEMPORARY on it, existing schemas (owner, or DROP for Redshift),
+    /// database, CREATE on it (and TEMPORARY for Redshift), existing schemas (owner, or DROP
+    /// for Redshift), preserved tables present with the source's columns,
     /// superuser when preserving ownership; the staging bucket (exists, named with the policy
     /// prefix, put/get/list/delete with a probe object that is removed, the KMS key); and the
     /// TONIC_LAMBDA_* settings when process = "lambda". Writes nothing to the databases.
+    /// `mirage run` runs the very same checks and stops before writing when one fails.
     /// Exit code: 0 when everything a run needs passes, 1 otherwise, 2 bad workspace.
     ///
     /// Example:

@@ -322,9 +322,11 @@ impl PolicyInputs {
         if self.redshift {
             s += &format!("GRANT SELECT ON pg_catalog.svv_table_info TO {u};\n");
         }
-        s += &format!(
-            "GRANT TEMPORARY ON DATABASE {db} TO {u};\nGRANT CREATE ON DATABASE {db} TO {u};\n"
-        );
+        // Redshift's documented setup grants TEMPORARY; a PostgreSQL job never uses it.
+        if self.redshift {
+            s += &format!("GRANT TEMPORARY ON DATABASE {db} TO {u};\n");
+        }
+        s += &format!("GRANT CREATE ON DATABASE {db} TO {u};\n");
         if !self.schemas.is_empty() {
             s += "-- For copied schemas that already exist in the destination (skip the others):\n";
         }

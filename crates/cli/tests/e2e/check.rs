@@ -315,6 +315,12 @@ fn check_on_postgresql_reports_each_missing_grant_with_a_fix_that_works() {
         &|db, sql| pg.psql(db, sql).map_err(|e| e.to_string()),
         &|area| if area == "source" { "src" } else { "dst" },
     );
+    // A PostgreSQL job never creates temporary tables: TEMPORARY is not asked for.
+    pg.psql("dst", "REVOKE TEMPORARY ON DATABASE dst FROM PUBLIC")
+        .unwrap();
+    let (code, report) = check(&ws, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(!report.to_string().contains("TEMPORARY"), "{report:#}");
     // The same database as the source: a warning (run refuses).
     let same = dir.write(
         "same.toml",

@@ -74,7 +74,13 @@ fn mirage_env(args: &[&str], env: &[(&str, &str)]) -> crate::util::Run {
 fn output_is_plain_in_files_coloured_on_request_and_json_on_request() {
     let dir = Dir::new();
     let demo = mirage(
-        &["demo", "--dir", dir.path().to_str().unwrap(), "--rows", "50"],
+        &[
+            "demo",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--rows",
+            "50",
+        ],
         "s",
     );
     assert_eq!(demo.code, 0, "{}", demo.all());
@@ -84,8 +90,16 @@ fn output_is_plain_in_files_coloured_on_request_and_json_on_request() {
     // A run logged to a pipe: lines per table, no escape codes even at debug level.
     let run = mirage_env(&["run", "-w", ws], &[("MIRAGE_LOG", "debug")]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stderr.contains("public.customers started"), "{}", run.stderr);
-    assert!(!run.all().contains('\x1b'), "escape codes in a log: {:?}", run.stderr);
+    assert!(
+        run.stderr.contains("public.customers started"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.all().contains('\x1b'),
+        "escape codes in a log: {:?}",
+        run.stderr
+    );
 
     // Colour on request, off by NO_COLOR on a terminal.
     let check = mirage_env(&["check", "-w", ws, "--color", "always"], &[]);
@@ -104,7 +118,9 @@ fn output_is_plain_in_files_coloured_on_request_and_json_on_request() {
         if no_color {
             cmd.env("NO_COLOR", "1");
         }
-        let o = cmd.output().expect("script (util-linux) runs mirage on a terminal");
+        let o = cmd
+            .output()
+            .expect("script (util-linux) runs mirage on a terminal");
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     assert!(on_tty(false).contains('\x1b'), "a terminal gets colour");
