@@ -135,6 +135,32 @@ impl ConsistencyKey {
             prf: Prf::from_seed(seed),
         }
     }
+
+    /// The key as text (64 hex digits) for a worker's own encrypted object: derived from the
+    /// seed one way, so it does not reveal the seed. Never log it.
+    pub fn to_secret_text(&self) -> String {
+        self.prf
+            .root_key()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// A key from [`ConsistencyKey::to_secret_text`].
+    pub fn from_secret_text(text: &str) -> Result<ConsistencyKey, SpecError> {
+        let text = text.trim();
+        let bad = || SpecError::Invalid("the consistency key is not 64 hex digits".into());
+        if text.len() != 64 || !text.is_ascii() {
+            return Err(bad());
+        }
+        let mut key = [0u8; 32];
+        for (i, b) in key.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(ConsistencyKey {
+            prf: Prf::from_root_key(key),
+        })
+    }
 }
 
 impl TableSpec {
@@ -325,8 +351,12 @@ mod tests {
                     "no key material in the spec: {json}"
                 );
                 let spec = TableSpec::from_json(&json).expect("spec parses");
+                let key = ConsistencyKey::from_secret_text(
+                    &ConsistencyKey::from_seed("seed").to_secret_text(),
+                )
+                .expect("key text");
                 let shipped = spec
-                    .transform(&ConsistencyKey::from_seed("seed"))
+                    .transform(&key)
                     .unwrap_or_else(|e| panic!("{}: {e}", info.name));
                 let mut input = Vec::new();
                 for i in 0..200 {
@@ -370,5 +400,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("version 99"), "{e}");
+        let text = ConsistencyKey::from_seed("hunter2").to_secret_text();
+        assert_eq!(text.len(), 64);
+        assert!(!text.contains("hunter2"));
+        assert!(ConsistencyKey::from_secret_text("zz").is_err());
     }
 }

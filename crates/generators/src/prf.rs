@@ -49,6 +49,17 @@ impl Prf {
         }
     }
 
+    /// The root key, to hand to a worker that transforms far from the plan (the Lambda
+    /// handler). It is as secret as the seed's effect: never log or print it.
+    pub fn root_key(&self) -> [u8; 32] {
+        self.key
+    }
+
+    /// The PRF of a key [`Prf::root_key`] gave: the same draws as the PRF it came from.
+    pub fn from_root_key(key: [u8; 32]) -> Prf {
+        Prf::with_key(key)
+    }
+
     /// An independent PRF for a purpose (a generator name, a round of a cipher …).
     pub fn derive(&self, purpose: &str) -> Prf {
         Prf::with_key(*blake3::keyed_hash(&self.key, purpose.as_bytes()).as_bytes())
