@@ -94,7 +94,7 @@ pub trait Connector: Send + Sync + 'static {
         &'a self,
         ws: &'a Workspace,
         job_id: &'a str,
-    ) -> BoxFuture<'a, Result<(Box<dyn AnySource>, Box<dyn AnyDestination>)>>;
+    ) -> BoxFuture<'a, Result<Ends>>;
 }
 
 /// The connector for a URL, or an error listing the URLs mirage understands.
@@ -119,6 +119,19 @@ pub fn connector_of(
 ) -> std::result::Result<&'static dyn Connector, mirage_core::WorkspaceError> {
     let conn = role.connection(ws);
     connector_for(&conn.url).map_err(|m| ws.error(conn.line, format!("{}.url", role.as_str()), m))
+}
+
+/// A job's two ends behind pointers.
+pub type Ends = (Box<dyn AnySource>, Box<dyn AnyDestination>);
+
+/// A source behind a pointer.
+pub fn boxed_source<S: Source>(source: S) -> Box<dyn AnySource> {
+    Box::new(source)
+}
+
+/// A job's source and destination behind pointers.
+pub fn ends<S: Source, D: Destination>(source: S, destination: D) -> Ends {
+    (Box::new(source), Box::new(destination))
 }
 
 /// A schema copy, as the source made it, for the destination of the same kind.

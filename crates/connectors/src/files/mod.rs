@@ -4,7 +4,7 @@
 //! `mirage demo` runs on; it is also handy to de-identify exports.
 
 use crate::check::{CheckContext, Checks, SourceFacts};
-use crate::registry::{AnyDestination, AnySource, Connector, Role};
+use crate::registry::{AnySource, Connector, Ends, Role, boxed_source, ends};
 use crate::{
     Aborted, ConnectorError, Destination, Extract, Format, LoadStats, PartStream, Result,
     SchemaOptions, Source,
@@ -302,27 +302,11 @@ impl Connector for FilesConnector {
     }
 
     fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
-        async move {
-            let source = FilesSource::open(&Self::folder(ws, Role::Source)?)?;
-            Ok(Box::new(source) as Box<dyn AnySource>)
-        }
-        .boxed()
+        async move { Ok(boxed_source(FilesSource::open(&Self::folder(ws, Role::Source)?)?)) }.boxed()
     }
 
-    fn open_job<'a>(
-        &'a self,
-        ws: &'a Workspace,
-        _job_id: &'a str,
-    ) -> BoxFuture<'a, Result<(Box<dyn AnySource>, Box<dyn AnyDestination>)>> {
-        async move {
-            let source = FilesSource::open(&Self::folder(ws, Role::Source)?)?;
-            let dest = FilesDestination::new(&Self::folder(ws, Role::Destination)?);
-            Ok((
-                Box::new(source) as Box<dyn AnySource>,
-                Box::new(dest) as Box<dyn AnyDestination>,
-            ))
-        }
-        .boxed()
+    fn open_job<'a>(&'a self, ws: &'a Workspace, _job_id: &'a str) -> BoxFuture<'a, Result<Ends>> {
+        async move { Ok(ends(FilesSource::open(&Self::folder(ws, Role::Source)?)?, FilesDestination::new(&Self::folder(ws, Role::Destination)?))) }.boxed()
     }
 }
 

@@ -138,7 +138,9 @@ impl TableRow {
             owner: r.get("owner"),
             reltuples: r.get("reltuples"),
             bytes: r.get("bytes"),
-            parent: parent_schema.zip(parent_name).map(|(s, n)| QualifiedName::new(s, n)),
+            parent: parent_schema
+                .zip(parent_name)
+                .map(|(s, n)| QualifiedName::new(s, n)),
         }
     }
 }

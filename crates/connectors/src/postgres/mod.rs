@@ -9,7 +9,7 @@ mod schema;
 pub use schema::PgSchema;
 
 use crate::check::{CheckContext, Checks, Dialect, SourceFacts};
-use crate::registry::{AnyDestination, AnySource, Connector, Role};
+use crate::registry::{AnySource, Connector, Ends, Role, boxed_source, ends};
 use crate::{
     Aborted, ConnectorError, Destination, Extract, Format, LoadStats, PartStream, Result,
     SchemaOptions, Source, redact,
@@ -88,27 +88,11 @@ impl Connector for PostgresConnector {
     }
 
     fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
-        async move {
-            let source = PgSource::open(Self::endpoint(ws, Role::Source)?).await?;
-            Ok(Box::new(source) as Box<dyn AnySource>)
-        }
-        .boxed()
+        async move { Ok(boxed_source(PgSource::open(Self::endpoint(ws, Role::Source)?).await?)) }.boxed()
     }
 
-    fn open_job<'a>(
-        &'a self,
-        ws: &'a Workspace,
-        _job_id: &'a str,
-    ) -> BoxFuture<'a, Result<(Box<dyn AnySource>, Box<dyn AnyDestination>)>> {
-        async move {
-            let source = PgSource::open(Self::endpoint(ws, Role::Source)?).await?;
-            let dest = PgDestination::new(Self::endpoint(ws, Role::Destination)?);
-            Ok((
-                Box::new(source) as Box<dyn AnySource>,
-                Box::new(dest) as Box<dyn AnyDestination>,
-            ))
-        }
-        .boxed()
+    fn open_job<'a>(&'a self, ws: &'a Workspace, _job_id: &'a str) -> BoxFuture<'a, Result<Ends>> {
+        async move { Ok(ends(PgSource::open(Self::endpoint(ws, Role::Source)?).await?, PgDestination::new(Self::endpoint(ws, Role::Destination)?))) }.boxed()
     }
 }
 

@@ -12,7 +12,7 @@ pub use crate::staging::{NULL_SENTINEL, Staging, format};
 
 use crate::check::{CheckContext, Checks, Dialect, SourceFacts, endpoint_identity};
 use crate::postgres::{PgEndpoint, describe};
-use crate::registry::{AnyDestination, AnySource, Connector, Role};
+use crate::registry::{AnySource, Connector, Ends, Role, boxed_source, ends};
 use crate::sql::{TextRow, exec, rows, whoami};
 use crate::{
     ConnectorError, Destination, Extract, Format, LoadStats, PartStream, Result, SchemaOptions,
@@ -154,8 +154,9 @@ impl Connector for RedshiftConnector {
     fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
         async move {
             // Only the catalog is read: no staging is needed.
-            let source = RedshiftSource::open(endpoint(ws, Role::Source)?, None).await?;
-            Ok(Box::new(source) as Box<dyn AnySource>)
+            Ok(boxed_source(
+                RedshiftSource::open(endpoint(ws, Role::Source)?, None).await?,
+            ))
         }
         .boxed()
     }
@@ -164,7 +165,7 @@ impl Connector for RedshiftConnector {
         &'a self,
         ws: &'a Workspace,
         job_id: &'a str,
-    ) -> BoxFuture<'a, Result<(Box<dyn AnySource>, Box<dyn AnyDestination>)>> {
+    ) -> BoxFuture<'a, Result<Ends>> {
         async move {
             let config = staging_config(ws)?;
             if config.process == Process::Lambda {
@@ -179,10 +180,7 @@ impl Connector for RedshiftConnector {
             let source =
                 RedshiftSource::open(endpoint(ws, Role::Source)?, Some(staging.clone())).await?;
             let dest = RedshiftDestination::new(endpoint(ws, Role::Destination)?, staging);
-            Ok((
-                Box::new(source) as Box<dyn AnySource>,
-                Box::new(dest) as Box<dyn AnyDestination>,
-            ))
+            Ok(ends(source, dest))
         }
         .boxed()
     }
