@@ -19,7 +19,9 @@ pub struct LambdaSettings {
 /// One variable's problem: the variable, and what is wrong with what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettingProblem {
+    /// The environment variable at fault, one of the constants below (e.g. [`TIMEOUT`]).
     pub variable: &'static str,
+    /// What is wrong with its value (or its absence) and what would be accepted.
     pub message: String,
 }
 
@@ -29,10 +31,17 @@ impl std::fmt::Display for SettingProblem {
     }
 }
 
+/// Variable holding the ARN of the Lambda function's execution role (required).
 pub const ROLE: &str = "TONIC_LAMBDA_ROLE";
+/// Variable holding the function timeout in seconds (1-900, default 30).
 pub const TIMEOUT: &str = "TONIC_LAMBDA_TIMEOUT";
+/// Variable holding the function's memory in MB (128-10240, default 1024).
 pub const MEMORY_SIZE: &str = "TONIC_LAMBDA_MEMORY_SIZE";
+/// Variable holding the SQS queue's visibility timeout in seconds (at least the function
+/// timeout, at most 43200, default 30).
 pub const VISIBILITY: &str = "TONIC_LAMBDA_SQS_VISIBILITY_TIMEOUT";
+/// Variable holding the KMS key (id, ARN or `alias/<name>`) that encrypts the SQS queue;
+/// required when the queue is to be encrypted.
 pub const KMS_MASTER_KEY: &str = "TONIC_LAMBDA_KMS_MASTER_KEY";
 
 /// Every variable, with its default and allowed values, for help texts.

@@ -15,6 +15,8 @@
 //! assert_eq!(ws.run.parallelism, 4);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod lambda;
 pub mod schema;
 pub mod size;

@@ -6,11 +6,14 @@ use std::fmt;
 /// `schema.table`, as a user writes it in `workspace.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct QualifiedName {
+    /// The schema's name, unquoted, exactly as the database stores it (case kept).
     pub schema: String,
+    /// The table's name within the schema, unquoted, exactly as the database stores it.
     pub name: String,
 }
 
 impl QualifiedName {
+    /// The name made of its two parts, taken as they are (nothing is split, folded or quoted).
     pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
         QualifiedName {
             schema: schema.into(),
@@ -52,39 +55,63 @@ pub fn quote_literal(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ValueType {
+    /// `boolean` (`bool`).
     Boolean,
+    /// `smallint` (`int2`): 16-bit integers.
     SmallInt,
+    /// `integer` (`int4`, `serial`): 32-bit integers.
     Integer,
+    /// `bigint` (`int8`, `bigserial`): 64-bit integers.
     BigInt,
+    /// `numeric(p, s)` / `decimal(p, s)`: exact decimals.
     Numeric {
+        /// Total significant digits `p`, when declared.
         precision: Option<u32>,
+        /// Digits after the decimal point `s`, when declared.
         scale: Option<u32>,
     },
+    /// `real` (`float4`): single-precision floating point.
     Real,
+    /// `double precision` (`float8`).
     Double,
     /// `text`, `varchar(n)`: `max_chars` is `n` when declared.
     Text {
+        /// The declared `n` of `varchar(n)`; `None` for `text` and an unbounded `varchar`.
+        /// Counts bytes rather than characters when [`Catalog::byte_lengths`] is set.
         max_chars: Option<u32>,
     },
     /// `char(n)`, blank-padded.
     Char {
+        /// The declared `n` (bytes when [`Catalog::byte_lengths`] is set), if known.
         len: Option<u32>,
     },
+    /// `date`.
     Date,
+    /// `time` (without time zone).
     Time,
+    /// `time with time zone` (`timetz`).
     TimeTz,
+    /// `timestamp` (without time zone).
     Timestamp,
+    /// `timestamp with time zone` (`timestamptz`).
     TimestampTz,
+    /// `interval` (PostgreSQL).
     Interval,
+    /// `uuid`.
     Uuid,
+    /// `json`, and Redshift's `SUPER`.
     Json,
+    /// `jsonb` (PostgreSQL).
     Jsonb,
+    /// `bytea`, and Redshift's `VARBYTE` (`binary varying`).
     Bytea,
+    /// `inet` and `cidr`: IP addresses and networks.
     Inet,
     /// `macaddr` / `macaddr8`.
     MacAddr,
     /// A user-defined enum type.
     Enum,
+    /// A PostgreSQL array (`integer[]`, `text[]` …) of the element type.
     Array(Box<ValueType>),
     /// Anything else (geometric types, ranges, composite types …): passthrough only.
     Other,
@@ -94,22 +121,37 @@ pub enum ValueType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TypeFamily {
+    /// `smallint`, `integer` and `bigint`.
     Integer,
+    /// `numeric` / `decimal`.
     Decimal,
+    /// `real` and `double precision`.
     Float,
+    /// `text`, `varchar` and `char`.
     Text,
+    /// `boolean`.
     Boolean,
+    /// `date`, `time`, `timetz`, `timestamp`, `timestamptz` and `interval`.
     Temporal,
+    /// `uuid`.
     Uuid,
+    /// `json`, `jsonb` (and Redshift's `SUPER`).
     Json,
+    /// `bytea` (and Redshift's `VARBYTE`).
     Binary,
+    /// `inet`, `cidr`, `macaddr` and `macaddr8`.
     Network,
+    /// User-defined enum types.
     Enum,
+    /// Arrays of any element type.
     Array,
+    /// Every other type ([`ValueType::Other`]): only the generators that take any type fit
+    /// (`passthrough`, `null`, `constant`, `conditional`).
     Other,
 }
 
 impl TypeFamily {
+    /// The family's types in words, for messages: `"integer types (smallint, integer, bigint)"`.
     pub fn describe(self) -> &'static str {
         match self {
             TypeFamily::Integer => "integer types (smallint, integer, bigint)",
@@ -130,6 +172,7 @@ impl TypeFamily {
 }
 
 impl ValueType {
+    /// The family the type belongs to: what generators declare they accept.
     pub fn family(&self) -> TypeFamily {
         match self {
             ValueType::SmallInt | ValueType::Integer | ValueType::BigInt => TypeFamily::Integer,
@@ -196,10 +239,13 @@ impl ValueType {
 /// One column of a table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
+    /// The column's name, unquoted, as the database stores it.
     pub name: String,
     /// The type as the database spells it, e.g. `character varying(120)`.
     pub type_name: String,
+    /// The kind of value it holds, which decides the generators that fit it.
     pub value_type: ValueType,
+    /// Declared `NOT NULL`: generators that would write NULL into it are refused.
     pub not_null: bool,
     /// A stored generated column: computed by the destination, never copied.
     pub generated: bool,
@@ -216,16 +262,24 @@ pub enum TableKind {
     /// A partitioned table: holds no rows itself; its partitions do.
     Partitioned,
     /// A partition of the named table.
-    Partition { parent: QualifiedName },
+    Partition {
+        /// The partitioned table this one is a partition of.
+        parent: QualifiedName,
+    },
 }
 
 /// One table of the source.
 #[derive(Debug, Clone, Serialize)]
 pub struct Table {
+    /// The table's schema-qualified name.
     pub name: QualifiedName,
+    /// Ordinary table, partitioned parent or partition.
     pub kind: TableKind,
+    /// The columns, in declaration order.
     pub columns: Vec<Column>,
+    /// The primary key's columns, in key order; empty when the table has none.
     pub primary_key: Vec<String>,
+    /// The role that owns the table; empty when the source has no owners (`files`).
     pub owner: String,
     /// Estimated rows (from statistics), if known.
     pub row_estimate: Option<u64>,
@@ -234,6 +288,7 @@ pub struct Table {
 }
 
 impl Table {
+    /// The column with this exact (case-sensitive) name, if the table has one.
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -247,10 +302,15 @@ impl Table {
 /// A foreign key: `table(columns)` references `referenced(referenced_columns)`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ForeignKey {
+    /// The constraint's name.
     pub name: String,
+    /// The referencing table.
     pub table: QualifiedName,
+    /// The referencing columns of `table`, in key order.
     pub columns: Vec<String>,
+    /// The referenced table.
     pub referenced: QualifiedName,
+    /// The referenced columns of `referenced`, matching `columns` position by position.
     pub referenced_columns: Vec<String>,
 }
 
@@ -284,7 +344,9 @@ pub const QUANTILES: usize = 1000;
 pub struct Catalog {
     /// Schemas admitted by the workspace's filter, including ones without tables.
     pub schemas: Vec<String>,
+    /// The tables of those schemas, partitioned parents and partitions included.
     pub tables: Vec<Table>,
+    /// The foreign keys of those tables.
     pub foreign_keys: Vec<ForeignKey>,
     /// Declared lengths count bytes, and `char` holds single-byte characters only (Redshift);
     /// otherwise they count characters (PostgreSQL).
@@ -292,6 +354,7 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The table with this name, if the source has it (and the filter admitted it).
     pub fn table(&self, name: &QualifiedName) -> Option<&Table> {
         self.tables.iter().find(|t| &t.name == name)
     }

@@ -8,6 +8,7 @@ use std::fmt;
 pub struct ByteSize(pub u64);
 
 impl ByteSize {
+    /// Bytes in one mebibyte (1024 × 1024).
     pub const MIB: u64 = 1024 * 1024;
 
     /// Parse `123`, `64KiB`, `8 MiB`, `50MB`, `1GiB` (KB/MB/GB are decimal, KiB/MiB/GiB binary).

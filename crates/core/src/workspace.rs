@@ -12,11 +12,13 @@ use toml::Spanned;
 /// A mistake in the workspace file: where it is and what to do about it. Never holds a data value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkspaceError {
+    /// The workspace file's path, as given to [`Workspace::load`] or [`Workspace::parse`].
     pub path: PathBuf,
     /// 1-based line, 0 when unknown.
     pub line: usize,
     /// The dotted key the mistake is at, e.g. `tables."public.users".columns.email`.
     pub key: String,
+    /// What is wrong and how to fix it.
     pub message: String,
 }
 
@@ -49,6 +51,8 @@ pub enum TableMode {
 }
 
 impl TableMode {
+    /// The mode as written in `workspace.toml`: `de-identify`, `truncate` or
+    /// `preserve-destination`.
     pub fn as_str(self) -> &'static str {
         match self {
             TableMode::DeIdentify => "de-identify",
@@ -65,6 +69,7 @@ pub struct ConnectionConfig {
     pub url: String,
     /// Environment variable holding the password.
     pub password_env: String,
+    /// 1-based line of `url` in the workspace file, for messages.
     pub line: usize,
 }
 
@@ -126,6 +131,7 @@ pub struct StagingConfig {
     /// Key prefix for every job's files: `s3://bucket/<prefix>/<job-id>/…`.
     #[serde(default = "default_staging_prefix")]
     pub prefix: String,
+    /// The bucket's AWS region, used by mirage's own S3 requests (default `us-east-1`).
     #[serde(default = "default_region")]
     pub region: String,
     /// The IAM role Redshift assumes for UNLOAD and COPY (ARN).
@@ -133,6 +139,7 @@ pub struct StagingConfig {
     /// KMS key (id or ARN) for UNLOAD's server-side encryption, if any.
     #[serde(default)]
     pub kms_key_id: Option<String>,
+    /// Who transforms the staged files: `v2` (default, the mirage worker) or `lambda`.
     #[serde(default)]
     pub process: Process,
     /// Compression of the UNLOADed and transformed files: `zstd` (default) or `gzip`.
@@ -159,6 +166,7 @@ pub struct StagingConfig {
     /// transformed, in one transaction.
     #[serde(default = "default_copy_batch")]
     pub copy_batch: ByteSize,
+    /// 1-based line of the `[staging]` header, for messages (not read from the file).
     #[serde(skip)]
     pub line: usize,
 }
@@ -244,6 +252,8 @@ pub struct SchemaFilter {
 }
 
 impl SchemaFilter {
+    /// Whether a schema is copied: it is in `include` (or `include` is empty) and not in
+    /// `exclude`. System schemas are left out by the connectors, not here.
     pub fn admits(&self, schema: &str) -> bool {
         (self.include.is_empty() || self.include.iter().any(|s| s == schema))
             && !self.exclude.iter().any(|s| s == schema)
@@ -292,8 +302,11 @@ impl Default for RunSettings {
 /// A column's generator as written: the name and its options, checked later by the registry.
 #[derive(Debug, Clone)]
 pub struct ColumnConfig {
+    /// The column's name: the entry's key under `[tables."schema.table".columns]`.
     pub name: String,
+    /// 1-based line of the column's entry.
     pub line: usize,
+    /// The generator's name, the entry's `generator` value (e.g. `email`).
     pub generator: String,
     /// Every key of the column entry except `generator`.
     pub options: toml::Table,
@@ -304,23 +317,33 @@ pub struct ColumnConfig {
 pub struct TableConfig {
     /// `schema.table` as written.
     pub name: String,
+    /// 1-based line of the table's key (its `[tables."schema.table"]` header).
     pub line: usize,
+    /// What happens to the table (default `de-identify`).
     pub mode: TableMode,
+    /// The column entries, ordered by column name.
     pub columns: Vec<ColumnConfig>,
 }
 
 /// The parsed workspace file.
 #[derive(Debug, Clone)]
 pub struct Workspace {
+    /// The file's path as given to [`Workspace::load`] or [`Workspace::parse`]: messages name
+    /// it, and relative `files:` URLs are resolved against its folder.
     pub path: PathBuf,
+    /// `[source]`: the database (or folder) rows are read from.
     pub source: ConnectionConfig,
+    /// `[destination]`: the database (or folder) the masked copy is written to.
     pub destination: ConnectionConfig,
     /// Copy owners (and privileges) of the source; the destination user must be a superuser.
     pub preserve_ownership: bool,
+    /// `[schemas]`: which schemas are copied.
     pub schemas: SchemaFilter,
     /// Environment variable holding the consistency seed.
     pub seed_env: String,
+    /// `[run]`: parallelism and part sizes.
     pub run: RunSettings,
+    /// The `[tables."schema.table"]` entries, ordered by table name.
     pub tables: Vec<TableConfig>,
     /// `[staging]`: required when either end is Redshift.
     pub staging: Option<StagingConfig>,
@@ -566,6 +589,7 @@ impl Workspace {
         }
     }
 
+    /// The entry written for a table, by its `schema.table` name spelled exactly as in the file.
     pub fn table_config(&self, name: &str) -> Option<&TableConfig> {
         self.tables.iter().find(|t| t.name == name)
     }

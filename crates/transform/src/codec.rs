@@ -10,7 +10,12 @@ pub enum Format {
     /// CSV: `"` quotes (doubled inside), any field quoted when needed; an *unquoted* field equal to
     /// `null` is NULL, a quoted one never is. PostgreSQL's `COPY … CSV` uses `null = ""`; mirage's
     /// Redshift path uses a sentinel.
-    Csv { delimiter: u8, null: Vec<u8> },
+    Csv {
+        /// The byte between fields (`,` for PostgreSQL's CSV).
+        delimiter: u8,
+        /// The unquoted field that means NULL (empty for PostgreSQL's CSV).
+        null: Vec<u8>,
+    },
 }
 
 impl Format {
@@ -144,7 +149,9 @@ pub fn count_records(format: &Format, buf: &[u8]) -> u64 {
 pub struct CsvField {
     /// Byte range of the raw field (quotes included).
     pub start: usize,
+    /// End of the raw field (exclusive; a closing quote included).
     pub end: usize,
+    /// The field is enclosed in quotes: never NULL, and decoding removes the quotes.
     pub quoted: bool,
     /// This field ends its record.
     pub last: bool,
@@ -162,6 +169,7 @@ pub struct CsvReader<'a> {
 }
 
 impl<'a> CsvReader<'a> {
+    /// A reader at the start of `buf`, with fields separated by `delimiter`.
     pub fn new(buf: &'a [u8], delimiter: u8) -> Self {
         CsvReader {
             buf,
@@ -175,6 +183,7 @@ impl<'a> CsvReader<'a> {
         self.pos
     }
 
+    /// True when every record of the buffer has been read.
     pub fn at_end(&self) -> bool {
         self.pos >= self.buf.len()
     }
@@ -267,6 +276,7 @@ pub struct RecordSplitter {
 }
 
 impl RecordSplitter {
+    /// A splitter for a stream of records in `format`, with nothing scanned yet.
     pub fn new(format: Format) -> Self {
         RecordSplitter {
             format,

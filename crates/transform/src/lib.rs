@@ -19,6 +19,8 @@
 //! assert!(out.starts_with(b"1\t") && out.ends_with(b"2\t\\N\n"));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod codec;
 
 use codec::{CsvReader, Format, csv_escape, pg_escape, pg_unescape};
@@ -28,28 +30,49 @@ use std::sync::Arc;
 /// What went wrong in a part. Carries the column and the record's position, never a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransformError {
+    /// A column's generator failed on a value.
     #[error("column {column}, record {record} of the part: {source}")]
     Generate {
+        /// The column whose generator failed.
         column: String,
+        /// The record's 1-based position in the part.
         record: u64,
+        /// The generator's error.
         #[source]
         source: GenerateError,
     },
+    /// A value a generator needs (its own column's, or one it reads) is not valid UTF-8.
     #[error("column {column}, record {record} of the part: the value is not valid UTF-8")]
-    NotUtf8 { column: String, record: u64 },
+    NotUtf8 {
+        /// The column holding the value.
+        column: String,
+        /// The record's 1-based position in the part.
+        record: u64,
+    },
+    /// A record has more or fewer fields than the table has columns.
     #[error("record {record} of the part has {found} fields, the table has {expected}")]
     FieldCount {
+        /// The record's 1-based position in the part.
         record: u64,
+        /// Fields in the record.
         found: usize,
+        /// Columns the transform was built with.
         expected: usize,
     },
+    /// A CSV record cannot be parsed (a quoted field not closed, text after a closing quote).
     #[error("record {record} of the part is malformed CSV: {reason}")]
-    Malformed { record: u64, reason: &'static str },
+    Malformed {
+        /// The record's 1-based position in the part.
+        record: u64,
+        /// What is wrong, from [`codec::CsvMalformed`].
+        reason: &'static str,
+    },
 }
 
 /// Counts for one transformed part.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartStats {
+    /// Records read from the part (and written to the output).
     pub rows: u64,
 }
 
@@ -161,6 +184,7 @@ impl PartTransform {
         }
     }
 
+    /// The format records are read and written in (the same on both sides).
     pub fn format(&self) -> &Format {
         &self.format
     }

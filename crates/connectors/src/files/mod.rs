@@ -29,39 +29,54 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaFile {
+    /// The tables; each one's rows are in `<schema>.<table>.csv` (no file: no rows).
     pub tables: Vec<FileTable>,
+    /// Foreign keys between the tables (optional).
     #[serde(default)]
     pub foreign_keys: Vec<FileForeignKey>,
 }
 
+/// A table in `schema.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileTable {
+    /// The table's schema, e.g. `public`.
     pub schema: String,
+    /// The table's name within its schema.
     pub name: String,
+    /// The columns, in the order of the CSV file's fields (its header line must list them so).
     pub columns: Vec<FileColumn>,
+    /// The primary key's columns, in key order (optional).
     #[serde(default)]
     pub primary_key: Vec<String>,
 }
 
+/// A column of a table in `schema.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileColumn {
+    /// The column's name, as the CSV file's header line spells it.
     pub name: String,
     /// A PostgreSQL type name: `integer`, `bigint`, `text`, `varchar(80)`, `numeric(10,2)`,
     /// `date`, `timestamptz`, `boolean`, `uuid`, `jsonb`, …
     #[serde(rename = "type")]
     pub type_name: String,
+    /// Declared `NOT NULL` (optional, default false).
     #[serde(default)]
     pub not_null: bool,
 }
 
+/// A foreign key in `schema.json`: `table(columns)` references `references(referenced_columns)`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileForeignKey {
+    /// The referencing table, `schema.table` (a bare name means `public.name`).
     pub table: String,
+    /// The referencing columns, in key order.
     pub columns: Vec<String>,
+    /// The referenced table, `schema.table` (a bare name means `public.name`).
     pub references: String,
+    /// The referenced columns, matching `columns` position by position.
     pub referenced_columns: Vec<String>,
 }
 
