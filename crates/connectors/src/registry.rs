@@ -90,11 +90,7 @@ pub trait Connector: Send + Sync + 'static {
     fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>>;
 
     /// Open the source and the destination of job `job_id` (both of this kind).
-    fn open_job<'a>(
-        &'a self,
-        ws: &'a Workspace,
-        job_id: &'a str,
-    ) -> BoxFuture<'a, Result<Ends>>;
+    fn open_job<'a>(&'a self, ws: &'a Workspace, job_id: &'a str) -> BoxFuture<'a, Result<Ends>>;
 }
 
 /// The connector for a URL, or an error listing the URLs mirage understands.

@@ -5,7 +5,7 @@
 //!
 //! Used by the Redshift connector (UNLOAD reads, COPY files and manifests) and by the Lambda
 //! handler, which transforms one `input/` file into one `output/` file: the layout
-//! ([`Staging::input_prefix`], [`Staging::output_prefix`]), the file format ([`format`],
+//! ([`Staging::input_prefix`], [`Staging::output_prefix`]), the file format ([`format()`],
 //! [`NULL_SENTINEL`]), compression ([`compress`], [`decompress`]) and the manifest writer
 //! ([`Staging::write_manifest`]) are public here.
 

@@ -62,9 +62,11 @@ pub const VARIABLES: [(&str, &str); 5] = [
     ),
 ];
 
-/// `arn:aws:iam::<12 digits>:role/<name>`
+/// `arn:<partition>:iam::<12 digits>:role/<name>` (partition `aws`, `aws-cn` or `aws-us-gov`).
 pub fn is_role_arn(s: &str) -> bool {
-    s.strip_prefix("arn:aws:iam::")
+    ["arn:aws:iam::", "arn:aws-cn:iam::", "arn:aws-us-gov:iam::"]
+        .iter()
+        .find_map(|p| s.strip_prefix(p))
         .and_then(|r| r.split_once(":role/"))
         .is_some_and(|(account, name)| {
             account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty()
@@ -350,6 +352,24 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("{key}: {e:?}"));
             assert_eq!(s.kms_master_key.as_deref(), Some(key));
+        }
+    }
+
+    #[test]
+    fn role_arns_of_every_partition() {
+        for ok in [
+            "arn:aws:iam::123456789012:role/r",
+            "arn:aws-cn:iam::123456789012:role/r",
+            "arn:aws-us-gov:iam::123456789012:role/path/r",
+        ] {
+            assert!(is_role_arn(ok), "{ok}");
+        }
+        for bad in [
+            "arn:aws:iam::1234:role/r",
+            "arn:aws:iam::123456789012:user/u",
+            "role/r",
+        ] {
+            assert!(!is_role_arn(bad), "{bad}");
         }
     }
 }

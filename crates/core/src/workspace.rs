@@ -208,16 +208,7 @@ impl StagingConfig {
                 "a key prefix without leading or trailing '/', e.g. \"mirage\"".into(),
             ));
         }
-        let role_ok = self
-            .iam_role
-            .strip_prefix("arn:aws:iam::")
-            .and_then(|r| r.split_once(":role/"))
-            .is_some_and(|(account, name)| {
-                account.len() == 12
-                    && account.chars().all(|c| c.is_ascii_digit())
-                    && !name.is_empty()
-            });
-        if !role_ok {
+        if !crate::lambda::is_role_arn(&self.iam_role) {
             return Some((
                 "staging.iam_role",
                 "the ARN of the role Redshift assumes, e.g. arn:aws:iam::123456789012:role/mirage-redshift".into(),

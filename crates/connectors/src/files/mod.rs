@@ -100,6 +100,8 @@ pub fn parse_type(name: &str) -> ValueType {
         "char" | "character" | "bpchar" => "bpchar",
         "timestamp" | "timestamp without time zone" => "timestamp",
         "timestamptz" | "timestamp with time zone" => "timestamptz",
+        "time" | "time without time zone" => "time",
+        "timetz" | "time with time zone" => "timetz",
         other => other,
     };
     crate::postgres::catalog::value_type(typname, "b", &lower)
@@ -133,6 +135,7 @@ impl SchemaFile {
             })
             .collect();
         let mut schemas: Vec<String> = tables.iter().map(|t| t.name.schema.clone()).collect();
+        schemas.sort();
         schemas.dedup();
         let foreign_keys = self
             .foreign_keys
@@ -144,7 +147,10 @@ impl SchemaFile {
                 referenced: QualifiedName::parse(&f.references),
                 referenced_columns: f.referenced_columns.clone(),
             })
-            .filter(|f| tables.iter().any(|t| t.name == f.table))
+            .filter(|f| {
+                tables.iter().any(|t| t.name == f.table)
+                    && tables.iter().any(|t| t.name == f.referenced)
+            })
             .collect();
         Catalog {
             byte_lengths: false,
@@ -317,11 +323,23 @@ impl Connector for FilesConnector {
     }
 
     fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
-        async move { Ok(boxed_source(FilesSource::open(&Self::folder(ws, Role::Source)?)?)) }.boxed()
+        async move {
+            Ok(boxed_source(FilesSource::open(&Self::folder(
+                ws,
+                Role::Source,
+            )?)?))
+        }
+        .boxed()
     }
 
     fn open_job<'a>(&'a self, ws: &'a Workspace, _job_id: &'a str) -> BoxFuture<'a, Result<Ends>> {
-        async move { Ok(ends(FilesSource::open(&Self::folder(ws, Role::Source)?)?, FilesDestination::new(&Self::folder(ws, Role::Destination)?))) }.boxed()
+        async move {
+            Ok(ends(
+                FilesSource::open(&Self::folder(ws, Role::Source)?)?,
+                FilesDestination::new(&Self::folder(ws, Role::Destination)?),
+            ))
+        }
+        .boxed()
     }
 }
 
@@ -678,5 +696,51 @@ impl Destination for FilesDestination {
 
     async fn finish_schema(&self, _: &(), _: &SchemaFile, _: &SchemaOptions) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_types_and_schemas_and_foreign_keys_read_back() {
+        assert_eq!(parse_type("time without time zone"), ValueType::Time);
+        assert_eq!(parse_type("time with time zone"), ValueType::TimeTz);
+        let column = |name: &str| FileColumn {
+            name: name.into(),
+            type_name: "integer".into(),
+            not_null: false,
+        };
+        let table = |schema: &str, name: &str| FileTable {
+            schema: schema.into(),
+            name: name.into(),
+            columns: vec![column("id")],
+            primary_key: vec![],
+        };
+        let file = SchemaFile {
+            tables: vec![
+                table("public", "a"),
+                table("sales", "b"),
+                table("public", "c"),
+            ],
+            foreign_keys: vec![FileForeignKey {
+                table: "public.a".into(),
+                columns: vec!["id".into()],
+                references: "sales.b".into(),
+                referenced_columns: vec!["id".into()],
+            }],
+        };
+        let all = file.to_catalog(&SchemaFilter::default());
+        assert_eq!(all.schemas, ["public", "sales"]);
+        assert_eq!(all.foreign_keys.len(), 1);
+        let public = file.to_catalog(&SchemaFilter {
+            include: vec!["public".into()],
+            exclude: vec![],
+        });
+        assert!(
+            public.foreign_keys.is_empty(),
+            "a key into an excluded schema is not reported"
+        );
     }
 }

@@ -88,11 +88,22 @@ impl Connector for PostgresConnector {
     }
 
     fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
-        async move { Ok(boxed_source(PgSource::open(Self::endpoint(ws, Role::Source)?).await?)) }.boxed()
+        async move {
+            Ok(boxed_source(
+                PgSource::open(Self::endpoint(ws, Role::Source)?).await?,
+            ))
+        }
+        .boxed()
     }
 
     fn open_job<'a>(&'a self, ws: &'a Workspace, _job_id: &'a str) -> BoxFuture<'a, Result<Ends>> {
-        async move { Ok(ends(PgSource::open(Self::endpoint(ws, Role::Source)?).await?, PgDestination::new(Self::endpoint(ws, Role::Destination)?))) }.boxed()
+        async move {
+            Ok(ends(
+                PgSource::open(Self::endpoint(ws, Role::Source)?).await?,
+                PgDestination::new(Self::endpoint(ws, Role::Destination)?),
+            ))
+        }
+        .boxed()
     }
 }
 

@@ -161,11 +161,7 @@ impl Connector for RedshiftConnector {
         .boxed()
     }
 
-    fn open_job<'a>(
-        &'a self,
-        ws: &'a Workspace,
-        job_id: &'a str,
-    ) -> BoxFuture<'a, Result<Ends>> {
+    fn open_job<'a>(&'a self, ws: &'a Workspace, job_id: &'a str) -> BoxFuture<'a, Result<Ends>> {
         async move {
             let config = staging_config(ws)?;
             if config.process == Process::Lambda {
