@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod spec;
 
 use codec::{CsvReader, Format, csv_escape, pg_escape, pg_unescape};
 use mirage_generators::{GenerateError, Generator, Row};
