@@ -67,21 +67,98 @@ fn s3_error(what: String) -> impl FnOnce(object_store::Error) -> ConnectorError 
     }
 }
 
+/// The S3 client of a bucket: credentials and region from the environment (or the arguments),
+/// SSE-KMS on every put when a key is given.
+fn s3_store(
+    bucket: &str,
+    region: &str,
+    endpoint: Option<&str>,
+    kms_key_id: Option<&str>,
+) -> Result<object_store::aws::AmazonS3> {
+    // Parts are not hashed for the request signature (S3 is reached over TLS, which
+    // protects the body): hashing every byte cost the worker about 2% of a table's CPU.
+    let mut b = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_region(region)
+        .with_unsigned_payload(true);
+    if let Some(e) = endpoint.filter(|e| !e.is_empty()) {
+        b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+    }
+    if let Some(k) = kms_key_id {
+        b = b.with_sse_kms_encryption(k);
+    }
+    b.build()
+        .map_err(|e| ConnectorError::Invalid(format!("staging bucket {bucket}: {e}")))
+}
+
+/// Where a job's staging area is, for a worker that has no workspace (the Lambda handler finds
+/// it in an S3 event).
+#[derive(Debug, Clone)]
+pub struct Location {
+    /// The bucket.
+    pub bucket: String,
+    /// Its region.
+    pub region: String,
+    /// An S3 endpoint other than AWS's (moto, MinIO), if any.
+    pub endpoint: Option<String>,
+    /// `<prefix>/<job-id>`
+    pub root: String,
+}
+
+/// What the worker tells the Lambda handler about a job (`<root>/spec/job.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JobFile {
+    /// The version of this file.
+    pub version: u32,
+    /// How input files come and output files go.
+    pub compression: Compression,
+    /// The KMS key output files are encrypted with, if any.
+    pub kms_key_id: Option<String>,
+}
+
+/// The outcome of one file's transform, written by the Lambda handler next to the output
+/// (`<root>/results/<schema>/<table>/<file>.json`). Never holds a value.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FileResult {
+    /// The input file's name.
+    pub file: String,
+    /// Records read.
+    pub records_in: u64,
+    /// Records written.
+    pub records_out: u64,
+    /// Bytes read (as stored).
+    pub bytes_in: u64,
+    /// Bytes written (as stored).
+    pub bytes_out: u64,
+    /// Seconds the transform took.
+    pub seconds: f64,
+    /// Why it failed: table, column and record number, never a value.
+    pub error: Option<String>,
+}
+
+/// An UNLOAD file's key, `<root>/input/<schema>/<table>/<file>`: (root, table, file name).
+pub fn parse_input_key(key: &str) -> Option<(String, QualifiedName, String)> {
+    let parts: Vec<&str> = key.split('/').collect();
+    let n = parts.len();
+    if n < 5 || parts[n - 4] != "input" || parts[n - 1].is_empty() {
+        return None;
+    }
+    Some((
+        parts[..n - 4].join("/"),
+        QualifiedName::new(parts[n - 3], parts[n - 2]),
+        parts[n - 1].to_string(),
+    ))
+}
+
 impl Staging {
     /// The staging area of job `job_id` as `[staging]` configures it (no request is made).
     pub fn new(config: &StagingConfig, job_id: &str) -> Result<Staging> {
-        // Parts are not hashed for the request signature (S3 is reached over TLS, which
-        // protects the body): hashing every byte cost the worker about 2% of a table's CPU.
-        let mut b = object_store::aws::AmazonS3Builder::from_env()
-            .with_bucket_name(&config.bucket)
-            .with_region(&config.region)
-            .with_unsigned_payload(true);
-        if let Some(e) = config.endpoint.as_deref().filter(|e| !e.is_empty()) {
-            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
-        }
-        let store = b.build().map_err(|e| {
-            ConnectorError::Invalid(format!("staging bucket {}: {e}", config.bucket))
-        })?;
+        let store = s3_store(
+            &config.bucket,
+            &config.region,
+            config.endpoint.as_deref(),
+            config.kms_key_id.as_deref(),
+        )?;
         Ok(Staging {
             store: Arc::new(store),
             bucket: config.bucket.clone(),
@@ -95,6 +172,88 @@ impl Staging {
             region: config.region.clone(),
             endpoint: config.endpoint.clone().filter(|e| !e.is_empty()),
         })
+    }
+
+    /// A job's staging area at `location`, as the Lambda handler sees it: files compressed as
+    /// `job` says, output encrypted with its KMS key.
+    pub fn at(location: &Location, job: &JobFile) -> Result<Staging> {
+        let store = s3_store(
+            &location.bucket,
+            &location.region,
+            location.endpoint.as_deref(),
+            job.kms_key_id.as_deref(),
+        )?;
+        Ok(Staging {
+            store: Arc::new(store),
+            bucket: location.bucket.clone(),
+            root: location.root.clone(),
+            iam_role: String::new(),
+            kms_key_id: job.kms_key_id.clone(),
+            keep_output: false,
+            compression: job.compression,
+            max_file_size: 0,
+            copy_batch: 0,
+            region: location.region.clone(),
+            endpoint: location.endpoint.clone(),
+        })
+    }
+
+    /// What the Lambda handler needs to know about this job.
+    pub fn job_file(&self) -> JobFile {
+        JobFile {
+            version: 1,
+            compression: self.compression,
+            kms_key_id: self.kms_key_id.clone(),
+        }
+    }
+
+    /// `<root>/spec/job.json`
+    pub fn job_key(&self) -> String {
+        format!("{}/spec/job.json", self.root)
+    }
+
+    /// `<root>/spec/key`: the consistency key, an object of its own.
+    pub fn secret_key(&self) -> String {
+        format!("{}/spec/key", self.root)
+    }
+
+    /// `<root>/spec/<schema>/<table>.json`: a table's spec.
+    pub fn spec_key(&self, t: &QualifiedName) -> String {
+        format!("{}/spec/{}/{}.json", self.root, t.schema, t.name)
+    }
+
+    /// `<root>/results/<schema>/<table>/`: where the handler reports each file.
+    pub fn results_prefix(&self, t: &QualifiedName) -> String {
+        format!("{}/results/{}/{}/", self.root, t.schema, t.name)
+    }
+
+    /// An object's bytes; `None` when there is no such object.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let what = format!("reading {}", self.url(key));
+        match self.store.get(&Path::from(key)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(s3_error(what))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(s3_error(what)(e)),
+        }
+    }
+
+    /// Store an object (encrypted with the job's KMS key when there is one).
+    pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.store
+            .put(&Path::from(key), data.into())
+            .await
+            .map(|_| ())
+            .map_err(s3_error(format!("writing {}", self.url(key))))
+    }
+
+    /// The objects under a prefix: (key, size).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        self.store
+            .list(Some(&Path::from(prefix.trim_end_matches('/'))))
+            .map_ok(|m| (m.location.to_string(), m.size))
+            .try_collect()
+            .await
+            .map_err(s3_error(format!("listing {}", self.url(prefix))))
     }
 
     /// `s3://bucket/key`
@@ -528,6 +687,7 @@ impl Staging {
 
     /// `mirage check`'s probe: put, get, list and delete one object under the job prefix, and
     /// with a KMS key, put one encrypted with it. Each step with its outcome.
+    /// (With a KMS key every put is encrypted with it.)
     pub async fn probe(&self) -> Vec<(String, std::result::Result<(), String>)> {
         let key = format!("{}/probe.txt", self.root);
         let path = Path::from(key.as_str());
