@@ -132,14 +132,27 @@ impl Extract {
 }
 
 /// What a load did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LoadStats {
     /// Rows the table holds now.
     pub rows: u64,
     /// Bytes written to intermediate storage for the load (Redshift's COPY files, compressed).
     pub stored_bytes: Option<u64>,
-    /// For a direct load ([`Destination::load_direct`]): bytes the source's extract stored.
+    /// For a direct or remote load: bytes the source's extract stored.
     pub extract_stored_bytes: Option<u64>,
+    /// For a remote load ([`Destination::load_remote`]): what the remote transform did.
+    pub remote: Option<RemoteStats>,
+}
+
+/// What a remote transform (the SQS + Lambda process) did for a table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct RemoteStats {
+    /// Files transformed (one invocation each).
+    pub files: u64,
+    /// Seconds of transform, all files together.
+    pub seconds: f64,
+    /// Seconds of the slowest file.
+    pub max_seconds: f64,
 }
 
 impl LoadStats {
@@ -240,6 +253,25 @@ pub trait Destination: Send + Sync + 'static {
         _source: &(dyn Any + Send + Sync),
         _table: &Table,
         _columns: &[String],
+    ) -> impl Future<Output = Option<Result<LoadStats>>> + Send {
+        async { None }
+    }
+
+    /// Transform and load a table elsewhere (the SQS + Lambda process): the destination ships
+    /// `spec` and `key` to the workers it runs, has `source` extract the rows where they can
+    /// read them, and loads what they write; `progress` gets (rows, bytes) as files are done.
+    /// `None` when this destination transforms nothing remotely and the rows are streamed
+    /// through [`Destination::load`] instead.
+    #[allow(clippy::too_many_arguments)]
+    fn load_remote(
+        &self,
+        _loader: &Self::Loader,
+        _source: &(dyn Any + Send + Sync),
+        _table: &Table,
+        _columns: &[String],
+        _spec: &mirage_transform::spec::TableSpec,
+        _key: &mirage_transform::spec::ConsistencyKey,
+        _progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> impl Future<Output = Option<Result<LoadStats>>> + Send {
         async { None }
     }

@@ -16,6 +16,7 @@ use futures_util::future::BoxFuture;
 use mirage_core::schema::{Catalog, Table};
 use mirage_core::workspace::{ConnectionConfig, SchemaFilter, Workspace};
 use mirage_core::{ColumnStats, QualifiedName, StatsKind};
+use mirage_transform::spec::{ConsistencyKey, TableSpec};
 use std::any::Any;
 
 /// Every connector mirage knows, in the order URLs are matched.
@@ -228,6 +229,18 @@ pub trait AnyDestination: Send + Sync {
         table: &'a Table,
         columns: &'a [String],
     ) -> BoxFuture<'a, Option<Result<LoadStats>>>;
+    /// See [`Destination::load_remote`].
+    #[allow(clippy::too_many_arguments)]
+    fn load_remote<'a>(
+        &'a self,
+        loader: &'a AnyLoader,
+        source: &'a (dyn Any + Send + Sync),
+        table: &'a Table,
+        columns: &'a [String],
+        spec: &'a TableSpec,
+        key: &'a ConsistencyKey,
+        progress: &'a (dyn Fn(u64, u64) + Send + Sync),
+    ) -> BoxFuture<'a, Option<Result<LoadStats>>>;
     /// See [`Destination::restore_preserved`].
     fn restore_preserved<'a>(
         &'a self,
@@ -307,6 +320,26 @@ impl<D: Destination> AnyDestination for D {
                 Err(e) => return Some(Err(e)),
             };
             Destination::load_direct(self, loader, source, table, columns).await
+        }
+        .boxed()
+    }
+    fn load_remote<'a>(
+        &'a self,
+        loader: &'a AnyLoader,
+        source: &'a (dyn Any + Send + Sync),
+        table: &'a Table,
+        columns: &'a [String],
+        spec: &'a TableSpec,
+        key: &'a ConsistencyKey,
+        progress: &'a (dyn Fn(u64, u64) + Send + Sync),
+    ) -> BoxFuture<'a, Option<Result<LoadStats>>> {
+        async move {
+            let loader = match downcast::<D::Loader>(loader.as_ref()) {
+                Ok(l) => l,
+                Err(e) => return Some(Err(e)),
+            };
+            Destination::load_remote(self, loader, source, table, columns, spec, key, progress)
+                .await
         }
         .boxed()
     }

@@ -93,6 +93,17 @@ pub enum Process {
     Lambda,
 }
 
+/// Who runs the Lambda function's invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LambdaRunner {
+    /// AWS Lambda, through an enabled event source mapping.
+    #[default]
+    Aws,
+    /// `mirage-lambda-runner` on this machine; the mapping is created disabled.
+    Local,
+}
+
 /// How the staged CSV files are compressed (UNLOAD's and COPY's keyword).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -166,6 +177,20 @@ pub struct StagingConfig {
     /// transformed, in one transaction.
     #[serde(default = "default_copy_batch")]
     pub copy_batch: ByteSize,
+    /// Lambda process: the container image the function runs (an ECR image URI). When unset,
+    /// mirage looks for an image in the ECR repository `<resource_prefix>lambda`, then falls
+    /// back to `lambda_zip`.
+    #[serde(default)]
+    pub lambda_image: Option<String>,
+    /// Lambda process: a zip holding the `mirage-lambda` binary as `bootstrap`, deployed on the
+    /// `provided.al2023` runtime when no image is found (relative to the workspace file).
+    #[serde(default)]
+    pub lambda_zip: Option<std::path::PathBuf>,
+    /// Lambda process: who polls the queue. `aws` (default): the event source mapping, enabled.
+    /// `local`: the mapping is created disabled and `mirage-lambda-runner` polls the queue
+    /// instead (tests and runs against moto, which cannot run the function).
+    #[serde(default)]
+    pub lambda_runner: LambdaRunner,
     /// 1-based line of the `[staging]` header, for messages (not read from the file).
     #[serde(skip)]
     pub line: usize,

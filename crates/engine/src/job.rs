@@ -296,6 +296,9 @@ struct JobCtx<'a> {
     events: Events,
     loader: &'a mirage_connectors::registry::AnyLoader,
     reports: Mutex<Vec<TableReport>>,
+    /// For remote transforms: the consistency key, and whether lengths count bytes.
+    key: crate::spec::ConsistencyKey,
+    byte_lengths: bool,
 }
 
 async fn execute(
@@ -394,6 +397,8 @@ async fn execute(
             events: emit.clone(),
             loader,
             reports: Mutex::new(Vec::new()),
+            key: crate::spec::ConsistencyKey::from_seed(&opts.seed),
+            byte_lengths: plan.catalog.byte_lengths,
         };
         emit(Event::Phase {
             phase: Phase::Rows,
@@ -539,17 +544,37 @@ async fn copy_one(
         TableMode::DeIdentify => {
             // Nothing to transform, and the destination reads the source's storage itself
             // (Redshift): the extract is loaded as it is, without passing through the worker.
+            // Something to transform, and the destination has it transformed elsewhere (the
+            // SQS + Lambda process): the table's spec and the key go there.
             let direct = if tp.masked().next().is_none() {
                 dest.load_direct(ctx.loader, source.as_any(), &tp.table, &columns)
                     .await
             } else {
-                None
+                let spec = crate::spec::of_plan(tp, &source.format(), ctx.byte_lengths);
+                let advance = |rows: u64, bytes: u64| progress.advance(rows, bytes);
+                dest.load_remote(
+                    ctx.loader,
+                    source.as_any(),
+                    &tp.table,
+                    &columns,
+                    &spec,
+                    &ctx.key,
+                    &advance,
+                )
+                .await
+                .map(|r| {
+                    r.inspect(|s| {
+                        written = s.stored_bytes.unwrap_or(0);
+                    })
+                })
             };
             match direct {
                 Some(r) => r
                     .inspect(|s| {
                         unloaded = s.extract_stored_bytes;
-                        progress.advance(s.rows, s.extract_stored_bytes.unwrap_or(0));
+                        if s.remote.is_none() {
+                            progress.advance(s.rows, s.extract_stored_bytes.unwrap_or(0));
+                        }
                     })
                     .map_err(|e| e.to_string()),
                 None => copy_rows(source, dest, tp, ctx, progress.clone())
@@ -609,6 +634,7 @@ async fn copy_one(
         bytes_loaded: stats.stored_bytes,
         seconds,
         masked_columns: tp.masked().map(|c| c.name.clone()).collect(),
+        lambda: stats.remote,
         error,
     };
     if let Ok(mut r) = ctx.reports.lock() {

@@ -106,6 +106,9 @@ pub struct TableReport {
     pub seconds: f64,
     /// Columns with a generator.
     pub masked_columns: Vec<String>,
+    /// The SQS + Lambda process: files transformed, total and slowest seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<mirage_connectors::RemoteStats>,
     /// Why it failed (redacted).
     pub error: Option<String>,
 }
@@ -124,6 +127,7 @@ impl TableReport {
             bytes_loaded: None,
             seconds: 0.0,
             masked_columns: tp.masked().map(|c| c.name.clone()).collect(),
+            lambda: None,
             error: canceled.then(|| "interrupted before it was committed".to_string()),
         }
     }

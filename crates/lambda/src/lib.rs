@@ -121,6 +121,11 @@ pub fn work_of(body: &str) -> Vec<Work> {
         .collect()
 }
 
+fn failpoint(kind: &str, table: &QualifiedName) -> bool {
+    std::env::var("MIRAGE_FAILPOINT")
+        .is_ok_and(|v| v.split(',').any(|f| f == format!("{kind}:{table}")))
+}
+
 /// One JSON log line (CloudWatch Logs reads stdout); a closed stdout is ignored.
 fn log(line: Value) {
     let mut o = std::io::stdout().lock();
@@ -245,6 +250,16 @@ impl Handler {
         let Some((root, table, file)) = staging::parse_input_key(key) else {
             return Ok(());
         };
+        // Test hooks: `MIRAGE_FAILPOINT=lambda-crash:<schema.table>` ends the process on that
+        // table's files (no result, as when Lambda kills a handler out of memory);
+        // `lambda-hang:<schema.table>` sleeps past any timeout.
+        if failpoint("lambda-crash", &table) {
+            log(json!({"event": "crash", "table": table.to_string(), "file": file}));
+            std::process::exit(70);
+        }
+        if failpoint("lambda-hang", &table) {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
         let started = Instant::now();
         let job = match self.job(bucket, &root).await {
             Ok(Some(j)) => j,

@@ -5,6 +5,7 @@ mod check;
 mod demo;
 mod failures;
 mod generators;
+mod lambda;
 mod postgres;
 mod redshift;
 mod util;

@@ -193,7 +193,7 @@ impl Redshift {
     }
 
     /// The staging bucket's listing (S3 XML).
-    fn listing(&self) -> String {
+    pub fn listing(&self) -> String {
         let out = Command::new("curl")
             .args([
                 "-s",
@@ -205,7 +205,7 @@ impl Redshift {
     }
 
     /// Keys left in the staging bucket.
-    fn staged_keys(&self) -> usize {
+    pub fn staged_keys(&self) -> usize {
         self.listing().matches("<Key>").count()
     }
 

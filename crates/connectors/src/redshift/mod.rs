@@ -8,6 +8,8 @@
 //! SQL goes through the simple query protocol (text results), the common ground of Redshift and
 //! its emulator; values in statements are quoted literals.
 
+pub mod lambda;
+
 pub use crate::staging::{NULL_SENTINEL, Staging, format};
 
 use crate::check::{CheckContext, Checks, Dialect, SourceFacts, endpoint_identity};
@@ -20,12 +22,13 @@ use crate::{
 };
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use mirage_core::lambda as settings;
 use mirage_core::schema::{
     Catalog, Column, ForeignKey, MAX_CATEGORIES, QUANTILES, QualifiedName, Table, TableKind,
     ValueType, quote_ident, quote_literal,
 };
 use mirage_core::workspace::{Process, SchemaFilter, StagingConfig, Workspace};
-use mirage_core::{ColumnStats, StatsKind, lambda};
+use mirage_core::{ColumnStats, StatsKind};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -50,25 +53,32 @@ fn endpoint(ws: &Workspace, role: Role) -> Result<PgEndpoint> {
     PgEndpoint::redshift(role.as_str(), role.connection(ws))
 }
 
+/// The TONIC_LAMBDA_* settings, or every problem with them (each with its fix).
+fn lambda_settings(
+    config: &StagingConfig,
+) -> std::result::Result<lambda::LambdaSettingsOf, Vec<String>> {
+    lambda::settings_of(config)
+}
+
 /// The TONIC_LAMBDA_* settings of the SQS + Lambda process, each as an item.
 fn lambda_checks(config: &StagingConfig, out: &mut Checks) {
     if config.process != Process::Lambda {
         return;
     }
-    match lambda::settings(|k| std::env::var(k).ok(), config.encrypt_queue) {
+    match settings::settings(|k| std::env::var(k).ok(), config.encrypt_queue) {
         Ok((s, warnings)) => {
-            out.pass("lambda", format!("{} = {}", lambda::ROLE, s.role));
-            out.pass("lambda", format!("{} = {} s", lambda::TIMEOUT, s.timeout));
+            out.pass("lambda", format!("{} = {}", settings::ROLE, s.role));
+            out.pass("lambda", format!("{} = {} s", settings::TIMEOUT, s.timeout));
             out.pass(
                 "lambda",
-                format!("{} = {} MB", lambda::MEMORY_SIZE, s.memory_size),
+                format!("{} = {} MB", settings::MEMORY_SIZE, s.memory_size),
             );
             out.pass(
                 "lambda",
-                format!("{} = {} s", lambda::VISIBILITY, s.visibility_timeout),
+                format!("{} = {} s", settings::VISIBILITY, s.visibility_timeout),
             );
             if let Some(k) = &s.kms_master_key {
-                out.pass("lambda", format!("{} = {k}", lambda::KMS_MASTER_KEY));
+                out.pass("lambda", format!("{} = {k}", settings::KMS_MASTER_KEY));
             }
             for w in warnings {
                 out.warn("lambda", "settings", w);
@@ -76,7 +86,7 @@ fn lambda_checks(config: &StagingConfig, out: &mut Checks) {
         }
         Err(problems) => {
             for p in problems {
-                let allowed = lambda::VARIABLES
+                let allowed = settings::VARIABLES
                     .iter()
                     .find(|(v, _)| *v == p.variable)
                     .map(|(_, a)| *a)
@@ -164,18 +174,24 @@ impl Connector for RedshiftConnector {
     fn open_job<'a>(&'a self, ws: &'a Workspace, job_id: &'a str) -> BoxFuture<'a, Result<Ends>> {
         async move {
             let config = staging_config(ws)?;
-            if config.process == Process::Lambda {
-                return Err(ConnectorError::Invalid(format!(
-                    "{}:{}: staging.process = \"lambda\" (the SQS + Lambda process) is not available in this \
-                     build; use process = \"v2\" (Data Pipeline V2), which transforms in the mirage worker",
-                    ws.path.display(),
-                    config.line
-                )));
-            }
+            let process = match config.process {
+                Process::V2 => None,
+                Process::Lambda => {
+                    let settings = lambda_settings(config)
+                        .map_err(|problems| ConnectorError::Preflight(problems))?;
+                    Some(LambdaPlan {
+                        config: config.clone(),
+                        settings,
+                        job_id: job_id.to_string(),
+                        base: ws.base_dir(),
+                    })
+                }
+            };
             let staging = Arc::new(Staging::new(config, job_id)?);
             let source =
                 RedshiftSource::open(endpoint(ws, Role::Source)?, Some(staging.clone())).await?;
-            let dest = RedshiftDestination::new(endpoint(ws, Role::Destination)?, staging);
+            let mut dest = RedshiftDestination::new(endpoint(ws, Role::Destination)?, staging);
+            dest.lambda = process;
             Ok(ends(source, dest))
         }
         .boxed()
@@ -655,6 +671,20 @@ impl Source for RedshiftSource {
 pub struct RedshiftDestination {
     endpoint: PgEndpoint,
     staging: Arc<Staging>,
+    /// The SQS + Lambda process, when `[staging] process = "lambda"`.
+    lambda: Option<LambdaPlan>,
+    /// Its AWS resources, set up by the first table.
+    lambda_job: tokio::sync::OnceCell<std::result::Result<Arc<lambda::LambdaJob>, String>>,
+    /// A set-up that failed half-way, for teardown.
+    lambda_partial: std::sync::Mutex<Option<Arc<lambda::LambdaJob>>>,
+}
+
+/// What the SQS + Lambda process of a job needs.
+struct LambdaPlan {
+    config: StagingConfig,
+    settings: mirage_core::lambda::LambdaSettings,
+    job_id: String,
+    base: std::path::PathBuf,
 }
 
 /// What `create_schema` hands the loads: each table's DDL and owner, and the foreign keys
@@ -670,7 +700,47 @@ pub struct RedshiftLoader {
 impl RedshiftDestination {
     /// A destination at `endpoint` writing its COPY files to `staging`.
     pub fn new(endpoint: PgEndpoint, staging: Arc<Staging>) -> RedshiftDestination {
-        RedshiftDestination { endpoint, staging }
+        RedshiftDestination {
+            endpoint,
+            staging,
+            lambda: None,
+            lambda_job: tokio::sync::OnceCell::new(),
+            lambda_partial: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The job's Lambda resources, set up once (with the job's files for the handler).
+    async fn lambda_job(
+        &self,
+        plan: &LambdaPlan,
+        key: &mirage_transform::spec::ConsistencyKey,
+    ) -> Result<Arc<lambda::LambdaJob>> {
+        let job = self
+            .lambda_job
+            .get_or_init(|| async {
+                if let Err(e) = lambda::write_job_files(&self.staging, key).await {
+                    return Err(e.to_string());
+                }
+                match lambda::LambdaJob::setup(
+                    &plan.config,
+                    plan.settings.clone(),
+                    &self.staging,
+                    &plan.job_id,
+                    &plan.base,
+                )
+                .await
+                {
+                    Ok(job) => Ok(job),
+                    Err((partial, e)) => {
+                        if let Ok(mut p) = self.lambda_partial.lock() {
+                            *p = Some(partial);
+                        }
+                        Err(format!("setting up the SQS + Lambda process: {e}"))
+                    }
+                }
+            })
+            .await;
+        job.clone().map_err(ConnectorError::Invalid)
     }
 
     /// Where it writes.
@@ -783,6 +853,7 @@ impl RedshiftDestination {
                 rows,
                 stored_bytes: Some(bytes),
                 extract_stored_bytes: None,
+                remote: None,
             })
         }
         .await;
@@ -1021,7 +1092,34 @@ impl Destination for RedshiftDestination {
             rows: l.rows,
             stored_bytes: Some(unloaded.bytes),
             extract_stored_bytes: Some(unloaded.bytes),
+            remote: None,
         }))
+    }
+
+    async fn load_remote(
+        &self,
+        loader: &RedshiftLoader,
+        source: &(dyn Any + Send + Sync),
+        table: &Table,
+        columns: &[String],
+        spec: &mirage_transform::spec::TableSpec,
+        key: &mirage_transform::spec::ConsistencyKey,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Option<Result<LoadStats>> {
+        let plan = self.lambda.as_ref()?;
+        let Some(source) = source.downcast_ref::<RedshiftSource>() else {
+            return Some(Err(ConnectorError::Invalid(
+                "the SQS + Lambda process needs a Redshift source".into(),
+            )));
+        };
+        let job = match self.lambda_job(plan, key).await {
+            Ok(j) => j,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(
+            self.load_through_lambda(&job, loader, source, table, columns, spec, progress)
+                .await,
+        )
     }
 
     async fn restore_preserved(&self, _: &RedshiftLoader, table: &Table) -> Result<u64> {
@@ -1075,7 +1173,26 @@ impl Destination for RedshiftDestination {
     }
 
     async fn end_job(&self) -> Result<()> {
-        self.staging.cleanup().await
+        let mut problems = Vec::new();
+        let job = self
+            .lambda_job
+            .get()
+            .and_then(|j| j.as_ref().ok().cloned())
+            .or_else(|| self.lambda_partial.lock().ok().and_then(|mut p| p.take()));
+        if let Some(job) = job {
+            problems.extend(job.teardown().await);
+        }
+        if let Err(e) = self.staging.cleanup().await {
+            problems.push(e.to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConnectorError::Invalid(format!(
+                "left behind: {}",
+                problems.join("; ")
+            )))
+        }
     }
 }
 

@@ -1,0 +1,427 @@
+//! The SQS + Lambda process end to end: the Redshift emulator and moto (S3 events to SQS,
+//! Lambda functions and mappings, CloudWatch Logs), the `mirage` binary as the worker, and the
+//! local Lambda runner serving the Runtime API to real `mirage-lambda` processes.
+
+use crate::redshift::Redshift;
+use crate::util::{Dir, Run};
+use mirage_lambda_runner::{Config, Runner};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/mirage-lambda";
+const FUNCTION: &str = "mirage-worker-0-1-0";
+
+/// The `mirage-lambda` binary beside `mirage` (built by `cargo test --workspace`).
+fn handler_binary() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_mirage")).with_file_name("mirage-lambda");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build -p mirage-lambda` (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// AWS clients on moto with moto's test credentials.
+struct TestAws {
+    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
+    lambda: aws_sdk_lambda::Client,
+}
+
+impl TestAws {
+    async fn new(endpoint: &str) -> TestAws {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        TestAws {
+            sqs: aws_sdk_sqs::Client::new(&shared),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&shared)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            lambda: aws_sdk_lambda::Client::new(&shared),
+        }
+    }
+
+    /// Queues whose name starts with `prefix`.
+    async fn queues(&self, prefix: &str) -> Vec<String> {
+        self.sqs
+            .list_queues()
+            .queue_name_prefix(prefix)
+            .send()
+            .await
+            .map(|r| r.queue_urls().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The ids of the bucket's queue notifications.
+    async fn notifications(&self) -> Vec<String> {
+        self.s3
+            .get_bucket_notification_configuration()
+            .bucket("mirage-staging")
+            .send()
+            .await
+            .expect("notifications")
+            .queue_configurations()
+            .iter()
+            .map(|q| q.id().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    async fn mappings(&self) -> usize {
+        self.lambda
+            .list_event_source_mappings()
+            .function_name(FUNCTION)
+            .send()
+            .await
+            .map(|m| m.event_source_mappings().len())
+            .unwrap_or(0)
+    }
+}
+
+/// moto's IAM: the Lambda role must exist for CreateFunction.
+fn create_role(endpoint: &str) {
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:iam",
+            "--user",
+            "testing:testing",
+            "-X",
+            "POST",
+            &format!("{endpoint}/"),
+            "--data-urlencode",
+            "Action=CreateRole",
+            "--data-urlencode",
+            "Version=2010-05-08",
+            "--data-urlencode",
+            "RoleName=mirage-lambda",
+            "--data-urlencode",
+            &format!("AssumeRolePolicyDocument={trust}"),
+        ])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("mirage-lambda"), "CreateRole: {text}");
+}
+
+/// The Lambda process's workspace settings.
+fn lambda_staging(extra: &str) -> String {
+    format!(
+        "process = \"lambda\"\nlambda_runner = \"local\"\nencrypt_queue = true\n\
+         lambda_image = \"123456789012.dkr.ecr.us-east-1.amazonaws.com/mirage-lambda:0.1.0\"\n{extra}"
+    )
+}
+
+/// `mirage run` with the Lambda settings in the environment.
+fn command(ws: &Path, seed: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirage"));
+    cmd.args(["run", "-w", &ws.display().to_string(), "--no-progress"])
+        .env("MIRAGE_SEED", seed)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("TONIC_LAMBDA_ROLE", ROLE)
+        .env("TONIC_LAMBDA_KMS_MASTER_KEY", "alias/mirage-sqs")
+        .env_remove("MIRAGE_LOG")
+        .env_remove("MIRAGE_FAILPOINT")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run(ws: &Path, seed: &str, env: &[(&str, &str)]) -> Run {
+    command(ws, seed, env).output().expect("run mirage").into()
+}
+
+/// Every table of the destination, as text.
+fn destination(rs: &Redshift) -> String {
+    ["customers", "orders", "regions", "events"]
+        .iter()
+        .map(|t| rs.sql("dst", &format!("SELECT * FROM sales.{t} ORDER BY 1, 2")))
+        .collect::<Vec<_>>()
+        .join("\n----\n")
+}
+
+fn runner(rt: &tokio::runtime::Runtime, endpoint: &str, env: &[(&str, &str)]) -> Runner {
+    let mut all: Vec<(String, String)> = vec![
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+    ];
+    all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    rt.block_on(Runner::start(Config {
+        endpoint: Some(endpoint.to_string()),
+        region: "us-east-1".into(),
+        function: FUNCTION.into(),
+        binary: handler_binary(),
+        concurrency: 2,
+        env: all,
+        credentials: Some(("testing".into(), "testing".into())),
+    }))
+}
+
+/// Nothing of a job is left in AWS: queues, mapping, notification, staging files.
+fn assert_torn_down(rs: &Redshift, rt: &tokio::runtime::Runtime, aws: &TestAws, what: &str) {
+    rt.block_on(async {
+        let left = aws.queues("mirage-2").await;
+        assert!(left.is_empty(), "{what}: queues left {left:?}");
+        assert_eq!(aws.mappings().await, 0, "{what}: a mapping is left");
+        assert_eq!(
+            aws.notifications().await,
+            ["other-team"],
+            "{what}: the bucket's notifications"
+        );
+        let f = aws
+            .lambda
+            .get_function()
+            .function_name(FUNCTION)
+            .send()
+            .await;
+        assert!(f.is_ok(), "{what}: the function stays");
+    });
+    assert_eq!(rs.staged_keys(), 0, "{what}: {}", rs.listing());
+}
+
+#[test]
+fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
+    let rs = Redshift::start();
+    let endpoint = rs.moto.endpoint();
+    // A table big enough for several UNLOAD files per slice.
+    rs.sql(
+        "src",
+        "CREATE TABLE sales.events (id INTEGER, who VARCHAR(60), what VARCHAR(200)); \
+         INSERT INTO sales.events SELECT i, 'person ' || i, repeat('event text ' || i || ', ', 5) \
+         FROM generate_series(1, 120000) i; GRANT SELECT ON sales.events TO src_user;",
+    );
+    create_role(&endpoint);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let aws = rt.block_on(TestAws::new(&endpoint));
+    // Another team's notification on the bucket, which every job must keep.
+    rt.block_on(async {
+        let url = aws
+            .sqs
+            .create_queue()
+            .queue_name("other-team-events")
+            .send()
+            .await
+            .expect("queue")
+            .queue_url()
+            .unwrap_or_default()
+            .to_string();
+        let arn = "arn:aws:sqs:us-east-1:123456789012:other-team-events";
+        let _ = url;
+        let q = aws_sdk_s3::types::QueueConfiguration::builder()
+            .id("other-team")
+            .queue_arn(arn)
+            .events(aws_sdk_s3::types::Event::S3ObjectCreated)
+            .filter(
+                aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+                    .key(
+                        aws_sdk_s3::types::S3KeyFilter::builder()
+                            .filter_rules(
+                                aws_sdk_s3::types::FilterRule::builder()
+                                    .name(aws_sdk_s3::types::FilterRuleName::Prefix)
+                                    .value("elsewhere/")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .expect("queue configuration");
+        aws.s3
+            .put_bucket_notification_configuration()
+            .bucket("mirage-staging")
+            .notification_configuration(
+                aws_sdk_s3::types::NotificationConfiguration::builder()
+                    .queue_configurations(q)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("put notification");
+    });
+    let dir = Dir::new();
+    let events = "\n[tables.\"sales.events\".columns]\nwho = { generator = \"full_name\" }\n";
+    // Data Pipeline V2 first: what the Lambda process must reproduce.
+    let v2 = rs.workspace_with(&dir, "dst_user", "", "");
+    std::fs::write(&v2, std::fs::read_to_string(&v2).unwrap() + events).unwrap();
+    let out = run(&v2, "same-seed", &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let expected = destination(&rs);
+
+    // The Lambda process, with the same seed, into the same destination after a reset.
+    rs.sql("dst", "DROP SCHEMA sales CASCADE");
+    let ws = dir.path().join("lambda.toml");
+    std::fs::write(
+        &ws,
+        std::fs::read_to_string(&v2)
+            .unwrap()
+            .replace("\n[run]", &format!("{}\n[run]", lambda_staging(""))),
+    )
+    .unwrap();
+    let runner_ok = runner(&rt, &endpoint, &[]);
+    // Watch the job's queues while it runs: their encryption setting.
+    let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let watcher = {
+        let seen = seen.clone();
+        let endpoint = endpoint.clone();
+        rt.spawn(async move {
+            let aws = TestAws::new(&endpoint).await;
+            loop {
+                for url in aws.queues("mirage-2").await {
+                    let attrs = aws
+                        .sqs
+                        .get_queue_attributes()
+                        .queue_url(&url)
+                        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                        .send()
+                        .await;
+                    if let Ok(a) = attrs {
+                        let kms = a
+                            .attributes()
+                            .and_then(|m| {
+                                m.get(&aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId)
+                            })
+                            .cloned();
+                        if let Ok(mut s) = seen.lock()
+                            && !s.iter().any(|(u, _)| u == &url)
+                        {
+                            s.push((url, kms));
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let out = run(&ws, "same-seed", &[]);
+    watcher.abort();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(
+        destination(&rs),
+        expected,
+        "the Lambda process gives exactly V2's rows"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.len() == 2
+            && seen
+                .iter()
+                .all(|(_, k)| k.as_deref() == Some("alias/mirage-sqs")),
+        "the queue and its DLQ are KMS-encrypted: {seen:?}"
+    );
+    // The report carries the Lambda figures of the transformed tables.
+    let report_path = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .expect("report path")
+        .to_string();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
+    let events_report = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "sales.events")
+        .unwrap()
+        .clone();
+    assert!(
+        events_report["lambda"]["files"].as_u64().unwrap() >= 3,
+        "several files per slice: {events_report}"
+    );
+    assert_torn_down(&rs, &rt, &aws, "after a successful job");
+    rt.block_on(runner_ok.stop());
+
+    // A file whose handler dies every time: it reaches the dead-letter queue and fails its
+    // table only; the destination table keeps what it held.
+    let fast = dir.path().join("fast.toml");
+    std::fs::write(&fast, std::fs::read_to_string(&ws).unwrap()).unwrap();
+    let quick = [
+        ("TONIC_LAMBDA_TIMEOUT", "3"),
+        ("TONIC_LAMBDA_SQS_VISIBILITY_TIMEOUT", "3"),
+    ];
+    let before = rs.sql("dst", "SELECT count(*), sum(order_id) FROM sales.orders");
+    let crashing = runner(
+        &rt,
+        &endpoint,
+        &[("MIRAGE_FAILPOINT", "lambda-crash:sales.orders")],
+    );
+    let out = run(&fast, "other-seed", &quick);
+    rt.block_on(crashing.stop());
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.all().contains("dead-letter queue"),
+        "the poison file is named: {}",
+        out.all()
+    );
+    assert!(out.all().contains("completed tables (3)"), "{}", out.all());
+    assert_eq!(
+        rs.sql("dst", "SELECT count(*), sum(order_id) FROM sales.orders"),
+        before,
+        "the failed table keeps its rows"
+    );
+    assert_torn_down(&rs, &rt, &aws, "after a poison file");
+
+    // A handler that outlives the function's timeout is killed, and the logs say so.
+    let hanging = runner(
+        &rt,
+        &endpoint,
+        &[("MIRAGE_FAILPOINT", "lambda-hang:sales.orders")],
+    );
+    let out = run(&fast, "other-seed", &quick);
+    rt.block_on(hanging.stop());
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.all().contains("Task timed out"), "{}", out.all());
+    assert_torn_down(&rs, &rt, &aws, "after a timeout");
+
+    // Ctrl-C while files are being transformed: everything is torn down, exit 130.
+    let hanging = runner(
+        &rt,
+        &endpoint,
+        &[("MIRAGE_FAILPOINT", "lambda-hang:sales.orders")],
+    );
+    let mut child = command(&fast, "other-seed", &quick)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mirage");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("sales.orders started") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    rt.block_on(hanging.stop());
+    assert_eq!(out.status.code(), Some(130), "{}", rest.join("\n"));
+    assert_torn_down(&rs, &rt, &aws, "after Ctrl-C");
+}

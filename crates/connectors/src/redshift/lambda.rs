@@ -1,0 +1,849 @@
+//! The SQS + Lambda process: every UNLOADed file is transformed by an AWS Lambda invocation.
+//!
+//! For a job the worker (1) ensures the function `<resource_prefix>worker-<mirage version>`
+//! exists with the configured role, timeout and memory (created from a container image or a zip,
+//! never deleted by a job); (2) creates the queue `<resource_prefix><job id>` with its
+//! dead-letter queue (`…-dlq`, maxReceiveCount 3), visibility timeout, SSE-KMS when asked, and a
+//! policy letting only the staging bucket send; (3) adds one queue configuration for
+//! `ObjectCreated` on `<prefix>/<job id>/input/` to the bucket's notifications, keeping the
+//! others exactly; (4) maps the queue to the function (batch size 1, ReportBatchItemFailures).
+//! Then, per table, the spec goes to `…/spec/`, the UNLOAD to `…/input/`, and the worker waits
+//! for a result per file before COPYing the outputs as Data Pipeline V2 does. Everything but the
+//! function is removed at the end of the job, whatever its outcome.
+
+use super::{RedshiftDestination, RedshiftLoader, RedshiftSource};
+use crate::staging::{FileResult, Staging};
+use crate::{ConnectorError, LoadStats, RemoteStats, Result};
+use aws_sdk_s3::error::DisplayErrorContext;
+use mirage_core::QualifiedName;
+use mirage_core::lambda::LambdaSettings;
+use mirage_core::schema::Table;
+use mirage_core::workspace::{LambdaRunner, StagingConfig};
+use mirage_transform::spec::{ConsistencyKey, TableSpec};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The process's settings, read from the `TONIC_LAMBDA_*` environment variables.
+pub type LambdaSettingsOf = LambdaSettings;
+
+/// The `TONIC_LAMBDA_*` settings for a `[staging]` block, or each problem with its variable.
+pub fn settings_of(config: &StagingConfig) -> std::result::Result<LambdaSettings, Vec<String>> {
+    mirage_core::lambda::settings(|k| std::env::var(k).ok(), config.encrypt_queue)
+        .map(|(s, _)| s)
+        .map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| format!("lambda: {p}; export {}=…", p.variable))
+                .collect()
+        })
+}
+
+/// How many times a file is tried before it goes to the dead-letter queue.
+pub const MAX_RECEIVE_COUNT: u32 = 3;
+
+/// An AWS error as text (the SDK's whole error chain; AWS messages hold no row values).
+fn aws_err<E: std::error::Error>(what: impl Into<String>) -> impl FnOnce(E) -> ConnectorError {
+    let what = what.into();
+    move |e| ConnectorError::Database {
+        what,
+        detail: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+/// The AWS clients of a job, configured like the staging bucket (region, endpoint).
+#[derive(Clone)]
+pub struct Aws {
+    /// Lambda.
+    pub lambda: aws_sdk_lambda::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// S3 (bucket notifications).
+    pub s3: aws_sdk_s3::Client,
+    /// CloudWatch Logs.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+}
+
+impl Aws {
+    /// Clients for the staging region; `[staging] endpoint` (moto) for every service.
+    pub async fn new(config: &StagingConfig) -> Aws {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.region.clone()));
+        let endpoint = config.endpoint.clone().filter(|e| !e.is_empty());
+        if let Some(e) = &endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        let shared = loader.load().await;
+        let s3 = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(endpoint.is_some())
+            .build();
+        Aws {
+            lambda: aws_sdk_lambda::Client::new(&shared),
+            sqs: aws_sdk_sqs::Client::new(&shared),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
+            ecr: aws_sdk_ecr::Client::new(&shared),
+        }
+    }
+}
+
+/// The function every job of this mirage version uses.
+pub fn function_name(config: &StagingConfig) -> String {
+    format!(
+        "{}worker-{}",
+        config.resource_prefix,
+        env!("CARGO_PKG_VERSION").replace('.', "-")
+    )
+}
+
+/// The queue of a job, and its dead-letter queue.
+pub fn queue_names(config: &StagingConfig, job_id: &str) -> (String, String) {
+    let q = format!("{}{job_id}", config.resource_prefix);
+    let dlq = format!("{q}-dlq");
+    (q, dlq)
+}
+
+/// What the function runs.
+enum Code {
+    Image(String),
+    Zip(Vec<u8>),
+}
+
+/// The image (configured, or the newest in ECR `<resource_prefix>lambda`), else the zip.
+async fn code(aws: &Aws, config: &StagingConfig, base: &std::path::Path) -> Result<Code> {
+    if let Some(image) = config.lambda_image.as_deref().filter(|i| !i.is_empty()) {
+        return Ok(Code::Image(image.to_string()));
+    }
+    let repo = format!("{}lambda", config.resource_prefix);
+    let found = aws
+        .ecr
+        .describe_repositories()
+        .repository_names(&repo)
+        .send()
+        .await;
+    if let Ok(found) = found
+        && let Some(uri) = found
+            .repositories()
+            .first()
+            .and_then(|r| r.repository_uri())
+    {
+        let images = aws
+            .ecr
+            .list_images()
+            .repository_name(&repo)
+            .send()
+            .await
+            .map_err(aws_err(format!(
+                "listing the images of ECR repository {repo}"
+            )))?;
+        let tags: Vec<&str> = images
+            .image_ids()
+            .iter()
+            .filter_map(|i| i.image_tag())
+            .collect();
+        let version = env!("CARGO_PKG_VERSION");
+        let tag = tags
+            .iter()
+            .find(|t| **t == version)
+            .or_else(|| tags.iter().find(|t| **t == "latest"))
+            .or_else(|| tags.first());
+        if let Some(tag) = tag {
+            return Ok(Code::Image(format!("{uri}:{tag}")));
+        }
+    }
+    if let Some(zip) = &config.lambda_zip {
+        let path = if zip.is_absolute() {
+            zip.clone()
+        } else {
+            base.join(zip)
+        };
+        let bytes = std::fs::read(&path).map_err(|e| {
+            ConnectorError::io(
+                format!("reading [staging] lambda_zip {}", path.display()),
+                e,
+            )
+        })?;
+        return Ok(Code::Zip(bytes));
+    }
+    Err(ConnectorError::Invalid(format!(
+        "the Lambda function {} does not exist and there is nothing to create it from: set \
+         [staging] lambda_image to an ECR image URI, push an image to the ECR repository {repo}, \
+         or set lambda_zip to a zip holding the mirage-lambda binary as bootstrap (see the README)",
+        function_name(config)
+    )))
+}
+
+/// Poll the function until it is active and no update is in progress.
+async fn wait_active(aws: &Aws, name: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let c = aws
+            .lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(aws_err(format!("reading the Lambda function {name}")))?;
+        let active = c.state().is_none_or(|s| s.as_str() == "Active");
+        let updated = c
+            .last_update_status()
+            .is_none_or(|s| s.as_str() == "Successful");
+        if c.state().is_some_and(|s| s.as_str() == "Failed")
+            || c.last_update_status()
+                .is_some_and(|s| s.as_str() == "Failed")
+        {
+            return Err(ConnectorError::Invalid(format!(
+                "the Lambda function {name} failed to become active: {}",
+                c.state_reason()
+                    .or(c.last_update_status_reason())
+                    .unwrap_or("no reason given")
+            )));
+        }
+        if active && updated {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ConnectorError::Invalid(format!(
+                "the Lambda function {name} did not become active in 5 minutes"
+            )));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Create the function, or bring an existing one's role, timeout and memory in line.
+pub async fn ensure_function(
+    aws: &Aws,
+    config: &StagingConfig,
+    settings: &LambdaSettings,
+    base: &std::path::Path,
+) -> Result<String> {
+    let name = function_name(config);
+    let existing = aws.lambda.get_function().function_name(&name).send().await;
+    match existing {
+        Ok(f) => {
+            let c = f.configuration();
+            let same = c.is_some_and(|c| {
+                c.role() == Some(settings.role.as_str())
+                    && c.timeout() == Some(settings.timeout as i32)
+                    && c.memory_size() == Some(settings.memory_size as i32)
+            });
+            if !same {
+                wait_active(aws, &name).await?;
+                aws.lambda
+                    .update_function_configuration()
+                    .function_name(&name)
+                    .role(&settings.role)
+                    .timeout(settings.timeout as i32)
+                    .memory_size(settings.memory_size as i32)
+                    .send()
+                    .await
+                    .map_err(aws_err(format!("updating the Lambda function {name}")))?;
+            }
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            let mut create = aws
+                .lambda
+                .create_function()
+                .function_name(&name)
+                .role(&settings.role)
+                .timeout(settings.timeout as i32)
+                .memory_size(settings.memory_size as i32)
+                .description("mirage: transforms UNLOADed files (SQS + Lambda process)");
+            create = match code(aws, config, base).await? {
+                Code::Image(uri) => create
+                    .package_type(aws_sdk_lambda::types::PackageType::Image)
+                    .code(
+                        aws_sdk_lambda::types::FunctionCode::builder()
+                            .image_uri(uri)
+                            .build(),
+                    ),
+                Code::Zip(bytes) => create
+                    .package_type(aws_sdk_lambda::types::PackageType::Zip)
+                    .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+                    .handler("bootstrap")
+                    .code(
+                        aws_sdk_lambda::types::FunctionCode::builder()
+                            .zip_file(aws_sdk_lambda::primitives::Blob::new(bytes))
+                            .build(),
+                    ),
+            };
+            create
+                .send()
+                .await
+                .map_err(aws_err(format!("creating the Lambda function {name}")))?;
+        }
+        Err(e) => return Err(aws_err(format!("reading the Lambda function {name}"))(e)),
+    }
+    wait_active(aws, &name).await?;
+    Ok(name)
+}
+
+/// A queue's ARN.
+async fn queue_arn(aws: &Aws, url: &str) -> Result<String> {
+    let a = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(aws_err(format!("reading the attributes of {url}")))?;
+    a.attributes()
+        .and_then(|m| m.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| ConnectorError::Invalid(format!("{url} has no ARN")))
+}
+
+/// The AWS resources of one job; [`LambdaJob::teardown`] removes them.
+pub struct LambdaJob {
+    aws: Aws,
+    config: StagingConfig,
+    settings: LambdaSettings,
+    /// The function's name.
+    pub function: String,
+    queue: Mutex<Option<(String, String)>>,
+    dlq: Mutex<Option<(String, String)>>,
+    notification: Mutex<Option<String>>,
+    mapping: Mutex<Option<String>>,
+    /// Input keys whose message reached the dead-letter queue.
+    dead: Mutex<HashSet<String>>,
+    started: std::time::SystemTime,
+}
+
+/// The notification entry's id for a job.
+fn notification_id(config: &StagingConfig, job_id: &str) -> String {
+    format!("{}{job_id}", config.resource_prefix)
+}
+
+impl LambdaJob {
+    /// Function, queues, notification and mapping for job `job_id` whose files are under
+    /// `staging`. What was created before a failure is recorded, so teardown removes it.
+    pub async fn setup(
+        config: &StagingConfig,
+        settings: LambdaSettings,
+        staging: &Staging,
+        job_id: &str,
+        base: &std::path::Path,
+    ) -> std::result::Result<Arc<LambdaJob>, (Arc<LambdaJob>, ConnectorError)> {
+        let aws = Aws::new(config).await;
+        let job = Arc::new(LambdaJob {
+            aws,
+            config: config.clone(),
+            settings,
+            function: function_name(config),
+            queue: Mutex::new(None),
+            dlq: Mutex::new(None),
+            notification: Mutex::new(None),
+            mapping: Mutex::new(None),
+            dead: Mutex::new(HashSet::new()),
+            started: std::time::SystemTime::now(),
+        });
+        match job.build(staging, job_id, base).await {
+            Ok(()) => Ok(job),
+            Err(e) => Err((job, e)),
+        }
+    }
+
+    async fn build(&self, staging: &Staging, job_id: &str, base: &std::path::Path) -> Result<()> {
+        use aws_sdk_sqs::types::QueueAttributeName as Q;
+        let aws = &self.aws;
+        ensure_function(aws, &self.config, &self.settings, base).await?;
+        let (qname, dlqname) = queue_names(&self.config, job_id);
+        let kms = self
+            .config
+            .encrypt_queue
+            .then(|| self.settings.kms_master_key.clone())
+            .flatten();
+        let create = |name: String| {
+            let mut c = aws.sqs.create_queue().queue_name(name).attributes(
+                Q::VisibilityTimeout,
+                self.settings.visibility_timeout.to_string(),
+            );
+            if let Some(k) = &kms {
+                c = c.attributes(Q::KmsMasterKeyId, k);
+            }
+            c
+        };
+        let dlq_url = create(dlqname.clone())
+            .attributes(Q::MessageRetentionPeriod, "1209600")
+            .send()
+            .await
+            .map_err(aws_err(format!("creating the dead-letter queue {dlqname}")))?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string();
+        let dlq_arn = queue_arn(aws, &dlq_url).await?;
+        if let Ok(mut d) = self.dlq.lock() {
+            *d = Some((dlq_url, dlq_arn.clone()));
+        }
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": MAX_RECEIVE_COUNT.to_string(),
+        });
+        let url = create(qname.clone())
+            .attributes(Q::RedrivePolicy, redrive.to_string())
+            .send()
+            .await
+            .map_err(aws_err(format!("creating the queue {qname}")))?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string();
+        let arn = queue_arn(aws, &url).await?;
+        if let Ok(mut q) = self.queue.lock() {
+            *q = Some((url.clone(), arn.clone()));
+        }
+        // Only the staging bucket may send to the queue.
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "staging-bucket-notifications",
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnLike": {"aws:SourceArn": format!("arn:aws:s3:::{}", self.config.bucket)}}
+            }]
+        });
+        aws.sqs
+            .set_queue_attributes()
+            .queue_url(&url)
+            .attributes(Q::Policy, policy.to_string())
+            .send()
+            .await
+            .map_err(aws_err(format!("setting the policy of {qname}")))?;
+        self.add_notification(&arn, &format!("{}/input/", staging.root()), job_id)
+            .await?;
+        let mapping = aws
+            .lambda
+            .create_event_source_mapping()
+            .event_source_arn(&arn)
+            .function_name(&self.function)
+            .batch_size(1)
+            .function_response_types(
+                aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
+            )
+            .enabled(self.config.lambda_runner == LambdaRunner::Aws)
+            .send()
+            .await
+            .map_err(aws_err(format!("mapping {qname} to {}", self.function)))?;
+        if let Ok(mut m) = self.mapping.lock() {
+            *m = mapping.uuid().map(str::to_string);
+        }
+        Ok(())
+    }
+
+    /// Add our queue configuration to the bucket's notifications (read, modify, write back:
+    /// the others are kept as they are).
+    async fn add_notification(&self, queue_arn: &str, prefix: &str, job_id: &str) -> Result<()> {
+        use aws_sdk_s3::types::{
+            Event, FilterRule, FilterRuleName, NotificationConfigurationFilter, QueueConfiguration,
+            S3KeyFilter,
+        };
+        let id = notification_id(&self.config, job_id);
+        let ours = QueueConfiguration::builder()
+            .id(&id)
+            .queue_arn(queue_arn)
+            .events(Event::S3ObjectCreated)
+            .filter(
+                NotificationConfigurationFilter::builder()
+                    .key(
+                        S3KeyFilter::builder()
+                            .filter_rules(
+                                FilterRule::builder()
+                                    .name(FilterRuleName::Prefix)
+                                    .value(prefix)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+            .map_err(|e| ConnectorError::Invalid(format!("the bucket notification: {e}")))?;
+        self.edit_notifications(|queues| {
+            queues.retain(|q| q.id() != Some(id.as_str()));
+            queues.push(ours);
+        })
+        .await?;
+        if let Ok(mut n) = self.notification.lock() {
+            *n = Some(id);
+        }
+        Ok(())
+    }
+
+    /// Read the bucket's notification configuration, change its queue configurations, write it
+    /// back with everything else unchanged.
+    async fn edit_notifications(
+        &self,
+        change: impl FnOnce(&mut Vec<aws_sdk_s3::types::QueueConfiguration>),
+    ) -> Result<()> {
+        let bucket = &self.config.bucket;
+        let current = self
+            .aws
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(aws_err(format!(
+                "reading the notifications of bucket {bucket}"
+            )))?;
+        let mut queues = current.queue_configurations().to_vec();
+        change(&mut queues);
+        let config = aws_sdk_s3::types::NotificationConfiguration::builder()
+            .set_topic_configurations(Some(current.topic_configurations().to_vec()))
+            .set_queue_configurations(Some(queues))
+            .set_lambda_function_configurations(Some(
+                current.lambda_function_configurations().to_vec(),
+            ))
+            .set_event_bridge_configuration(current.event_bridge_configuration().cloned())
+            .build();
+        self.aws
+            .s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(config)
+            .send()
+            .await
+            .map_err(aws_err(format!(
+                "writing the notifications of bucket {bucket}"
+            )))?;
+        Ok(())
+    }
+
+    /// The job's queue URL (for the local runner and tests).
+    pub fn queue_url(&self) -> Option<String> {
+        self.queue
+            .lock()
+            .ok()
+            .and_then(|q| q.as_ref().map(|q| q.0.clone()))
+    }
+
+    /// Read the dead-letter queue: the input keys of the files that failed for good.
+    async fn poll_dead_letters(&self) -> Result<()> {
+        let Some((url, _)) = self.dlq.lock().ok().and_then(|d| d.clone()) else {
+            return Ok(());
+        };
+        let got = self
+            .aws
+            .sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(aws_err("reading the dead-letter queue"))?;
+        for m in got.messages() {
+            let body = m.body().unwrap_or_default();
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+                for r in v["Records"].as_array().cloned().unwrap_or_default() {
+                    if let Some(k) = r.pointer("/s3/object/key").and_then(|k| k.as_str())
+                        && let Ok(mut dead) = self.dead.lock()
+                    {
+                        dead.insert(decode_key(k));
+                    }
+                }
+            }
+            if let Some(h) = m.receipt_handle() {
+                let _ = self
+                    .aws
+                    .sqs
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(h)
+                    .send()
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the function's logs say about invocations that ended without a result (killed by
+    /// its timeout or its memory).
+    async fn log_findings(&self) -> Option<String> {
+        let group = format!("/aws/lambda/{}", self.function);
+        let since = self
+            .started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut found = Vec::new();
+        for phrase in ["Task timed out", "Runtime exited", "Out of memory"] {
+            let events = self
+                .aws
+                .logs
+                .filter_log_events()
+                .log_group_name(&group)
+                .filter_pattern(format!("\"{phrase}\""))
+                .start_time(since)
+                .send()
+                .await
+                .ok()?;
+            let n = events
+                .events()
+                .iter()
+                .filter(|e| e.message().is_some_and(|m| m.contains(phrase)))
+                .count();
+            if n > 0 {
+                found.push(format!("{n} × \"{phrase}\""));
+            }
+        }
+        (!found.is_empty())
+            .then(|| format!("the function's logs ({group}) show {}", found.join(", ")))
+    }
+
+    /// Remove the mapping, the notification entry and the queues (never the function).
+    /// Returns what could not be removed.
+    pub async fn teardown(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mapping = self.mapping.lock().ok().and_then(|mut m| m.take());
+        if let Some(uuid) = mapping
+            && let Err(e) = self
+                .aws
+                .lambda
+                .delete_event_source_mapping()
+                .uuid(&uuid)
+                .send()
+                .await
+        {
+            problems.push(format!(
+                "event source mapping {uuid}: {}",
+                DisplayErrorContext(&e)
+            ));
+        }
+        let notification = self.notification.lock().ok().and_then(|mut n| n.take());
+        if let Some(id) = notification
+            && let Err(e) = self
+                .edit_notifications(|queues| queues.retain(|q| q.id() != Some(id.as_str())))
+                .await
+        {
+            problems.push(format!("bucket notification {id}: {e}"));
+        }
+        for slot in [&self.queue, &self.dlq] {
+            let q = slot.lock().ok().and_then(|mut q| q.take());
+            if let Some((url, _)) = q
+                && let Err(e) = self.aws.sqs.delete_queue().queue_url(&url).send().await
+            {
+                problems.push(format!("queue {url}: {}", DisplayErrorContext(&e)));
+            }
+        }
+        problems
+    }
+
+    /// How long a table may go without a new result before the job gives up on it: every try
+    /// of a file may take the visibility timeout, plus slack for S3 events.
+    fn stall_bound(&self) -> Duration {
+        let v = u64::from(self.settings.visibility_timeout.max(self.settings.timeout));
+        Duration::from_secs(v * u64::from(MAX_RECEIVE_COUNT + 1) + 60)
+    }
+}
+
+/// `+` → space, then `%XX` → byte (S3 event keys).
+fn decode_key(key: &str) -> String {
+    let b = key.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+' {
+            out.push(b' ');
+        } else if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        } else {
+            out.push(b[i]);
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl RedshiftDestination {
+    /// The Lambda process for one table: spec, UNLOAD into `input/`, a result per file from
+    /// the function, then COPY of the outputs exactly as V2 does.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn load_through_lambda(
+        &self,
+        job: &LambdaJob,
+        loader: &RedshiftLoader,
+        source: &RedshiftSource,
+        table: &Table,
+        columns: &[String],
+        spec: &TableSpec,
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<LoadStats> {
+        let staging = &self.staging;
+        staging
+            .put(&staging.spec_key(&table.name), spec.to_json().into())
+            .await?;
+        let unloaded = source.unload_files(table, columns).await?;
+        let result = self
+            .wait_for_files(job, &table.name, &unloaded.keys, progress)
+            .await;
+        // The raw rows go as soon as they are transformed (or the table failed).
+        if let Err(e) = staging.delete_prefix(&unloaded.prefix).await {
+            tracing::warn!(error = %e, "could not delete UNLOAD files");
+        }
+        let (outputs, stats) = result?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<String>(1);
+        let out_bytes = stats.1;
+        let feed = async move {
+            let key = if outputs.is_empty() {
+                // An empty table: one empty file, so the manifest lists something to COPY.
+                let key = format!("{}empty.csv", staging.output_prefix(&table.name));
+                let empty = crate::staging::compress(staging.compression(), b"")
+                    .map_err(|e| ConnectorError::io("compressing an empty file", e))?;
+                staging.put(&key, empty.into()).await?;
+                staging.copy_manifest(&table.name, &[key]).await?
+            } else {
+                staging.copy_manifest(&table.name, &outputs).await?
+            };
+            tx.send(key).await.map_err(|_| ConnectorError::Aborted)?;
+            Ok((unloaded.rows, out_bytes))
+        };
+        let loaded = self
+            .load_manifests(loader, table, columns, feed, rx)
+            .await?;
+        Ok(LoadStats {
+            rows: loaded.rows,
+            stored_bytes: Some(out_bytes),
+            extract_stored_bytes: Some(unloaded.bytes),
+            remote: Some(stats.0),
+        })
+    }
+
+    /// Wait until every file has a result: the output keys, the Lambda figures and the bytes
+    /// written. A file that fails, reaches the dead-letter queue, or a table that stops
+    /// progressing fails the table at once.
+    async fn wait_for_files(
+        &self,
+        job: &LambdaJob,
+        table: &QualifiedName,
+        inputs: &[String],
+        progress: &(dyn Fn(u64, u64) + Send + Sync),
+    ) -> Result<(Vec<String>, (RemoteStats, u64))> {
+        let staging = &self.staging;
+        let results = staging.results_prefix(table);
+        let wanted: HashMap<String, String> = inputs
+            .iter()
+            .map(|k| {
+                let file = k.rsplit('/').next().unwrap_or(k).to_string();
+                (format!("{results}{file}.json"), k.clone())
+            })
+            .collect();
+        let mut done: HashMap<String, FileResult> = HashMap::new();
+        let mut last_progress = Instant::now();
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        while done.len() < wanted.len() {
+            let listed = staging.list(&results).await?;
+            let mut advanced = false;
+            for (key, _) in listed {
+                if done.contains_key(&key) || !wanted.contains_key(&key) {
+                    continue;
+                }
+                let Some(raw) = staging.get(&key).await? else {
+                    continue;
+                };
+                let r: FileResult = serde_json::from_slice(&raw).map_err(|e| {
+                    ConnectorError::Invalid(format!("{}: not a result: {e}", staging.url(&key)))
+                })?;
+                if let Some(e) = &r.error {
+                    return Err(ConnectorError::Invalid(format!(
+                        "the Lambda function failed on file {} of {table}: {e}",
+                        r.file
+                    )));
+                }
+                rows += r.records_out;
+                bytes += r.bytes_in;
+                progress(r.records_out, r.bytes_in);
+                done.insert(key, r);
+                advanced = true;
+            }
+            if advanced {
+                last_progress = Instant::now();
+                continue;
+            }
+            job.poll_dead_letters().await?;
+            let dead: Vec<String> = job
+                .dead
+                .lock()
+                .map(|d| d.iter().filter(|k| inputs.contains(k)).cloned().collect())
+                .unwrap_or_default();
+            if let Some(k) = dead.first() {
+                let file = k.rsplit('/').next().unwrap_or(k);
+                let why = job
+                    .log_findings()
+                    .await
+                    .map(|f| format!("; {f}"))
+                    .unwrap_or_default();
+                return Err(ConnectorError::Invalid(format!(
+                    "file {file} of {table} reached the dead-letter queue after {MAX_RECEIVE_COUNT} tries{why}"
+                )));
+            }
+            if last_progress.elapsed() > job.stall_bound() {
+                let why = job
+                    .log_findings()
+                    .await
+                    .map(|f| format!("; {f}"))
+                    .unwrap_or_default();
+                return Err(ConnectorError::Invalid(format!(
+                    "no file of {table} was transformed for {} s ({} of {} done){why}; check the \
+                     function {} and the bucket notification",
+                    job.stall_bound().as_secs(),
+                    done.len(),
+                    wanted.len(),
+                    job.function
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let _ = (rows, bytes);
+        let outputs: Vec<String> = wanted
+            .keys()
+            .filter_map(|rk| done.get(rk))
+            .map(|r| format!("{}{}", staging.output_prefix(table), r.file))
+            .collect();
+        let out_bytes = done.values().map(|r| r.bytes_out).sum();
+        let stats = RemoteStats {
+            files: done.len() as u64,
+            seconds: done.values().map(|r| r.seconds).sum(),
+            max_seconds: done.values().map(|r| r.seconds).fold(0.0, f64::max),
+        };
+        let mut outputs = outputs;
+        outputs.sort();
+        Ok((outputs, (stats, out_bytes)))
+    }
+}
+
+/// Write the job's files for the handler: `job.json` and the consistency key.
+pub(super) async fn write_job_files(staging: &Staging, key: &ConsistencyKey) -> Result<()> {
+    let job = serde_json::to_vec(&staging.job_file())
+        .map_err(|e| ConnectorError::Invalid(format!("job.json: {e}")))?;
+    staging.put(&staging.job_key(), job.into()).await?;
+    staging
+        .put(
+            &staging.secret_key(),
+            key.to_secret_text().into_bytes().into(),
+        )
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_decode() {
+        assert_eq!(super::decode_key("a%2Fb+c"), "a/b c");
+    }
+}
