@@ -372,7 +372,12 @@ async fn slot(
                     .filter(|m| !failed.iter().any(|f| Some(f.as_str()) == m.message_id()))
                     .collect()
             }
-            Some(Outcome::Error(_)) | Some(Outcome::InitError(_)) | None => {
+            Some(Outcome::Error(body)) | Some(Outcome::InitError(body)) => {
+                counters.failures.fetch_add(1, Ordering::Relaxed);
+                logs.put(&p.stream, &String::from_utf8_lossy(body)).await;
+                Vec::new()
+            }
+            None => {
                 counters.failures.fetch_add(1, Ordering::Relaxed);
                 Vec::new()
             }
@@ -392,10 +397,9 @@ async fn slot(
         if !matches!(
             outcome,
             Some(Outcome::Response(_)) | Some(Outcome::Error(_))
-        ) {
-            if let Some(mut p) = process.take() {
-                p.kill().await;
-            }
+        ) && let Some(mut p) = process.take()
+        {
+            p.kill().await;
         }
     }
     if let Some(mut p) = process.take() {

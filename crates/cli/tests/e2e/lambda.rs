@@ -11,6 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A queue seen during a job: its URL and KMS key.
+type QueueSeen = (String, Option<String>);
+
 const ROLE: &str = "arn:aws:iam::123456789012:role/mirage-lambda";
 const FUNCTION: &str = "mirage-worker-0-1-0";
 
@@ -281,7 +284,7 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
     .unwrap();
     let runner_ok = runner(&rt, &endpoint, &[]);
     // Watch the job's queues while it runs: their encryption setting.
-    let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let seen: Arc<Mutex<Vec<QueueSeen>>> = Arc::new(Mutex::new(Vec::new()));
     let watcher = {
         let seen = seen.clone();
         let endpoint = endpoint.clone();
@@ -375,7 +378,7 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
         "the poison file is named: {}",
         out.all()
     );
-    assert!(out.all().contains("completed tables (3)"), "{}", out.all());
+    assert!(out.all().contains("completed tables (4)"), "{}", out.all());
     assert_eq!(
         rs.sql("dst", "SELECT count(*), sum(order_id) FROM sales.orders"),
         before,

@@ -177,8 +177,7 @@ impl Connector for RedshiftConnector {
             let process = match config.process {
                 Process::V2 => None,
                 Process::Lambda => {
-                    let settings = lambda_settings(config)
-                        .map_err(|problems| ConnectorError::Preflight(problems))?;
+                    let settings = lambda_settings(config).map_err(ConnectorError::Preflight)?;
                     Some(LambdaPlan {
                         config: config.clone(),
                         settings,
