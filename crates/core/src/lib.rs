@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod display;
 pub mod lambda;
 pub mod schema;
 pub mod size;
