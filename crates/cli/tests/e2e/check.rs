@@ -193,10 +193,29 @@ fn check_on_redshift_reports_each_missing_grant_with_a_fix_that_works() {
         "the probe object is removed"
     );
 
-    // The Lambda process's settings.
-    let lambda = staging(
+    // The Lambda process's settings; nothing to create the function from is a failure too.
+    let no_image = staging(
         "mirage-staging",
         "process = \"lambda\"\nencrypt_queue = true",
+    );
+    let good_env = [
+        (
+            "TONIC_LAMBDA_ROLE",
+            "arn:aws:iam::123456789012:role/mirage-lambda",
+        ),
+        ("TONIC_LAMBDA_KMS_MASTER_KEY", "alias/mirage-sqs"),
+    ];
+    let (code, report) = check(&no_image, &good_env);
+    assert_eq!(code, 1, "{report:#}");
+    let failed = failures(&report);
+    assert!(
+        failed.len() == 1 && failed[0]["fix"].as_str().unwrap().contains("lambda_image"),
+        "{failed:#?}"
+    );
+    let lambda = staging(
+        "mirage-staging",
+        "process = \"lambda\"\nencrypt_queue = true\n\
+         lambda_image = \"123456789012.dkr.ecr.us-east-1.amazonaws.com/mirage-lambda:0.1.0\"",
     );
     let (code, report) = check(
         &lambda,
@@ -232,6 +251,17 @@ fn check_on_redshift_reports_each_missing_grant_with_a_fix_that_works() {
     ];
     let (code, report) = check(&lambda, &good);
     assert_eq!(code, 0, "{report:#}");
+    let items = report["items"].to_string();
+    for step in [
+        "create queue mirage-check-",
+        "KMS key alias/mirage-sqs encrypts a queue message",
+        "delete queue mirage-check-",
+        "read the notifications of bucket mirage-staging",
+        "write the notifications of bucket mirage-staging",
+        "a run creates it from image",
+    ] {
+        assert!(items.contains(step), "{step}: {items}");
+    }
     let items = report["items"].to_string();
     assert!(
         items.contains("TONIC_LAMBDA_TIMEOUT = 30 s")

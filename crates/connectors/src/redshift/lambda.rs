@@ -284,6 +284,55 @@ pub async fn ensure_function(
     Ok(name)
 }
 
+/// A bucket's notification configuration, in parts.
+#[derive(Default)]
+struct Notifications {
+    topics: Vec<aws_sdk_s3::types::TopicConfiguration>,
+    queues: Vec<aws_sdk_s3::types::QueueConfiguration>,
+    lambdas: Vec<aws_sdk_s3::types::LambdaFunctionConfiguration>,
+    event_bridge: Option<aws_sdk_s3::types::EventBridgeConfiguration>,
+}
+
+impl Notifications {
+    fn configuration(self) -> aws_sdk_s3::types::NotificationConfiguration {
+        aws_sdk_s3::types::NotificationConfiguration::builder()
+            .set_topic_configurations(Some(self.topics))
+            .set_queue_configurations(Some(self.queues))
+            .set_lambda_function_configurations(Some(self.lambdas))
+            .set_event_bridge_configuration(self.event_bridge)
+            .build()
+    }
+}
+
+/// Read a bucket's notifications. (moto answers an empty configuration with an element the
+/// SDK does not expect; that reads as empty.)
+async fn read_notifications(aws: &Aws, bucket: &str) -> Result<Notifications> {
+    match aws
+        .s3
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(c) => Ok(Notifications {
+            topics: c.topic_configurations().to_vec(),
+            queues: c.queue_configurations().to_vec(),
+            lambdas: c.lambda_function_configurations().to_vec(),
+            event_bridge: c.event_bridge_configuration().cloned(),
+        }),
+        Err(e)
+            if DisplayErrorContext(&e)
+                .to_string()
+                .contains("<GetBucketNotificationResponse") =>
+        {
+            Ok(Notifications::default())
+        }
+        Err(e) => Err(aws_err(format!(
+            "reading the notifications of bucket {bucket}"
+        ))(e)),
+    }
+}
+
 /// A queue's ARN.
 async fn queue_arn(aws: &Aws, url: &str) -> Result<String> {
     let a = aws
@@ -484,26 +533,9 @@ impl LambdaJob {
         change: impl FnOnce(&mut Vec<aws_sdk_s3::types::QueueConfiguration>),
     ) -> Result<()> {
         let bucket = &self.config.bucket;
-        let current = self
-            .aws
-            .s3
-            .get_bucket_notification_configuration()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(aws_err(format!(
-                "reading the notifications of bucket {bucket}"
-            )))?;
-        let mut queues = current.queue_configurations().to_vec();
-        change(&mut queues);
-        let config = aws_sdk_s3::types::NotificationConfiguration::builder()
-            .set_topic_configurations(Some(current.topic_configurations().to_vec()))
-            .set_queue_configurations(Some(queues))
-            .set_lambda_function_configurations(Some(
-                current.lambda_function_configurations().to_vec(),
-            ))
-            .set_event_bridge_configuration(current.event_bridge_configuration().cloned())
-            .build();
+        let mut current = read_notifications(&self.aws, bucket).await?;
+        change(&mut current.queues);
+        let config = current.configuration();
         self.aws
             .s3
             .put_bucket_notification_configuration()
@@ -824,6 +856,176 @@ impl RedshiftDestination {
         let mut outputs = outputs;
         outputs.sort();
         Ok((outputs, (stats, out_bytes)))
+    }
+}
+
+/// `mirage check` for the Lambda process: the function (or what creates it), a probe queue
+/// created and deleted (with a message through the KMS key when the queue is encrypted), and
+/// the bucket's notification configuration read and written back unchanged.
+pub async fn checks(
+    config: &StagingConfig,
+    settings: &LambdaSettings,
+    base: &std::path::Path,
+    out: &mut crate::check::Checks,
+) {
+    const A: &str = "lambda";
+    let aws = Aws::new(config).await;
+    let name = function_name(config);
+    let policy_fix =
+        "give the worker the statements of `mirage policy` (worker-lambda-policy.json)";
+    match aws.lambda.get_function().function_name(&name).send().await {
+        Ok(f) => {
+            let c = f.configuration();
+            let differs: Vec<String> = [
+                (
+                    c.and_then(|c| c.role()).map(str::to_string),
+                    Some(settings.role.clone()),
+                    "role",
+                ),
+                (
+                    c.and_then(|c| c.timeout()).map(|t| t.to_string()),
+                    Some(settings.timeout.to_string()),
+                    "timeout",
+                ),
+                (
+                    c.and_then(|c| c.memory_size()).map(|m| m.to_string()),
+                    Some(settings.memory_size.to_string()),
+                    "memory",
+                ),
+            ]
+            .into_iter()
+            .filter(|(have, want, _)| have != want)
+            .map(|(have, want, what)| {
+                format!(
+                    "{what} {} → {}",
+                    have.unwrap_or_default(),
+                    want.unwrap_or_default()
+                )
+            })
+            .collect();
+            if differs.is_empty() {
+                out.pass(
+                    A,
+                    format!("function {name} exists with the configured role, timeout and memory"),
+                );
+            } else {
+                out.warn(
+                    A,
+                    format!("function {name} exists"),
+                    format!("a run updates its configuration: {}", differs.join(", ")),
+                );
+            }
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            match code(&aws, config, base).await {
+                Ok(Code::Image(uri)) => out.pass(
+                    A,
+                    format!("function {name} does not exist yet; a run creates it from image {uri}"),
+                ),
+                Ok(Code::Zip(bytes)) => out.pass(
+                    A,
+                    format!(
+                        "function {name} does not exist yet; a run creates it from lambda_zip ({} bytes)",
+                        bytes.len()
+                    ),
+                ),
+                Err(e) => out.fail(
+                    A,
+                    format!("function {name} exists, or an image or zip to create it"),
+                    Some(e.to_string()),
+                    format!(
+                        "build and push the image (README: Deploying the Lambda function) to the ECR \
+                         repository {}lambda, or set [staging] lambda_image or lambda_zip",
+                        config.resource_prefix
+                    ),
+                ),
+            }
+        }
+        Err(e) => out.fail(
+            A,
+            format!("read the function {name}"),
+            Some(DisplayErrorContext(&e).to_string()),
+            policy_fix,
+        ),
+    }
+    // A probe queue, as a job creates its queues.
+    let probe = format!("{}check-{}", config.resource_prefix, std::process::id());
+    let mut create = aws.sqs.create_queue().queue_name(&probe).attributes(
+        aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+        settings.visibility_timeout.to_string(),
+    );
+    let kms = config
+        .encrypt_queue
+        .then(|| settings.kms_master_key.clone())
+        .flatten();
+    if let Some(k) = &kms {
+        create = create.attributes(aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId, k);
+    }
+    match create.send().await {
+        Ok(q) => {
+            let url = q.queue_url().unwrap_or_default().to_string();
+            out.pass(A, format!("create queue {probe}"));
+            if let Some(k) = &kms {
+                match aws.sqs.send_message().queue_url(&url).message_body("mirage check").send().await {
+                    Ok(_) => out.pass(A, format!("KMS key {k} encrypts a queue message")),
+                    Err(e) => out.fail(
+                        A,
+                        format!("KMS key {k} encrypts a queue message"),
+                        Some(DisplayErrorContext(&e).to_string()),
+                        "allow the worker kms:GenerateDataKey and kms:Decrypt on the key, and add the \
+                         key-policy statement of `mirage policy` (kms-key-policy-statement.json)",
+                    ),
+                }
+            }
+            match aws.sqs.delete_queue().queue_url(&url).send().await {
+                Ok(_) => out.pass(A, format!("delete queue {probe}")),
+                Err(e) => out.fail(
+                    A,
+                    format!("delete queue {probe}"),
+                    Some(DisplayErrorContext(&e).to_string()),
+                    policy_fix,
+                ),
+            }
+        }
+        Err(e) => out.fail(
+            A,
+            format!("create queue {probe}"),
+            Some(DisplayErrorContext(&e).to_string()),
+            policy_fix,
+        ),
+    }
+    // The bucket's notifications: read, and written back unchanged (no test events sent).
+    let bucket = &config.bucket;
+    match read_notifications(&aws, bucket).await {
+        Ok(current) => {
+            out.pass(A, format!("read the notifications of bucket {bucket}"));
+            match aws
+                .s3
+                .put_bucket_notification_configuration()
+                .bucket(bucket)
+                .notification_configuration(current.configuration())
+                .skip_destination_validation(true)
+                .send()
+                .await
+            {
+                Ok(_) => out.pass(A, format!("write the notifications of bucket {bucket}")),
+                Err(e) => out.fail(
+                    A,
+                    format!("write the notifications of bucket {bucket}"),
+                    Some(DisplayErrorContext(&e).to_string()),
+                    policy_fix,
+                ),
+            }
+        }
+        Err(e) => out.fail(
+            A,
+            format!("read the notifications of bucket {bucket}"),
+            Some(e.to_string()),
+            policy_fix,
+        ),
     }
 }
 

@@ -60,10 +60,11 @@ fn lambda_settings(
     lambda::settings_of(config)
 }
 
-/// The TONIC_LAMBDA_* settings of the SQS + Lambda process, each as an item.
-fn lambda_checks(config: &StagingConfig, out: &mut Checks) {
+/// The TONIC_LAMBDA_* settings of the SQS + Lambda process, each as an item; the settings
+/// when they are valid.
+fn lambda_checks(config: &StagingConfig, out: &mut Checks) -> Option<settings::LambdaSettings> {
     if config.process != Process::Lambda {
-        return;
+        return None;
     }
     match settings::settings(|k| std::env::var(k).ok(), config.encrypt_queue) {
         Ok((s, warnings)) => {
@@ -83,6 +84,7 @@ fn lambda_checks(config: &StagingConfig, out: &mut Checks) {
             for w in warnings {
                 out.warn("lambda", "settings", w);
             }
+            Some(s)
         }
         Err(problems) => {
             for p in problems {
@@ -98,6 +100,7 @@ fn lambda_checks(config: &StagingConfig, out: &mut Checks) {
                     format!("export {}=… ({allowed})", p.variable),
                 );
             }
+            None
         }
     }
 }
@@ -156,7 +159,9 @@ impl Connector for RedshiftConnector {
                 return;
             };
             crate::staging::checks(config, out).await;
-            lambda_checks(config, out);
+            if let Some(settings) = lambda_checks(config, out) {
+                lambda::checks(config, &settings, &ws.base_dir(), out).await;
+            }
         }
         .boxed()
     }
