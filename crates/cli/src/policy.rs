@@ -140,7 +140,9 @@ impl PolicyInputs {
             "Effect": "Allow",
             "Action": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes",
                        "sqs:SetQueueAttributes", "sqs:GetQueueUrl", "sqs:TagQueue",
-                       "sqs:PurgeQueue"],
+                       "sqs:PurgeQueue", "sqs:ReceiveMessage", "sqs:SendMessage",
+                       "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                       "sqs:ListDeadLetterSourceQueues", "sqs:ListQueueTags"],
             "Resource": [self.queues()],
         }));
         s.push(json!({
@@ -163,7 +165,8 @@ impl PolicyInputs {
             "Sid": "FunctionImages",
             "Effect": "Allow",
             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
-                       "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"],
+                       "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages",
+                       "ecr:DescribeRepositories", "ecr:ListImages"],
             "Resource": [self.arn("ecr", &format!("repository/{}*", self.resource_prefix))],
         }));
         s.push(json!({
@@ -184,7 +187,9 @@ impl PolicyInputs {
         s.push(json!({
             "Sid": "NoResourceLevelPermissions",
             "Effect": "Allow",
-            "Action": ["ecr:GetAuthorizationToken", "logs:GetQueryResults", "logs:StopQuery"],
+            "Action": ["ecr:GetAuthorizationToken", "logs:GetQueryResults", "logs:StopQuery",
+                       "sqs:ListQueues", "lambda:ListFunctions",
+                       "lambda:ListEventSourceMappings"],
             "Resource": ["*"],
         }));
         policy(s)
@@ -194,16 +199,16 @@ impl PolicyInputs {
     pub fn lambda_role_policy(&self) -> Value {
         let mut s = vec![
             json!({
-                "Sid": "ReadInput",
+                "Sid": "ReadInputAndSpecs",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject"],
-                "Resource": self.object_arns("*/input/*"),
+                "Resource": ([self.object_arns("*/input/*"), self.object_arns("*/spec/*")].concat()),
             }),
             json!({
-                "Sid": "WriteOutput",
+                "Sid": "WriteOutputAndResults",
                 "Effect": "Allow",
                 "Action": ["s3:PutObject"],
-                "Resource": self.object_arns("*/output/*"),
+                "Resource": ([self.object_arns("*/output/*"), self.object_arns("*/results/*")].concat()),
             }),
             json!({
                 "Sid": "ListStaging",
@@ -215,7 +220,7 @@ impl PolicyInputs {
                 "Sid": "ConsumeQueue",
                 "Effect": "Allow",
                 "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                           "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"],
+                           "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:SendMessage"],
                 "Resource": [self.queues()],
             }),
             json!({

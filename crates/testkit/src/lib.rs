@@ -303,6 +303,9 @@ impl Drop for PgCluster {
 pub struct MotoServer {
     child: std::process::Child,
     port: u16,
+    /// Holds the request recording (`/moto-api/recorder/…`), so moto writes none in the
+    /// current folder.
+    dir: tempfile::TempDir,
 }
 
 impl MotoServer {
@@ -315,8 +318,13 @@ impl MotoServer {
     pub fn start() -> Result<MotoServer> {
         let exe = std::env::var("MIRAGE_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let port = free_port()?;
+        let dir = tempfile::Builder::new()
+            .prefix("mirage-moto-")
+            .tempdir()
+            .map_err(|e| HarnessError(format!("a folder for moto: {e}")))?;
         let child = Command::new(&exe)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -327,7 +335,7 @@ impl MotoServer {
                      `pip install 'moto[server]'` and set MIRAGE_MOTO_SERVER"
                 ))
             })?;
-        let server = MotoServer { child, port };
+        let server = MotoServer { child, port, dir };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
             if server.request("GET", "/").is_ok() {
@@ -368,6 +376,22 @@ impl MotoServer {
     /// Create an S3 bucket.
     pub fn create_bucket(&self, name: &str) -> Result<()> {
         self.request("PUT", &format!("/{name}")).map(|_| ())
+    }
+
+    /// Start recording every request moto receives (forgetting earlier recordings).
+    pub fn start_recording(&self) -> Result<()> {
+        self.request("POST", "/moto-api/recorder/reset-recording")?;
+        self.request("POST", "/moto-api/recorder/start-recording")
+            .map(|_| ())
+    }
+
+    /// Stop recording; the requests recorded, one JSON object each (headers, method, url,
+    /// body).
+    pub fn stop_recording(&self) -> Result<Vec<String>> {
+        self.request("POST", "/moto-api/recorder/stop-recording")?;
+        let text = std::fs::read_to_string(self.dir.path().join("recording.jsonl"))
+            .map_err(|e| HarnessError(format!("reading moto's recording: {e}")))?;
+        Ok(text.lines().map(str::to_string).collect())
     }
 }
 

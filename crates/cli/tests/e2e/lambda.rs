@@ -15,6 +15,12 @@ use std::time::Duration;
 type QueueSeen = (String, Option<String>);
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/mirage-lambda";
+/// Who makes each request, told apart by access key: the worker (`mirage`), the function
+/// (`mirage-lambda`, under the Lambda role) and the Lambda service (the runner, whose queue
+/// polling runs under the Lambda role too).
+const WORKER_KEY: &str = "AKIAWORKER0000000000";
+const LAMBDA_KEY: &str = "AKIALAMBDA0000000000";
+const SERVICE_KEY: &str = "AKIASERVICE000000000";
 const FUNCTION: &str = "mirage-worker-0-1-0";
 
 /// The `mirage-lambda` binary beside `mirage` (built by `cargo test --workspace`).
@@ -133,7 +139,7 @@ fn command(ws: &Path, seed: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirage"));
     cmd.args(["run", "-w", &ws.display().to_string(), "--no-progress"])
         .env("MIRAGE_SEED", seed)
-        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("TONIC_LAMBDA_ROLE", ROLE)
@@ -162,7 +168,7 @@ fn destination(rs: &Redshift) -> String {
 
 fn runner(rt: &tokio::runtime::Runtime, endpoint: &str, env: &[(&str, &str)]) -> Runner {
     let mut all: Vec<(String, String)> = vec![
-        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_ACCESS_KEY_ID".into(), LAMBDA_KEY.into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
     ];
     all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -173,7 +179,7 @@ fn runner(rt: &tokio::runtime::Runtime, endpoint: &str, env: &[(&str, &str)]) ->
         binary: handler_binary(),
         concurrency: 2,
         env: all,
-        credentials: Some(("testing".into(), "testing".into())),
+        credentials: Some((SERVICE_KEY.into(), "testing".into())),
     }))
 }
 
@@ -317,7 +323,9 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
             }
         })
     };
+    rs.moto.start_recording().expect("recording");
     let out = run(&ws, "same-seed", &[]);
+    let recorded = rs.moto.stop_recording().expect("recording");
     watcher.abort();
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(
@@ -355,6 +363,7 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
     );
     assert_torn_down(&rs, &rt, &aws, "after a successful job");
     rt.block_on(runner_ok.stop());
+    every_request_is_allowed_by_the_printed_policies(&ws, &recorded);
 
     // A file whose handler dies every time: it reaches the dead-letter queue and fails its
     // table only; the destination table keeps what it held.
@@ -427,4 +436,238 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
     rt.block_on(hanging.stop());
     assert_eq!(out.status.code(), Some(130), "{}", rest.join("\n"));
     assert_torn_down(&rs, &rt, &aws, "after Ctrl-C");
+}
+
+/// An AWS request as IAM sees it: who (access key), the action, the S3 object it touches.
+#[derive(Debug)]
+struct Call {
+    key: String,
+    action: String,
+    object: Option<String>,
+}
+
+/// Name the IAM action of one request moto recorded (the services mirage's Lambda process
+/// uses: SQS, S3, Lambda, CloudWatch Logs, ECR, KMS).
+fn call_of(line: &str) -> Option<Call> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let headers = v["headers"].as_object()?;
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+    };
+    let auth = header("Authorization")?;
+    let scope = auth.split("Credential=").nth(1)?.split(',').next()?;
+    let parts: Vec<&str> = scope.split('/').collect();
+    let (key, service) = (parts.first()?.to_string(), parts.get(3)?.to_string());
+    let method = v["method"].as_str()?;
+    let url = v["url"].as_str()?;
+    let path_query = url.split_once("://").map_or(url, |(_, r)| r);
+    let path_query = &path_query[path_query.find('/').unwrap_or(0)..];
+    let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
+    let has = |q: &str| {
+        query
+            .split('&')
+            .any(|p| p == q || p.starts_with(&format!("{q}=")))
+    };
+    if let Some(target) = header("X-Amz-Target") {
+        let op = target.rsplit('.').next()?;
+        return Some(Call {
+            key,
+            action: format!("{service}:{op}"),
+            object: None,
+        });
+    }
+    let action = match service.as_str() {
+        "s3" => {
+            let segments: Vec<&str> = path.trim_start_matches('/').splitn(2, '/').collect();
+            let object = segments.get(1).filter(|k| !k.is_empty());
+            let a = match (method, object.is_some()) {
+                (_, false) if has("notification") => {
+                    if method == "GET" {
+                        "GetBucketNotification"
+                    } else {
+                        "PutBucketNotification"
+                    }
+                }
+                ("POST", false) if has("delete") => "DeleteObject",
+                ("GET", false) => "ListBucket",
+                ("GET" | "HEAD", true) => "GetObject",
+                ("PUT" | "POST", true) => "PutObject",
+                ("DELETE", true) => "DeleteObject",
+                _ => {
+                    return Some(Call {
+                        key,
+                        action: format!("s3:{method} {path}?{query}"),
+                        object: None,
+                    });
+                }
+            };
+            let object = object.map(|k| format!("arn:aws:s3:::{}/{k}", segments[0]));
+            return Some(Call {
+                key,
+                action: format!("s3:{a}"),
+                object,
+            });
+        }
+        "lambda" => {
+            let p = path.trim_start_matches("/2015-03-31");
+            match (method, p) {
+                ("POST", "/functions" | "/functions/") => "CreateFunction",
+                ("GET", p) if p.starts_with("/functions/") && p.ends_with("/configuration") => {
+                    "GetFunctionConfiguration"
+                }
+                ("PUT", p) if p.starts_with("/functions/") && p.ends_with("/configuration") => {
+                    "UpdateFunctionConfiguration"
+                }
+                ("GET", p) if p.starts_with("/functions/") => "GetFunction",
+                ("GET", "/functions" | "/functions/") => "ListFunctions",
+                ("POST", p) if p.starts_with("/event-source-mappings") => {
+                    "CreateEventSourceMapping"
+                }
+                ("DELETE", p) if p.starts_with("/event-source-mappings/") => {
+                    "DeleteEventSourceMapping"
+                }
+                ("GET", p) if p.trim_end_matches('/') == "/event-source-mappings" => {
+                    "ListEventSourceMappings"
+                }
+                ("GET", p) if p.starts_with("/event-source-mappings/") => "GetEventSourceMapping",
+                _ => {
+                    return Some(Call {
+                        key,
+                        action: format!("lambda:{method} {p}"),
+                        object: None,
+                    });
+                }
+            }
+        }
+        "sqs" => {
+            // The query protocol names the action in the body.
+            let body = v["body"].as_str().unwrap_or("");
+            body.split('&')
+                .find_map(|p| p.strip_prefix("Action="))
+                .unwrap_or("?")
+        }
+        _ => "?",
+    };
+    Some(Call {
+        key,
+        action: format!("{service}:{action}"),
+        object: None,
+    })
+}
+
+/// `*` matches any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+/// Whether a policy document allows an action (on an S3 object, when given).
+fn allows(policy: &serde_json::Value, call: &Call) -> bool {
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    policy["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|st| {
+            st["Effect"] == "Allow"
+                && list(&st["Action"]).iter().any(|a| glob(a, &call.action))
+                && call
+                    .object
+                    .as_ref()
+                    .is_none_or(|o| list(&st["Resource"]).iter().any(|r| glob(r, o)))
+        })
+}
+
+/// Every AWS request a Lambda-process job made is allowed by the policy `mirage policy` prints
+/// for the identity that made it: the worker's policy for `mirage`, the Lambda role's for the
+/// function and for the queue polling the Lambda service does under that role.
+fn every_request_is_allowed_by_the_printed_policies(ws: &Path, recorded: &[String]) {
+    let policy = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args([
+            "policy",
+            "-w",
+            &ws.display().to_string(),
+            "--format",
+            "json",
+            "--account",
+            "123456789012",
+        ])
+        .env("TONIC_LAMBDA_ROLE", ROLE)
+        .env("TONIC_LAMBDA_KMS_MASTER_KEY", "alias/mirage-sqs")
+        .output()
+        .expect("mirage policy");
+    let docs: serde_json::Value =
+        serde_json::from_slice(&policy.stdout).expect("policy --format json");
+    let worker = &docs["worker-lambda-policy.json"];
+    let role = &docs["lambda-role-policy.json"];
+    let calls: Vec<Call> = recorded.iter().filter_map(|l| call_of(l)).collect();
+    let mut checked = std::collections::BTreeSet::new();
+    let mut denied = Vec::new();
+    for call in &calls {
+        let policy = match call.key.as_str() {
+            WORKER_KEY => worker,
+            LAMBDA_KEY => role,
+            // The Lambda service polls the queue with the function's role and writes its logs;
+            // reading its own mappings and functions needs no user policy.
+            SERVICE_KEY if call.action.starts_with("sqs:") && call.action != "sqs:GetQueueUrl" => {
+                role
+            }
+            SERVICE_KEY if call.action.starts_with("logs:") => role,
+            _ => continue,
+        };
+        checked.insert(format!("{} {}", &call.key[4..10], call.action));
+        if !allows(policy, call) {
+            denied.push(format!("{call:?}"));
+        }
+    }
+    assert!(
+        denied.is_empty(),
+        "requests the printed policies deny: {denied:#?}"
+    );
+    for needed in [
+        "WORKER sqs:CreateQueue",
+        "WORKER lambda:CreateEventSourceMapping",
+        "WORKER s3:PutBucketNotification",
+        "WORKER s3:PutObject",
+        "LAMBDA s3:GetObject",
+        "LAMBDA s3:PutObject",
+        "SERVIC sqs:ReceiveMessage",
+        "SERVIC sqs:DeleteMessage",
+    ] {
+        assert!(
+            checked.contains(needed),
+            "{needed} was not seen: {checked:#?}"
+        );
+    }
 }
