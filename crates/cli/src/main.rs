@@ -109,6 +109,21 @@ enum Command {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// Remove what killed jobs left in the staging bucket and in AWS.
+    ///
+    /// A job killed with -9 (or whose machine died) cannot clean up: its staging folder
+    /// (raw UNLOADed rows included) and, for the SQS + Lambda process, its queues, event source
+    /// mapping and bucket notification entry stay. Every Redshift run removes those of dead jobs
+    /// first; `clean` does it on demand. A job is dead when its lease (renewed every minute)
+    /// is more than 10 minutes old; live jobs are never touched.
+    ///
+    /// Example:
+    ///   mirage clean -w workspace.toml
+    #[command(verbatim_doc_comment)]
+    Clean {
+        #[arg(short, long, default_value = "workspace.toml")]
+        workspace: PathBuf,
+    },
     /// Print the IAM policies and SQL scripts a setup needs, filled in for this workspace.
     ///
     /// Documents: the worker's IAM policy for Data Pipeline V2 and for the SQS + Lambda
@@ -332,6 +347,32 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Clean { workspace } => {
+            let ws = match load(&workspace) {
+                Ok(ws) => ws,
+                Err(code) => return Ok(code),
+            };
+            match mirage_engine::clean(&ws).await {
+                Ok(lines) if lines.is_empty() => {
+                    out("nothing to clean: no dead job left anything");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Ok(lines) => {
+                    for l in &lines {
+                        out(l);
+                    }
+                    Ok(if lines.iter().any(|l| l.starts_with("could not")) {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    })
+                }
+                Err(e) => {
+                    err(&format!("error: {e}"));
+                    Ok(exit_for(&e))
+                }
+            }
         }
         Command::Policy {
             workspace,

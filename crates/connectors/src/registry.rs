@@ -87,6 +87,12 @@ pub trait Connector: Send + Sync + 'static {
         async {}.boxed()
     }
 
+    /// Remove what killed jobs left outside the destination (staging files, AWS resources);
+    /// live jobs' are never touched. One line per thing removed.
+    fn clean<'a>(&'a self, _ws: &'a Workspace) -> BoxFuture<'a, Result<Vec<String>>> {
+        async { Ok(Vec::new()) }.boxed()
+    }
+
     /// Open the workspace's source for reading only (`mirage plan`, `mirage init`).
     fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>>;
 

@@ -91,6 +91,22 @@ fn s3_store(
         .map_err(|e| ConnectorError::Invalid(format!("staging bucket {bucket}: {e}")))
 }
 
+/// How long a job's lease may go unrenewed before the job counts as dead (killed) and the
+/// next job removes what it left.
+pub const DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// [`DEAD_AFTER`], or `$MIRAGE_DEAD_AFTER` seconds (tests, and operators who know a job is
+/// gone).
+fn dead_after() -> std::time::Duration {
+    std::env::var("MIRAGE_DEAD_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEAD_AFTER, std::time::Duration::from_secs)
+}
+
+/// How often a running job renews its lease.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where a job's staging area is, for a worker that has no workspace (the Lambda handler finds
 /// it in an S3 event).
 #[derive(Debug, Clone)]
@@ -114,6 +130,15 @@ pub struct JobFile {
     pub compression: Compression,
     /// The KMS key output files are encrypted with, if any.
     pub kms_key_id: Option<String>,
+}
+
+/// Seconds since a Unix time.
+fn chrono_age(then: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    now - then
 }
 
 /// The outcome of one file's transform, written by the Lambda handler next to the output
@@ -196,6 +221,96 @@ impl Staging {
             region: location.region.clone(),
             endpoint: location.endpoint.clone(),
         })
+    }
+
+    /// `<prefix>`: the folder every job's folder is in.
+    fn jobs_prefix(&self) -> &str {
+        self.root.rsplit_once('/').map_or("", |(p, _)| p)
+    }
+
+    /// This job's id (the last segment of the root).
+    pub fn job_id(&self) -> &str {
+        self.root.rsplit('/').next().unwrap_or(&self.root)
+    }
+
+    /// `<prefix>/<job id>/lease`: renewed while the job runs.
+    fn lease_key_of(&self, job_id: &str) -> String {
+        format!("{}/{job_id}/lease", self.jobs_prefix())
+    }
+
+    /// Write the lease now, then renew it every minute until the returned task is aborted (the
+    /// job's end): a job whose lease is older than [`DEAD_AFTER`] is dead.
+    pub async fn hold_lease(self: &Arc<Self>) -> Result<tokio::task::JoinHandle<()>> {
+        let renew = |me: Arc<Staging>| async move {
+            let body = serde_json::json!({
+                "job": me.job_id(),
+                "pid": std::process::id(),
+                "renewed": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            });
+            me.put(&me.lease_key_of(me.job_id()), body.to_string().into())
+                .await
+        };
+        renew(self.clone()).await?;
+        let me = self.clone();
+        Ok(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT).await;
+                if let Err(e) = renew(me.clone()).await {
+                    tracing::warn!(error = %e, "could not renew the job's lease");
+                }
+            }
+        }))
+    }
+
+    /// Whether another job under the same prefix is dead: its lease is missing or older than
+    /// [`DEAD_AFTER`]. This job is never dead.
+    pub async fn is_dead(&self, job_id: &str) -> Result<bool> {
+        if job_id == self.job_id() {
+            return Ok(false);
+        }
+        let kept = format!("{}/{job_id}/kept", self.jobs_prefix());
+        if self.store.head(&Path::from(kept.as_str())).await.is_ok() {
+            return Ok(false);
+        }
+        let key = self.lease_key_of(job_id);
+        match self.store.head(&Path::from(key.as_str())).await {
+            Ok(meta) => {
+                let age = chrono_age(meta.last_modified.timestamp());
+                Ok(age > dead_after().as_secs() as i64)
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(s3_error(format!("reading {}", self.url(&key)))(e)),
+        }
+    }
+
+    /// The ids of dead jobs that left a folder under the prefix (`_…` folders are not jobs').
+    pub async fn dead_jobs(&self) -> Result<Vec<String>> {
+        let prefix = self.jobs_prefix().to_string();
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&Path::from(prefix.as_str())))
+            .await
+            .map_err(s3_error(format!("listing {}", self.url(&prefix))))?;
+        let mut dead = Vec::new();
+        for p in listed.common_prefixes {
+            let id = p.filename().unwrap_or_default().to_string();
+            if id.is_empty() || id.starts_with('_') {
+                continue;
+            }
+            if self.is_dead(&id).await? {
+                dead.push(id);
+            }
+        }
+        Ok(dead)
+    }
+
+    /// Delete a dead job's folder (its raw UNLOAD files included).
+    pub async fn remove_job(&self, job_id: &str) -> Result<()> {
+        self.delete_prefix(&format!("{}/{job_id}/", self.jobs_prefix()))
+            .await
     }
 
     /// What the Lambda handler needs to know about this job.
@@ -782,11 +897,24 @@ impl Staging {
 
     /// The end of a job: its folder goes, except `output/` when kept.
     pub async fn cleanup(&self) -> Result<()> {
-        self.delete_prefix(&format!("{}/input/", self.root)).await?;
-        if !self.keep_output {
-            self.delete_prefix(&format!("{}/", self.root)).await?;
+        if self.keep_output {
+            for part in ["input", "spec", "results"] {
+                self.delete_prefix(&format!("{}/{part}/", self.root))
+                    .await?;
+            }
+            // Kept on purpose: later jobs leave the folder alone.
+            self.put(
+                &format!("{}/kept", self.root),
+                Bytes::from_static(b"keep_output"),
+            )
+            .await?;
+            let _ = self
+                .store
+                .delete(&Path::from(self.lease_key_of(self.job_id())))
+                .await;
+            return Ok(());
         }
-        Ok(())
+        self.delete_prefix(&format!("{}/", self.root)).await
     }
 }
 

@@ -19,3 +19,12 @@ pub use events::{Cancel, Event, Events, Phase};
 pub use job::{RunError, RunOptions, check, plan, run};
 pub use plan::Plan;
 pub use report::{JobReport, JobStatus, TableReport, TableStatus};
+
+/// Remove what killed jobs of this workspace left outside the destination: staging folders
+/// (raw UNLOAD files included) and the Lambda process's queues, mappings and bucket
+/// notification entries. Live jobs' are never touched. One line per thing removed.
+pub async fn clean(ws: &mirage_core::Workspace) -> Result<Vec<String>, RunError> {
+    let connector =
+        mirage_connectors::registry::connector_of(ws, mirage_connectors::registry::Role::Source)?;
+    Ok(connector.clean(ws).await?)
+}

@@ -436,6 +436,58 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
     rt.block_on(hanging.stop());
     assert_eq!(out.status.code(), Some(130), "{}", rest.join("\n"));
     assert_torn_down(&rs, &rt, &aws, "after Ctrl-C");
+
+    // kill -9 mid-job leaves its queues, mapping, notification entry and raw UNLOAD files; a
+    // live job's are never removed, a dead one's are (by `mirage clean`, as by the next run).
+    let hanging = runner(
+        &rt,
+        &endpoint,
+        &[("MIRAGE_FAILPOINT", "lambda-hang:sales.orders")],
+    );
+    let mut child = command(&fast, "other-seed", &quick)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mirage");
+    let stderr = child.stderr.take().unwrap();
+    for line in BufReader::new(stderr).lines() {
+        if line.unwrap().contains("sales.orders started") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let clean = |dead_after: &str| -> Run {
+        Command::new(env!("CARGO_BIN_EXE_mirage"))
+            .args(["clean", "-w", &fast.display().to_string()])
+            .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("MIRAGE_DEAD_AFTER", dead_after)
+            .output()
+            .expect("mirage clean")
+            .into()
+    };
+    let live = clean("600");
+    assert_eq!(live.code, 0, "{}", live.all());
+    assert!(live.stdout.contains("nothing to clean"), "{}", live.all());
+    let status = Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = child.wait();
+    rt.block_on(hanging.stop());
+    let left = rt.block_on(aws.queues("mirage-2"));
+    assert_eq!(left.len(), 2, "kill -9 leaves the job's queues: {left:?}");
+    assert!(rs.staged_keys() > 0, "and its staging files");
+    std::thread::sleep(Duration::from_secs(3));
+    let dead = clean("1");
+    assert_eq!(dead.code, 0, "{}", dead.all());
+    assert!(
+        dead.stdout.contains("queue") && dead.stdout.contains("staging files of dead job"),
+        "{}",
+        dead.all()
+    );
+    assert_torn_down(&rs, &rt, &aws, "after kill -9 and mirage clean");
 }
 
 /// An AWS request as IAM sees it: who (access key), the action, the S3 object it touches.

@@ -1029,6 +1029,113 @@ pub async fn checks(
     }
 }
 
+/// Whether a name is a job id: `YYYYMMDD-HHMMSS-xxxx`.
+pub fn is_job_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 20
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'-'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'-'
+        && b[16..].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// Remove the AWS resources of dead jobs (killed before their teardown): their queues, the
+/// mappings from them and their bucket notification entries. Live jobs' are never touched: a
+/// job is dead when its lease in the staging bucket is missing or stale. Returns what went.
+pub async fn sweep(config: &StagingConfig, staging: &Staging) -> Result<Vec<String>> {
+    let aws = Aws::new(config).await;
+    let prefix = &config.resource_prefix;
+    let mut dead: Vec<String> = Vec::new();
+    let queues = aws
+        .sqs
+        .list_queues()
+        .queue_name_prefix(prefix)
+        .send()
+        .await
+        .map_err(aws_err("listing queues"))?;
+    let mut dead_queues = Vec::new();
+    for url in queues.queue_urls() {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let id = name
+            .strip_prefix(prefix.as_str())
+            .map(|r| r.trim_end_matches("-dlq"))
+            .unwrap_or_default();
+        if is_job_id(id) && staging.is_dead(id).await? {
+            dead_queues.push((url.to_string(), name.to_string()));
+            if !dead.iter().any(|d| d == id) {
+                dead.push(id.to_string());
+            }
+        }
+    }
+    let notifications = read_notifications(&aws, &config.bucket).await?;
+    for q in &notifications.queues {
+        let id = q
+            .id()
+            .and_then(|i| i.strip_prefix(prefix.as_str()))
+            .unwrap_or_default();
+        if is_job_id(id) && !dead.iter().any(|d| d == id) && staging.is_dead(id).await? {
+            dead.push(id.to_string());
+        }
+    }
+    let mut removed = Vec::new();
+    if dead.is_empty() {
+        return Ok(removed);
+    }
+    let function = function_name(config);
+    if let Ok(m) = aws
+        .lambda
+        .list_event_source_mappings()
+        .function_name(&function)
+        .send()
+        .await
+    {
+        for mapping in m.event_source_mappings() {
+            let from = mapping.event_source_arn().unwrap_or_default();
+            let queue = from.rsplit(':').next().unwrap_or_default();
+            if dead_queues.iter().any(|(_, n)| n == queue)
+                && let Some(uuid) = mapping.uuid()
+                && aws
+                    .lambda
+                    .delete_event_source_mapping()
+                    .uuid(uuid)
+                    .send()
+                    .await
+                    .is_ok()
+            {
+                removed.push(format!("event source mapping {uuid}"));
+            }
+        }
+    }
+    let ids: Vec<String> = dead.iter().map(|d| format!("{prefix}{d}")).collect();
+    if notifications
+        .queues
+        .iter()
+        .any(|q| q.id().is_some_and(|i| ids.iter().any(|d| d == i)))
+    {
+        let mut n = read_notifications(&aws, &config.bucket).await?;
+        n.queues
+            .retain(|q| !q.id().is_some_and(|i| ids.iter().any(|d| d == i)));
+        aws.s3
+            .put_bucket_notification_configuration()
+            .bucket(&config.bucket)
+            .notification_configuration(n.configuration())
+            .send()
+            .await
+            .map_err(aws_err("removing dead jobs' bucket notifications"))?;
+        removed.push(format!(
+            "bucket notification entries of {}",
+            dead.join(", ")
+        ));
+    }
+    for (url, name) in dead_queues {
+        if aws.sqs.delete_queue().queue_url(&url).send().await.is_ok() {
+            removed.push(format!("queue {name}"));
+        }
+    }
+    Ok(removed)
+}
+
 /// Write the job's files for the handler: `job.json` and the consistency key.
 pub(super) async fn write_job_files(staging: &Staging, key: &ConsistencyKey) -> Result<()> {
     let job = serde_json::to_vec(&staging.job_file())
@@ -1044,6 +1151,13 @@ pub(super) async fn write_job_files(staging: &Staging, key: &ConsistencyKey) -> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn job_ids() {
+        assert!(super::is_job_id("20261130-121943-def3"));
+        assert!(!super::is_job_id("check-123"));
+        assert!(!super::is_job_id("20261130-121943-def3-dlq"));
+    }
+
     #[test]
     fn keys_decode() {
         assert_eq!(super::decode_key("a%2Fb+c"), "a/b c");

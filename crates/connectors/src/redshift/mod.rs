@@ -53,6 +53,38 @@ fn endpoint(ws: &Workspace, role: Role) -> Result<PgEndpoint> {
     PgEndpoint::redshift(role.as_str(), role.connection(ws))
 }
 
+/// Remove what dead jobs (killed before they cleaned up) left: their staging folders (raw
+/// UNLOAD files included) and, for the Lambda process, their queues, mappings and bucket
+/// notification entries. Returns one line per thing removed or that could not be.
+async fn sweep_dead_jobs(config: &StagingConfig, staging: &Staging) -> Vec<String> {
+    let mut lines = Vec::new();
+    if config.process == Process::Lambda {
+        match lambda::sweep(config, staging).await {
+            Ok(removed) => lines.extend(
+                removed
+                    .into_iter()
+                    .map(|r| format!("removed {r} of a dead job")),
+            ),
+            Err(e) => lines.push(format!("could not remove dead jobs' AWS resources: {e}")),
+        }
+    }
+    match staging.dead_jobs().await {
+        Ok(dead) => {
+            for id in dead {
+                match staging.remove_job(&id).await {
+                    Ok(()) => lines.push(format!(
+                        "removed the staging files of dead job {id} ({})",
+                        staging.url(&format!("{}/{id}/", config.prefix))
+                    )),
+                    Err(e) => lines.push(format!("could not remove dead job {id}'s files: {e}")),
+                }
+            }
+        }
+        Err(e) => lines.push(format!("could not look for dead jobs: {e}")),
+    }
+    lines
+}
+
 /// The TONIC_LAMBDA_* settings, or every problem with them (each with its fix).
 fn lambda_settings(
     config: &StagingConfig,
@@ -166,6 +198,15 @@ impl Connector for RedshiftConnector {
         .boxed()
     }
 
+    fn clean<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Vec<String>>> {
+        async move {
+            let config = staging_config(ws)?;
+            let staging = Staging::new(config, "_mirage_clean")?;
+            Ok(sweep_dead_jobs(config, &staging).await)
+        }
+        .boxed()
+    }
+
     fn open_source<'a>(&'a self, ws: &'a Workspace) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
         async move {
             // Only the catalog is read: no staging is needed.
@@ -192,10 +233,15 @@ impl Connector for RedshiftConnector {
                 }
             };
             let staging = Arc::new(Staging::new(config, job_id)?);
+            let lease = staging.hold_lease().await?;
+            for removed in sweep_dead_jobs(config, &staging).await {
+                tracing::warn!("{removed}");
+            }
             let source =
                 RedshiftSource::open(endpoint(ws, Role::Source)?, Some(staging.clone())).await?;
             let mut dest = RedshiftDestination::new(endpoint(ws, Role::Destination)?, staging);
             dest.lambda = process;
+            dest.lease = std::sync::Mutex::new(Some(lease));
             Ok(ends(source, dest))
         }
         .boxed()
@@ -681,6 +727,8 @@ pub struct RedshiftDestination {
     lambda_job: tokio::sync::OnceCell<std::result::Result<Arc<lambda::LambdaJob>, String>>,
     /// A set-up that failed half-way, for teardown.
     lambda_partial: std::sync::Mutex<Option<Arc<lambda::LambdaJob>>>,
+    /// The task renewing the job's lease.
+    lease: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// What the SQS + Lambda process of a job needs.
@@ -710,6 +758,7 @@ impl RedshiftDestination {
             lambda: None,
             lambda_job: tokio::sync::OnceCell::new(),
             lambda_partial: std::sync::Mutex::new(None),
+            lease: std::sync::Mutex::new(None),
         }
     }
 
@@ -1178,6 +1227,9 @@ impl Destination for RedshiftDestination {
 
     async fn end_job(&self) -> Result<()> {
         let mut problems = Vec::new();
+        if let Some(lease) = self.lease.lock().ok().and_then(|mut l| l.take()) {
+            lease.abort();
+        }
         let job = self
             .lambda_job
             .get()
