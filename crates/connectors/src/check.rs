@@ -48,9 +48,21 @@ pub struct Checks {
     pub ok: bool,
     /// The items, in the order checked.
     pub items: Vec<Item>,
+    /// A failed item says the destination is the source (`mirage run` refuses such a job as bad
+    /// input, whatever else failed).
+    #[serde(skip)]
+    pub same_as_source: bool,
 }
 
 impl Checks {
+    /// No item yet.
+    pub fn new() -> Checks {
+        Checks {
+            ok: true,
+            ..Checks::default()
+        }
+    }
+
     /// Record an item.
     pub fn add(
         &mut self,
@@ -96,6 +108,20 @@ impl Checks {
         self.add(area, check.into(), Status::Warn, Some(detail.into()), None);
     }
 
+    /// Record that the destination is the source (a `kind` such as database or folder): a
+    /// failed item.
+    pub fn same_as_source(&mut self, area: &'static str, kind: &str) {
+        self.fail(
+            area,
+            format!("a {kind} of its own"),
+            Some(format!(
+                "the destination is the same {kind} as the source: `mirage run` refuses to run"
+            )),
+            format!("point destination.url at another {kind}"),
+        );
+        self.same_as_source = true;
+    }
+
     /// The failed items, one line each with its detail and fix.
     pub fn failures(&self) -> Vec<String> {
         self.items
@@ -129,7 +155,7 @@ pub struct SourceFacts {
 pub struct CheckContext {
     /// The schemas the job replaces in the destination.
     pub schemas: Vec<String>,
-    /// The source's identity, to warn when the destination is the same database.
+    /// The source's identity, to refuse a destination that is the same database.
     pub source_identity: Option<String>,
     /// Whether owners are copied (needs a superuser).
     pub preserve_ownership: bool,
@@ -170,6 +196,17 @@ pub(crate) fn endpoint_identity(ep: &PgEndpoint) -> String {
     d.split_once('@').map_or(d.clone(), |(_, r)| r.to_string())
 }
 
+/// The identity [`crate::Source::identity`] and [`crate::Destination::identity`] give a job's
+/// ends, so the checks compare what `mirage run` compares: PostgreSQL asks the server (database,
+/// start time, port, cluster name: `localhost` and `127.0.0.1` are one server), Redshift names
+/// its endpoint.
+async fn server_identity(dialect: Dialect, ep: &PgEndpoint, c: &Client) -> crate::Result<String> {
+    match dialect {
+        Dialect::Postgres => crate::postgres::identity(c).await,
+        Dialect::Redshift => Ok(endpoint_identity(ep)),
+    }
+}
+
 /// A SQL source: connection, USAGE on each schema, SELECT on each table (and Redshift's
 /// `svv_table_info`), and a note when the user could write.
 pub(crate) async fn sql_source(
@@ -207,7 +244,21 @@ pub(crate) async fn sql_source(
         }
     };
     out.pass(A, format!("connect to {}", ep.display()));
-    let identity = Some(endpoint_identity(&ep));
+    let identity = match server_identity(dialect, &ep, &c).await {
+        Ok(i) => Some(i),
+        Err(e) => {
+            out.fail(
+                A,
+                "identify the source server",
+                Some(e.to_string()),
+                "check the source is PostgreSQL or Redshift",
+            );
+            return SourceFacts::default();
+        }
+    };
+    if dialect == Dialect::Postgres {
+        crate::postgres::client_tools_check(&c, out).await;
+    }
     let (user, superuser) = match whoami(&c).await {
         Ok(w) => w,
         Err(e) => {
@@ -423,12 +474,21 @@ pub(crate) async fn sql_destination(
     };
     out.pass(A, format!("database {db} exists"));
     let u = ident(&user);
-    if ctx.source_identity.as_deref() == Some(endpoint_identity(&ep).as_str()) {
-        out.warn(
-            A,
-            "a database of its own",
-            "the destination is the same database as the source: `mirage run` refuses to run",
-        );
+    match server_identity(dialect, &ep, &c).await {
+        Ok(id) if ctx.source_identity.as_deref() == Some(id.as_str()) => {
+            out.same_as_source(A, "database");
+        }
+        Ok(_) if ctx.source_identity.is_some() => out.pass(A, "a database of its own"),
+        Ok(_) => {}
+        Err(e) => {
+            out.fail(
+                A,
+                "identify the destination server",
+                Some(e.to_string()),
+                "check the destination is PostgreSQL or Redshift",
+            );
+            return None;
+        }
     }
     if ctx.preserve_ownership {
         if superuser {

@@ -105,13 +105,11 @@ fn job_connector(ws: &Workspace) -> Result<&'static dyn Connector, RunError> {
     Ok(source)
 }
 
-/// Every check a job needs, as `mirage check` prints them: the source's, the destination's and
-/// the job's (staging). The plan, when there is one, tells which tables are preserved.
+/// Every check a job needs, as `mirage check` prints them: the source's, the workspace's (the
+/// plan `mirage run` builds: every mistake is a failed item), the destination's and the job's
+/// (staging). The plan tells which schemas and preserved tables the destination's checks concern.
 pub async fn check(ws: &Workspace) -> Checks {
-    let mut out = Checks {
-        ok: true,
-        items: Vec::new(),
-    };
+    let mut out = Checks::new();
     let connectors = (
         connector_of(ws, Role::Source),
         connector_of(ws, Role::Destination),
@@ -129,17 +127,10 @@ pub async fn check(ws: &Workspace) -> Checks {
         }
     };
     let mut ctx = CheckContext::from_workspace(ws, &facts);
-    // Preserved tables are checked against the source's definitions, when they can be read.
     if out.ok
         && let Ok(c) = &connectors.0
-        && ws
-            .tables
-            .iter()
-            .any(|t| t.mode == TableMode::PreserveDestination)
-        && let Ok(source) = c.open_source(ws).await
-        && let Ok(catalog) = source.catalog(&ws.schemas).await
     {
-        ctx.preserved = preserved_tables(ws, &catalog);
+        plan_checks(ws, *c, &mut ctx, &mut out).await;
     }
     match &connectors.1 {
         Ok(c) => c.destination_checks(ws, &ctx, &mut out).await,
@@ -167,6 +158,61 @@ pub async fn check(ws: &Workspace) -> Checks {
         }
     }
     out
+}
+
+/// The plan, built as `mirage run` builds it (the seed's value does not matter to it): each
+/// workspace mistake becomes a failed item, and the destination's checks learn the schemas the
+/// job replaces and the tables it preserves (checked against the source's definitions).
+async fn plan_checks(
+    ws: &Workspace,
+    connector: &'static dyn Connector,
+    ctx: &mut CheckContext,
+    out: &mut Checks,
+) {
+    const A: &str = "source";
+    let source = match connector.open_source(ws).await {
+        Ok(s) => s,
+        Err(e) => {
+            out.fail(
+                A,
+                "open the source",
+                Some(e.to_string()),
+                "check source.url and the source user's grants",
+            );
+            return;
+        }
+    };
+    let catalog = match source.catalog(&ws.schemas).await {
+        Ok(c) => c,
+        Err(e) => {
+            out.fail(
+                A,
+                "read the source's catalog",
+                Some(e.to_string()),
+                "check the source user's grants",
+            );
+            return;
+        }
+    };
+    ctx.schemas = catalog.schemas.clone();
+    ctx.preserved = preserved_tables(ws, &catalog);
+    let seed = ws.seed().unwrap_or_else(|_| "check-only".into());
+    let plan = match gather_stats(source.as_ref(), ws, &catalog).await {
+        Ok(stats) => Plan::build(ws, catalog, &seed, &stats).map_err(RunError::Workspace),
+        Err(e) => Err(e),
+    };
+    match plan {
+        Ok(plan) => {
+            ctx.schemas = plan.schema_options.schemas;
+            ctx.preserved = plan.schema_options.preserved;
+        }
+        Err(RunError::Workspace(errors)) => {
+            for e in errors {
+                out.fail("workspace", e.to_string(), None, "edit the workspace");
+            }
+        }
+        Err(e) => out.fail("workspace", e.to_string(), None, "edit the workspace"),
+    }
 }
 
 /// Tables the workspace preserves, as the catalog describes them.
@@ -234,10 +280,7 @@ fn require(checks: &Checks) -> Result<(), RunError> {
 /// run first: a missing grant is named with the statement that fixes it.
 pub async fn plan(ws: &Workspace, seed: &str) -> Result<Plan, RunError> {
     let connector = connector_of(ws, Role::Source)?;
-    let mut checks = Checks {
-        ok: true,
-        items: Vec::new(),
-    };
+    let mut checks = Checks::new();
     connector.source_checks(ws, &mut checks).await;
     require(&checks)?;
     let source = connector.open_source(ws).await?;
@@ -271,10 +314,7 @@ pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunErro
         tables: 0,
     });
     // The checks `mirage check` prints, before anything is opened for writing.
-    let mut checks = Checks {
-        ok: true,
-        items: Vec::new(),
-    };
+    let mut checks = Checks::new();
     let facts = connector.source_checks(ws, &mut checks).await;
     require(&checks)?;
     let job_id = new_job_id();
@@ -314,18 +354,12 @@ async fn execute(
     let cancel = &opts.cancel;
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (sid, did) = (source.identity().await?, dest.identity().await?);
-    if sid == did {
-        return Err(RunError::SameDatabase(dest.describe()));
-    }
     let catalog = source.catalog(&ws.schemas).await?;
     let stats = gather_stats(source, ws, &catalog).await?;
     let plan = Plan::build(ws, catalog, &opts.seed, &stats).map_err(RunError::Workspace)?;
-    // The destination's checks, now that the plan says which schemas and tables it replaces.
-    let mut checks = Checks {
-        ok: true,
-        items: Vec::new(),
-    };
+    // The destination's checks, now that the plan says which schemas and tables it replaces:
+    // a destination that cannot be reached is named with its fix, before anything else asks it.
+    let mut checks = Checks::new();
     let ctx = CheckContext {
         schemas: plan.schema_options.schemas.clone(),
         source_identity: facts.identity,
@@ -334,7 +368,17 @@ async fn execute(
     };
     connector.destination_checks(ws, &ctx, &mut checks).await;
     connector.job_checks(ws, &mut checks).await;
+    // The destination is the source: refused as bad input, whatever else the checks found.
+    if checks.same_as_source {
+        return Err(RunError::SameDatabase(dest.describe()));
+    }
     require(&checks)?;
+    // Every check passed; the identities the checks compared are asked once more of the ends
+    // the job writes through.
+    let (sid, did) = (source.identity().await?, dest.identity().await?);
+    if sid == did {
+        return Err(RunError::SameDatabase(dest.describe()));
+    }
     if cancel.is_triggered() {
         return Err(RunError::Interrupted);
     }
@@ -419,9 +463,19 @@ async fn execute(
         }
         tables = ctx.reports.lock().map(|r| r.clone()).unwrap_or_default();
     }
+    // Tables the job never finished: they end as `not loaded`, with an event like the others.
     for tp in &plan.tables {
         if !tables.iter().any(|t| t.table == tp.table.name.to_string()) {
-            tables.push(TableReport::not_loaded(tp, canceled));
+            let t = TableReport::not_loaded(tp, canceled);
+            emit(Event::TableFinished {
+                table: t.table.clone(),
+                status: t.status,
+                rows: 0,
+                bytes: 0,
+                seconds: 0.0,
+                error: t.error.clone(),
+            });
+            tables.push(t);
         }
     }
     report.phases.rows_seconds = phase.elapsed().as_secs_f64();
@@ -477,6 +531,13 @@ async fn execute(
     report.tables = tables;
     report.seconds = clock.elapsed().as_secs_f64();
     report.finished_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    if canceled && job_error.is_none() {
+        job_error = Some(
+            "interrupted while copying rows; tables not yet committed hold no rows from this job, \
+             run again to finish"
+                .into(),
+        );
+    }
     report.error = job_error;
     report.status = if canceled {
         JobStatus::Canceled
@@ -803,6 +864,102 @@ impl PartError {
             ),
             PartError::Transform(other) => other.to_string(),
             PartError::Other(m) => m.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Cancel;
+
+    /// A files dataset of `n` one-column tables in `dir/src`, and a workspace copying it to
+    /// `dir/dst` one table at a time.
+    fn dataset(dir: &std::path::Path, n: usize) -> Workspace {
+        use mirage_connectors::files::{FileColumn, FileTable, SchemaFile};
+        let src = dir.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let schema = SchemaFile {
+            tables: (0..n)
+                .map(|i| FileTable {
+                    schema: "public".into(),
+                    name: format!("t{i}"),
+                    columns: vec![FileColumn {
+                        name: "id".into(),
+                        type_name: "integer".into(),
+                        not_null: false,
+                    }],
+                    primary_key: vec![],
+                })
+                .collect(),
+            foreign_keys: vec![],
+        };
+        std::fs::write(
+            src.join("schema.json"),
+            serde_json::to_string(&schema).unwrap(),
+        )
+        .unwrap();
+        for i in 0..n {
+            std::fs::write(src.join(format!("public.t{i}.csv")), "id\n1\n2\n").unwrap();
+        }
+        Workspace::parse(
+            &dir.join("workspace.toml"),
+            "[source]\nurl = \"files:src\"\n[destination]\nurl = \"files:dst\"\n[run]\nparallelism = 1\n",
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_canceled_job_says_so_and_finishes_every_table_with_an_event() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = dataset(tmp.path(), 4);
+        let cancel = Cancel::new();
+        let events: Arc<Mutex<Vec<Event>>> = Arc::default();
+        let (seen, trigger) = (events.clone(), cancel.clone());
+        let opts = RunOptions {
+            seed: "s".into(),
+            report_path: Some(tmp.path().join("report.json")),
+            // Ctrl-C as soon as the first table starts.
+            events: Arc::new(move |e| {
+                if matches!(e, Event::TableStarted { .. }) {
+                    trigger.trigger();
+                }
+                seen.lock().unwrap().push(e);
+            }),
+            cancel,
+        };
+        let Err(RunError::Incomplete(report)) = run(&ws, &opts).await else {
+            panic!("the job was interrupted");
+        };
+        assert_eq!(report.status, JobStatus::Canceled);
+        let error = report.error.as_deref().unwrap_or_default();
+        assert!(error.contains("interrupted"), "{error:?}");
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(tmp.path().join("report.json")).unwrap())
+                .unwrap();
+        assert!(
+            written["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("interrupted"))
+        );
+        let events = events.lock().unwrap();
+        let not_loaded: Vec<&TableReport> = report
+            .tables
+            .iter()
+            .filter(|t| t.status == TableStatus::NotLoaded)
+            .collect();
+        assert!(!not_loaded.is_empty(), "{:?}", report.tables);
+        for t in &report.tables {
+            let finished: Vec<TableStatus> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::TableFinished { table, status, .. } if *table == t.table => {
+                        Some(*status)
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(finished, [t.status], "{}", t.table);
         }
     }
 }

@@ -351,25 +351,45 @@ fn check_on_postgresql_reports_each_missing_grant_with_a_fix_that_works() {
     let (code, report) = check(&ws, &[]);
     assert_eq!(code, 0, "{report:#}");
     assert!(!report.to_string().contains("TEMPORARY"), "{report:#}");
-    // The same database as the source: a warning (run refuses).
-    let same = dir.write(
-        "same.toml",
-        &format!(
-            "[source]\nurl = \"{}\"\n[destination]\nurl = \"{}\"\n[schemas]\ninclude = [\"sales\"]\n",
-            pg.url("src"),
-            pg.url("src")
-        ),
-    );
-    let (_, report) = check(&same, &[]);
+    // The same database as the source, spelled alike or not (`localhost` is 127.0.0.1): a
+    // failed item, as `mirage run` refuses it (exit 2).
+    for destination in [
+        pg.url("src"),
+        format!("postgresql://postgres@localhost:{}/src", pg.port()),
+    ] {
+        let same = dir.write(
+            "same.toml",
+            &format!(
+                "[source]\nurl = \"{}\"\n[destination]\nurl = \"{destination}\"\n[schemas]\ninclude = [\"sales\"]\n",
+                pg.url("src"),
+            ),
+        );
+        let (code, report) = check(&same, &[]);
+        assert_eq!(code, 1, "{destination}: {report:#}");
+        let failed = failures(&report);
+        assert_eq!(failed.len(), 1, "{destination}: {failed:#?}");
+        assert!(
+            failed[0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("same database")),
+            "{failed:#?}"
+        );
+        assert_eq!(
+            failed[0]["fix"], "point destination.url at another database",
+            "{failed:#?}"
+        );
+        let run = crate::util::mirage(&["run", "-w", same.to_str().unwrap(), "--no-progress"], "s");
+        assert_eq!(run.code, 2, "{destination}: {}", run.all());
+        assert!(run.stderr.contains("same database"), "{}", run.stderr);
+    }
+    // Another database of the same server is one of its own.
+    let (_, report) = check(&ws, &[]);
     assert!(
         report["items"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i["status"] == "warn"
-                && i["detail"]
-                    .as_str()
-                    .is_some_and(|d| d.contains("same database"))),
+            .any(|i| i["status"] == "pass" && i["check"] == "a database of its own"),
         "{report:#}"
     );
     // A database that does not exist: the fix creates it.

@@ -109,3 +109,60 @@ pub fn workspace(pg: &PgCluster, tables: &str) -> String {
         pg.url("dst")
     )
 }
+
+/// A files dataset in `dir/name`: table `public.<table>` with columns `id` (integer) and
+/// `<column>` (text), and `rows` rows.
+pub fn dataset(dir: &Path, name: &str, table: &str, column: &str, rows: u32) {
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    let schema = serde_json::json!({
+        "tables": [{
+            "schema": "public",
+            "name": table,
+            "primary_key": ["id"],
+            "columns": [
+                { "name": "id", "type": "integer", "not_null": true },
+                { "name": column, "type": "text" }
+            ]
+        }, {
+            "schema": "public",
+            "name": "other",
+            "columns": [ { "name": "id", "type": "integer" } ]
+        }]
+    });
+    std::fs::write(d.join("schema.json"), schema.to_string()).unwrap();
+    let mut csv = String::from("id,\"");
+    csv.push_str(&column.replace('"', "\"\""));
+    csv.push_str("\"\n");
+    for i in 1..=rows {
+        csv.push_str(&format!("{i},name {i}\n"));
+    }
+    std::fs::write(d.join(format!("public.{table}.csv")), csv).unwrap();
+    std::fs::write(d.join("public.other.csv"), "id\n1\n2\n").unwrap();
+}
+
+/// A workspace `workspace.toml` in `dir` from `source` to `destination` (files: URLs).
+pub fn files_workspace(dir: &Dir, source: &str, destination: &str, tables: &str) -> String {
+    dir.write(
+        "workspace.toml",
+        &format!(
+            "[source]\nurl = \"files:{source}\"\n\n[destination]\nurl = \"files:{destination}\"\n\n{tables}"
+        ),
+    )
+    .display()
+    .to_string()
+}
+
+/// `mirage <args>` with extra environment; NO_COLOR removed unless given.
+pub fn mirage_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirage"));
+    cmd.args(args)
+        .env("MIRAGE_SEED", "s")
+        .env_remove("NO_COLOR")
+        .env_remove("MIRAGE_LOG")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run mirage").into()
+}

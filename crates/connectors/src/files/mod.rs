@@ -294,11 +294,9 @@ impl Connector for FilesConnector {
             );
             let dest = FilesDestination::new(&dir);
             if ctx.source_identity.as_deref() == Some(dest.folder_identity().as_str()) {
-                out.warn(
-                    A,
-                    "a folder of its own",
-                    "the destination is the same folder as the source: `mirage run` refuses to run",
-                );
+                out.same_as_source(A, "folder");
+            } else if ctx.source_identity.is_some() {
+                out.pass(A, "a folder of its own");
             }
             for t in &ctx.preserved {
                 let f = table_file(&dir, &t.name);
@@ -402,12 +400,54 @@ impl FilesSource {
     }
 }
 
-/// A folder's canonical path: what two folders share when they are the same.
+/// A folder's canonical path: what two folders share when they are the same. The path is made
+/// absolute and its `.` and `..` components resolved lexically first, so a path through a folder
+/// that does not exist (`./x/../src`) is still `src`; then the longest existing ancestor is
+/// canonicalized (symbolic links resolved) and the missing rest appended.
 fn canonical(dir: &Path) -> String {
-    std::fs::canonicalize(dir)
-        .unwrap_or_else(|_| dir.to_path_buf())
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let normal = lexical(&absolute);
+    let mut existing = normal.as_path();
+    let mut missing = Vec::new();
+    let resolved = loop {
+        if let Ok(c) = std::fs::canonicalize(existing) {
+            break c;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                existing = parent;
+            }
+            _ => break existing.to_path_buf(),
+        }
+    };
+    missing
+        .iter()
+        .rev()
+        .fold(resolved, |p, name| p.join(name))
         .display()
         .to_string()
+}
+
+/// `path` with `.` components dropped and each `..` removing the component before it (at the
+/// root, `..` stays the root).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else if !out.has_root() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 impl Source for FilesSource {
@@ -742,5 +782,29 @@ mod tests {
             public.foreign_keys.is_empty(),
             "a key into an excluded schema is not reported"
         );
+    }
+
+    #[test]
+    fn a_folder_is_itself_however_it_is_spelled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let same = canonical(&src);
+        // Through a folder that does not exist, with `.` components, or relative.
+        assert_eq!(canonical(&tmp.path().join("x/../src")), same);
+        assert_eq!(canonical(&tmp.path().join("./x/y/../.././src/.")), same);
+        assert_eq!(canonical(&tmp.path().join("src/missing/..")), same);
+        // A missing folder is named by its existing ancestor's canonical path.
+        assert_eq!(
+            canonical(&tmp.path().join("x/../new/sub")),
+            format!("{}/new/sub", canonical(tmp.path()))
+        );
+        assert_ne!(canonical(&tmp.path().join("x/../dst")), same);
+        // Symbolic links of the existing part are resolved.
+        std::os::unix::fs::symlink(&src, tmp.path().join("link")).unwrap();
+        assert_eq!(canonical(&tmp.path().join("link")), same);
+        assert_eq!(canonical(&tmp.path().join("nothing/../link")), same);
+        assert_eq!(lexical(Path::new("/../a/./b/..")), Path::new("/a"));
+        assert_eq!(lexical(Path::new("../a/../..")), Path::new("../.."));
     }
 }

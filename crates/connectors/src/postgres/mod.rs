@@ -7,6 +7,7 @@ pub mod catalog;
 mod schema;
 
 pub use schema::PgSchema;
+pub(crate) use schema::client_tools_check;
 
 use crate::check::{CheckContext, Checks, Dialect, SourceFacts};
 use crate::registry::{AnySource, Connector, Ends, Role, boxed_source, ends};
@@ -32,11 +33,20 @@ pub(crate) fn db_error(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Conn
     }
 }
 
-/// A driver error as text without row values.
+/// A driver error as text without row values. The driver's own errors name their cause
+/// separately ("invalid configuration" ← "password missing"): it is added.
 pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", redact(db.message()), db.code().code()),
-        None => redact(&e.to_string()),
+        None => {
+            let mut text = e.to_string();
+            if let Some(cause) = std::error::Error::source(e).map(|c| c.to_string())
+                && !text.contains(&cause)
+            {
+                text = format!("{text}: {cause}");
+            }
+            redact(&text)
+        }
     }
 }
 
@@ -116,6 +126,8 @@ pub struct PgEndpoint {
     /// The URL as configured, for tools (`pg_dump`) and messages; holds no password from the env.
     url: String,
     password: Option<String>,
+    /// The environment variable the password is read from, for messages.
+    password_env: String,
     /// Connect with TLS (rustls, the system's root certificates).
     tls: bool,
 }
@@ -149,6 +161,7 @@ impl PgEndpoint {
             config,
             url: conn.url.clone(),
             password,
+            password_env: conn.password_env.clone(),
             tls: false,
         })
     }
@@ -208,7 +221,7 @@ impl PgEndpoint {
         let failed = |e: tokio_postgres::Error| ConnectorError::Connect {
             role: self.role,
             endpoint: self.display(),
-            detail: describe(&e),
+            detail: self.connect_failure(&e),
         };
         let client = if self.tls {
             let (client, connection) = self.config.connect(tls()?).await.map_err(failed)?;
@@ -228,6 +241,22 @@ impl PgEndpoint {
             client
         };
         Ok(client)
+    }
+
+    /// Why a connection failed. The driver says "password missing" when the server asks for a
+    /// password and none was given: name the variable that holds it.
+    fn connect_failure(&self, e: &tokio_postgres::Error) -> String {
+        let detail = describe(e);
+        if self.config.get_password().is_none()
+            && e.as_db_error().is_none()
+            && detail.ends_with("password missing")
+        {
+            return format!(
+                "the server asks for a password and ${} is not set; set it to the {} user's password",
+                self.password_env, self.role
+            );
+        }
+        detail
     }
 
     /// A command for a libpq tool (`pg_dump`, `pg_restore`) aimed at this database.
@@ -262,8 +291,9 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
-/// Identify a server + database, to refuse copying a database onto itself.
-async fn identity(client: &Client) -> Result<String> {
+/// Identify a server + database, to refuse copying a database onto itself (the checks compare
+/// the same text).
+pub(crate) async fn identity(client: &Client) -> Result<String> {
     let row = client
         .query_one(
             "SELECT current_database(), pg_postmaster_start_time()::text, \

@@ -45,6 +45,94 @@ async fn run_tool(tool: &'static str, mut cmd: tokio::process::Command) -> Resul
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The client tools a job runs: `pg_dump` captures the source's schema, `pg_restore` lists it and
+/// restores it into the destination.
+const CLIENT_TOOLS: [&str; 2] = ["pg_dump", "pg_restore"];
+
+/// Where `program` is found on PATH: what [`PgEndpoint::tool`]'s command runs.
+fn on_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The major version a tool reports (`pg_dump (PostgreSQL) 15.18 (Debian …)` → 15).
+async fn tool_major(path: &std::path::Path) -> Option<u32> {
+    let out = tokio::process::Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = text
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The source's check that the client tools a run needs are on PATH, of the server's major
+/// version or newer (`pg_dump` refuses to dump a newer server).
+pub(crate) async fn client_tools_check(client: &Client, out: &mut crate::check::Checks) {
+    let server: Option<u32> = client
+        .query_one("SELECT current_setting('server_version_num')", &[])
+        .await
+        .ok()
+        .and_then(|r| r.get::<_, String>(0).parse::<u32>().ok())
+        .map(|n| if n >= 100_000 { n / 10_000 } else { n / 100 });
+    let (version, package) = match server {
+        Some(v) => (v.to_string(), format!("postgresql-client-{v}")),
+        None => (
+            "of the server's major version".to_string(),
+            "postgresql-client".to_string(),
+        ),
+    };
+    let what = match server {
+        Some(v) => format!("pg_dump and pg_restore {v} or newer on PATH"),
+        None => "pg_dump and pg_restore on PATH".to_string(),
+    };
+    let mut problems = Vec::new();
+    for tool in CLIENT_TOOLS {
+        match on_path(tool) {
+            None => problems.push(format!("{tool} is not on PATH")),
+            Some(path) => {
+                if let (Some(server), Some(have)) = (server, tool_major(&path).await)
+                    && have < server
+                {
+                    problems.push(format!(
+                        "{} is version {have}, older than the server ({server})",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        out.pass("source", what);
+    } else {
+        out.fail(
+            "source",
+            what,
+            Some(format!(
+                "{}; `mirage run` copies the schema with them",
+                problems.join("; ")
+            )),
+            format!(
+                "install the PostgreSQL client tools {version} or newer (e.g. apt-get install {package}, \
+                 or brew install libpq) and put their folder on PATH"
+            ),
+        );
+    }
+}
+
 /// The TOC entry that creates schema `public`: `6; 2615 2200 SCHEMA - public owner`.
 fn is_public_schema_entry(line: &str) -> bool {
     line.split_once(';')
