@@ -20,6 +20,7 @@
 //!   bench/run --rows 2000000 --runs 3
 
 mod generators;
+mod lambda;
 mod redshift;
 
 use mirage_core::ValueType;

@@ -9,9 +9,16 @@ use std::fmt::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/mirage-redshift";
+/// The Lambda function's image (moto stores it; the local runner runs the binary).
+const IMAGE: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirage-lambda:0.1.0";
+
+/// The machine, for the report.
+fn cpus_note() -> String {
+    format!("{} cores", online_cpus())
+}
 
 // No PRIMARY KEY: Redshift's are informational (no index), but the emulator backs one with a
 // PostgreSQL B-tree, and the permuted keys of a masked id cost it far more to insert than the
@@ -164,6 +171,8 @@ pub fn run(args: &[String]) -> Res<()> {
     let mut hold = false;
     // --gzip: GZIP instead of ZSTD, for the floor and for mirage alike.
     let mut gzip = false;
+    // --process lambda: the SQS + Lambda process next to V2, and its scaling with handlers.
+    let mut lambda = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -173,9 +182,14 @@ pub fn run(args: &[String]) -> Res<()> {
             "--out" => out = Some(value()?.into()),
             "--hold" => hold = true,
             "--gzip" => gzip = true,
+            "--process" => match value()?.as_str() {
+                "lambda" => lambda = true,
+                "v2" => lambda = false,
+                other => return Err(format!("--process {other}: v2 or lambda")),
+            },
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: mirage-bench redshift [--rows N] [--runs N] [--out FILE.md] [--hold] [--gzip]"
+                    "unknown argument {other}; usage: mirage-bench redshift [--rows N] [--runs N] [--out FILE.md] [--hold] [--gzip] [--process v2|lambda]"
                 ));
             }
         }
@@ -290,6 +304,108 @@ pub fn run(args: &[String]) -> Res<()> {
             .env("AWS_REGION", "us-east-1");
         c
     };
+    if lambda {
+        let (floor_sql, copy_sql) = (
+            |run: usize| {
+                format!(
+                    "UNLOAD ('SELECT * FROM bench.users') TO 's3://bench/floor/lambda-{run}/' IAM_ROLE '{ROLE}' \
+                     FORMAT AS CSV NULL AS '__MIRAGE_NULL__' {codec} PARALLEL ON MAXFILESIZE 5 MB MANIFEST VERBOSE"
+                )
+            },
+            |run: usize| {
+                format!(
+                    "TRUNCATE floor.users; COPY floor.users FROM 's3://bench/floor/lambda-{run}/manifest' \
+                     IAM_ROLE '{ROLE}' MANIFEST FORMAT AS CSV {codec} NULL AS '__MIRAGE_NULL__' EXPLICIT_IDS \
+                     COMPUPDATE OFF STATUPDATE OFF"
+                )
+            },
+        );
+        let floor = |run: usize| -> Res<Duration> {
+            let start = Instant::now();
+            sql("src", &floor_sql(run))?;
+            sql("dst", &copy_sql(run))?;
+            Ok(start.elapsed())
+        };
+        let lambda_ws = dir.path().join("lambda.toml");
+        std::fs::write(
+            &lambda_ws,
+            std::fs::read_to_string(&masked_ws)
+                .map_err(|e| e.to_string())?
+                .replace(
+                    "compression = ",
+                    &format!("process = \"lambda\"\nlambda_runner = \"local\"\nlambda_image = \"{IMAGE}\"\ncompression = "),
+                ),
+        )
+        .map_err(|e| e.to_string())?;
+        let handler = exe
+            .parent()
+            .map(|d| d.join("mirage-lambda"))
+            .filter(|p| p.exists())
+            .ok_or("build mirage-lambda in release mode first (bench/run does)")?;
+        crate::lambda::create_role(&moto.endpoint())?;
+        let report = dir.path().join("report.json");
+        let lambda_cmd = |concurrency: usize| {
+            let mut c = mirage_cmd(&lambda_ws, None);
+            c.arg("--report")
+                .arg(&report)
+                .env("TONIC_LAMBDA_ROLE", crate::lambda::LAMBDA_ROLE)
+                .env("TONIC_LAMBDA_TIMEOUT", "120")
+                .env("TONIC_LAMBDA_SQS_VISIBILITY_TIMEOUT", "720");
+            (c, concurrency)
+        };
+        let start_runner = |concurrency: usize| {
+            rt.block_on(mirage_lambda_runner::Runner::start(
+                mirage_lambda_runner::Config {
+                    endpoint: Some(moto.endpoint()),
+                    region: "us-east-1".into(),
+                    function: "mirage-worker-0-1-0".into(),
+                    binary: handler.clone(),
+                    concurrency,
+                    env: vec![
+                        ("AWS_ACCESS_KEY_ID".into(), "bench".into()),
+                        ("AWS_SECRET_ACCESS_KEY".into(), "bench".into()),
+                    ],
+                    credentials: Some(("bench".into(), "bench".into())),
+                },
+            ))
+        };
+        let mut floor_s = Sample::new("UNLOAD + COPY, no transform (the floor)");
+        let mut v2 = Sample::new("Data Pipeline V2, 6 columns masked");
+        let mut scaling: Vec<(usize, Sample, Vec<crate::lambda::Figures>)> = [1usize, 2, 4]
+            .into_iter()
+            .map(|c| {
+                (
+                    c,
+                    Sample::new(&format!("SQS + Lambda, {c} handler(s) at once")),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        for run in 0..runs {
+            eprintln!("lambda run {} of {runs} …", run + 1);
+            floor_s.times.push(floor(run)?);
+            v2.add(measure(&mut mirage_cmd(&masked_ws, None))?);
+            for (c, sample, figures) in scaling.iter_mut() {
+                let runner = start_runner(*c);
+                let (mut cmd, _) = lambda_cmd(*c);
+                let m = measure(&mut cmd);
+                rt.block_on(runner.stop());
+                sample.add(m?);
+                figures.push(crate::lambda::figures(&report)?);
+            }
+        }
+        let copied = sql("dst", "SELECT count(*) FROM bench.users")?;
+        if copied != rows.to_string() {
+            return Err(format!("mirage copied {copied} rows, expected {rows}"));
+        }
+        let md = crate::lambda::report(rows, runs, cpus_note(), &floor_s, &v2, &scaling);
+        println!("{md}");
+        if let Some(p) = out {
+            std::fs::write(&p, &md).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        drop(emu);
+        return Ok(());
+    }
     // Two layouts of the same 2+ cores. "shared": every process may run anywhere, so the worker's
     // CPU competes with the warehouse's and S3's. "split": the warehouse (PostgreSQL + the
     // emulator, i.e. this process) and S3 (moto) are pinned to core 0 and mirage to core 1 — the
