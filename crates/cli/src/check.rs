@@ -1,8 +1,10 @@
 //! `mirage check`'s text form: ✓/✗/! lines, each failure followed by its fix. The items come
 //! from the connectors through the engine ([`mirage_engine::check`]), the same list `mirage run`
-//! stops on.
+//! stops on. Items quote names and server messages: their control characters are escaped; a fix
+//! keeps its lines.
 
 use mirage_connectors::check::{Checks, Status};
+use mirage_core::display::printable;
 use std::fmt::Write;
 
 /// ✓/✗/! lines, each failure followed by its fix, and a closing verdict.
@@ -15,17 +17,18 @@ pub fn text(checks: &Checks, color: bool) -> String {
             Status::Fail => paint(color, "31", "✗"),
             Status::Warn => paint(color, "33", "!"),
         };
-        let _ = writeln!(s, "{:<12} {mark} {}", i.area, i.check);
+        let _ = writeln!(s, "{:<12} {mark} {}", i.area, printable(&i.check));
         if let Some(d) = &i.detail {
-            let _ = writeln!(s, "{:<14} {d}", "");
+            let _ = writeln!(s, "{:<14} {}", "", printable(d));
         }
         if let Some(f) = &i.fix {
             for (n, line) in f.lines().enumerate() {
                 let _ = writeln!(
                     s,
-                    "{:<14} {} {line}",
+                    "{:<14} {} {}",
                     "",
-                    if n == 0 { "fix:" } else { "    " }
+                    if n == 0 { "fix:" } else { "    " },
+                    printable(line)
                 );
             }
         }

@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mirage_cli::render::{ColorChoice, Mode, Renderer, err, out};
+use mirage_cli::render::{ColorChoice, Mode, Renderer, err, error, out};
 use mirage_cli::{check, demo, init, policy};
 use mirage_core::workspace::{SchemaFilter, Workspace};
 use mirage_engine::{Cancel, JobReport, JobStatus, RunError, RunOptions};
@@ -81,8 +81,9 @@ enum Command {
         /// Plain log lines instead of progress bars.
         #[arg(long)]
         no_progress: bool,
-        /// text (progress and a summary table) or json (one JSON event per line on stdout,
-        /// ending with the report).
+        /// text (progress and a summary table) or json (one JSON event per line on stdout: the
+        /// tables' events and warnings, then the report; an `error` event follows when the job
+        /// fails, and is the only one when it cannot start).
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
@@ -215,11 +216,21 @@ fn exit_for(e: &RunError) -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> Result<Workspace, ExitCode> {
+fn load(path: &Path, color: bool) -> Result<Workspace, ExitCode> {
     Workspace::load(path).map_err(|e| {
-        err(&format!("error: {e}"));
+        error(color, &e.to_string());
         ExitCode::from(2)
     })
+}
+
+/// Bad input before a job starts (exit 2): the error on stderr, and in JSON mode also as an
+/// `error` event on stdout, where a consumer of the events reads.
+fn refuse(color: bool, mode: Mode, message: &str) -> ExitCode {
+    error(color, message);
+    if mode == Mode::Json {
+        out(&serde_json::json!({"event": "error", "message": message}).to_string());
+    }
+    ExitCode::from(2)
 }
 
 /// Cancel the job on Ctrl-C. From here on SIGINT no longer ends the process: the job stops at
@@ -247,10 +258,13 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             force,
         } => {
             if workspace.exists() && !force {
-                err(&format!(
-                    "error: {} exists; pass --force to overwrite it",
-                    workspace.display()
-                ));
+                error(
+                    color,
+                    &format!(
+                        "{} exists; pass --force to overwrite it",
+                        workspace.display()
+                    ),
+                );
                 return Ok(ExitCode::from(2));
             }
             let filter = SchemaFilter {
@@ -260,7 +274,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             let catalog = match init::source_catalog(&source, &filter, Path::new(".")).await {
                 Ok(c) => c,
                 Err(e) => {
-                    err(&format!("error: {e}"));
+                    error(color, &e.to_string());
                     return Ok(exit_for(&e));
                 }
             };
@@ -276,7 +290,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { workspace } => {
-            let ws = match load(&workspace) {
+            let ws = match load(&workspace, color) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
@@ -295,7 +309,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    err(&format!("error: {e}"));
+                    error(color, &e.to_string());
                     Ok(exit_for(&e))
                 }
             }
@@ -311,16 +325,13 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 _ if no_progress => Mode::Plain,
                 _ => Mode::Bars,
             };
-            let ws = match load(&workspace) {
+            let ws = match Workspace::load(&workspace) {
                 Ok(ws) => ws,
-                Err(code) => return Ok(code),
+                Err(e) => return Ok(refuse(color, mode, &e.to_string())),
             };
             let seed = match ws.seed() {
                 Ok(s) => s,
-                Err(e) => {
-                    err(&format!("error: {e}"));
-                    return Ok(ExitCode::from(2));
-                }
+                Err(e) => return Ok(refuse(color, mode, &e.to_string())),
             };
             let renderer = Renderer::new(mode, color);
             let opts = RunOptions {
@@ -329,10 +340,10 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 events: renderer.events(),
                 cancel: cancel_on_ctrl_c(),
             };
-            finish(mirage_engine::run(&ws, &opts).await, mode)
+            finish(mirage_engine::run(&ws, &opts).await, mode, color)
         }
         Command::Check { workspace, format } => {
-            let ws = match load(&workspace) {
+            let ws = match load(&workspace, color) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
@@ -349,7 +360,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             })
         }
         Command::Clean { workspace } => {
-            let ws = match load(&workspace) {
+            let ws = match load(&workspace, color) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
@@ -369,7 +380,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                     })
                 }
                 Err(e) => {
-                    err(&format!("error: {e}"));
+                    error(color, &e.to_string());
                     Ok(exit_for(&e))
                 }
             }
@@ -385,7 +396,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             format,
             out: out_dir,
         } => {
-            let ws = match load(&workspace) {
+            let ws = match load(&workspace, color) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
@@ -402,7 +413,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             ) {
                 Ok(i) => i,
                 Err(e) => {
-                    err(&format!("error: {e}"));
+                    error(color, &e.to_string());
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -456,7 +467,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             let ws_path = dir.join("workspace.toml");
             std::fs::write(&ws_path, demo::DEMO_WORKSPACE)
                 .with_context(|| format!("writing {}", ws_path.display()))?;
-            let ws = match load(&ws_path) {
+            let ws = match load(&ws_path, color) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
@@ -498,7 +509,7 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                     3,
                 ));
             }
-            finish(result, Mode::Bars)
+            finish(result, Mode::Bars, color)
         }
         Command::Generators { markdown: true } => {
             out(mirage_generators::reference_markdown().trim_end_matches('\n'));
@@ -539,7 +550,11 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
 
 /// Print a job's outcome: the summary table (or, in JSON mode, the report as the last event)
 /// and the error.
-fn finish(result: Result<JobReport, RunError>, mode: Mode) -> Result<ExitCode, anyhow::Error> {
+fn finish(
+    result: Result<JobReport, RunError>,
+    mode: Mode,
+    color: bool,
+) -> Result<ExitCode, anyhow::Error> {
     let show = |report: &JobReport| {
         if mode == Mode::Json {
             let mut v = serde_json::to_value(report).unwrap_or_default();
@@ -557,11 +572,11 @@ fn finish(result: Result<JobReport, RunError>, mode: Mode) -> Result<ExitCode, a
             out(&format!("report: {p}"));
         }
     };
-    let error = |e: &RunError| {
+    let fail = |e: &RunError| {
         if mode == Mode::Json {
             out(&serde_json::json!({"event": "error", "message": e.to_string()}).to_string());
         } else {
-            err(&format!("error: {e}"));
+            error(color, &e.to_string());
         }
     };
     match result {
@@ -572,11 +587,11 @@ fn finish(result: Result<JobReport, RunError>, mode: Mode) -> Result<ExitCode, a
         Err(RunError::Incomplete(report)) => {
             show(&report);
             let e = RunError::Incomplete(report);
-            error(&e);
+            fail(&e);
             Ok(exit_for(&e))
         }
         Err(e) => {
-            error(&e);
+            fail(&e);
             Ok(exit_for(&e))
         }
     }
@@ -584,6 +599,7 @@ fn finish(result: Result<JobReport, RunError>, mode: Mode) -> Result<ExitCode, a
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let color = cli.color.enabled();
     // Transforms run on blocking threads (bounded by a semaphore); a small pool keeps the
     // number of malloc arenas, and so memory, in check.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -593,14 +609,14 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            err(&format!("error: cannot start the async runtime: {e}"));
+            error(color, &format!("cannot start the async runtime: {e}"));
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(main_async(cli)) {
         Ok(code) => code,
         Err(e) => {
-            err(&format!("error: {e:#}"));
+            error(color, &format!("{e:#}"));
             ExitCode::from(1)
         }
     }

@@ -1,8 +1,11 @@
 //! Rendering a job's events: live bars per table on a terminal, plain log lines otherwise (no
 //! escape codes unless colour is on), or JSON lines with `--format json`. Output errors (a
-//! closed pipe) never stop a job: lines that cannot be written are dropped.
+//! closed pipe) never stop a job: lines that cannot be written are dropped. Names and messages
+//! come from the databases: bars and lines show their control characters escaped
+//! ([`printable`]), one event per line.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mirage_core::display::printable;
 use mirage_engine::{Event, Events, TableStatus};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -55,6 +58,16 @@ pub fn out(line: &str) {
 pub fn err(line: &str) {
     let mut e = std::io::stderr().lock();
     let _ = writeln!(e, "{line}");
+}
+
+/// An error line to stderr: `error:` (red when colour is on) and the message, its control
+/// characters escaped (its line breaks kept).
+pub fn error(color: bool, message: &str) {
+    err(&format!(
+        "{} {}",
+        paint(color, "31", "error:"),
+        mirage_core::display::printable_lines(message)
+    ));
 }
 
 /// Text in a colour (an SGR code) when colour is on.
@@ -140,7 +153,7 @@ impl Renderer {
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar());
                     bar.set_style(style);
-                    bar.set_prefix(table.clone());
+                    bar.set_prefix(printable(&table).into_owned());
                     bar.enable_steady_tick(Duration::from_millis(250));
                     bar
                 });
@@ -148,7 +161,7 @@ impl Renderer {
                     let est = estimate_bytes
                         .map(|b| format!(" (~{})", mirage_core::size::ByteSize(b)))
                         .unwrap_or_default();
-                    err(&format!("{} started{est}", table));
+                    err(&format!("{} started{est}", printable(&table)));
                 }
                 tables.insert(
                     table,
@@ -175,7 +188,8 @@ impl Renderer {
                         t.last_log = now;
                         let secs = now.duration_since(t.started).as_secs_f64().max(1e-3);
                         err(&format!(
-                            "{table} progress: {rows} rows, {} ({} rows/s)",
+                            "{} progress: {rows} rows, {} ({} rows/s)",
+                            printable(&table),
                             mirage_core::size::ByteSize(bytes),
                             (rows as f64 / secs) as u64
                         ));
@@ -198,27 +212,34 @@ impl Renderer {
                         bar.finish();
                     }
                     None => err(&format!(
-                        "{table} {}: {rows} rows, {} in {seconds:.2} s",
+                        "{} {}: {rows} rows, {} in {seconds:.2} s",
+                        printable(&table),
                         status.as_str(),
                         mirage_core::size::ByteSize(bytes)
                     )),
                 }
                 if let (Some(e), TableStatus::Failed) = (error, status) {
                     drop(tables);
-                    self.line(&format!("{} {table}: {e}", paint(self.color, "31", "✗")));
+                    self.line(&format!(
+                        "{} {}: {}",
+                        paint(self.color, "31", "✗"),
+                        printable(&table),
+                        printable(&e)
+                    ));
                 }
             }
             Event::Warning { message } => {
                 drop(tables);
                 self.line(&format!(
-                    "{} {message}",
-                    paint(self.color, "33", "warning:")
+                    "{} {}",
+                    paint(self.color, "33", "warning:"),
+                    printable(&message)
                 ));
             }
             Event::Info { message } => {
                 drop(tables);
                 if self.bars.is_none() {
-                    err(&message);
+                    err(&printable(&message));
                 }
             }
             Event::JobStarted { .. } | Event::Phase { .. } => {}

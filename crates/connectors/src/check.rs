@@ -7,6 +7,7 @@ use crate::grants;
 use crate::postgres::PgEndpoint;
 use crate::sql::{ident, one, rows, whoami};
 use mirage_core::QualifiedName;
+use mirage_core::display::printable;
 use mirage_core::schema::{Table, quote_ident, quote_literal};
 use mirage_core::workspace::Workspace;
 use serde::Serialize;
@@ -122,18 +123,20 @@ impl Checks {
         self.same_as_source = true;
     }
 
-    /// The failed items, one line each with its detail and fix.
+    /// The failed items, one line each with its detail and fix (control characters of the
+    /// names and messages they quote escaped).
     pub fn failures(&self) -> Vec<String> {
         self.items
             .iter()
             .filter(|i| i.status == Status::Fail)
             .map(|i| {
-                let mut s = format!("{}: {}", i.area, i.check);
+                let mut s = format!("{}: {}", i.area, printable(&i.check));
                 if let Some(d) = &i.detail {
-                    s += &format!(": {d}");
+                    s += &format!(": {}", printable(d));
                 }
                 if let Some(f) = &i.fix {
-                    s += &format!("; fix: {}", f.replace('\n', " "));
+                    let lines: Vec<_> = f.lines().map(printable).collect();
+                    s += &format!("; fix: {}", lines.join(" "));
                 }
                 s
             })

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use mirage_connectors::check::{CheckContext, Checks};
 use mirage_connectors::registry::{AnyDestination, AnySource, Connector, Role, connector_of};
 use mirage_connectors::{Aborted, ChunkStream, ConnectorError, LoadStats};
+use mirage_core::display::printable;
 use mirage_core::workspace::{TableMode, Workspace, WorkspaceError};
 use mirage_transform::codec::{Format, RecordSplitter, count_records};
 use mirage_transform::{PartTransform, TransformError};
@@ -22,8 +23,9 @@ use tokio::sync::Semaphore;
 /// Why a job could not run or did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The workspace is wrong; every mistake found, each naming its file, line and key.
-    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    /// The workspace is wrong; every mistake found, each naming its file, line and key (one
+    /// line each: control characters of the names they quote are escaped).
+    #[error("{}", .0.iter().map(|e| printable(&e.to_string()).into_owned()).collect::<Vec<_>>().join("\n"))]
     Workspace(Vec<WorkspaceError>),
     /// A connector failed.
     #[error(transparent)]

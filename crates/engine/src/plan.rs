@@ -3,6 +3,7 @@
 //! generator, and only then may a single row move.
 
 use mirage_connectors::SchemaOptions;
+use mirage_core::display::printable;
 use mirage_core::schema::{Catalog, Table, TableKind};
 use mirage_core::suggest::did_you_mean;
 use mirage_core::workspace::{TableMode, Workspace, WorkspaceError, column_key, table_key};
@@ -346,7 +347,7 @@ impl Plan {
         })
     }
 
-    /// Human-readable plan.
+    /// Human-readable plan (control characters of names escaped).
     pub fn describe(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(
@@ -355,7 +356,12 @@ impl Plan {
             if self.catalog.schemas.is_empty() {
                 "(none)".to_string()
             } else {
-                self.catalog.schemas.join(", ")
+                self.catalog
+                    .schemas
+                    .iter()
+                    .map(|n| printable(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         );
         let _ = writeln!(s, "Tables, in the order they start:");
@@ -365,7 +371,13 @@ impl Plan {
                 (None, Some(b)) => format!("{}", mirage_core::size::ByteSize(b)),
                 _ => String::new(),
             };
-            let _ = writeln!(s, "  {} [{}] {}", t.table.name, t.mode.as_str(), est);
+            let _ = writeln!(
+                s,
+                "  {} [{}] {}",
+                printable(&t.table.name.to_string()),
+                t.mode.as_str(),
+                est
+            );
             if t.mode != TableMode::DeIdentify {
                 continue;
             }
@@ -383,9 +395,15 @@ impl Plan {
                 let via = c
                     .inherited_from
                     .as_ref()
-                    .map(|f| format!("  (from foreign key to {f})"))
+                    .map(|f| format!("  (from foreign key to {})", printable(f)))
                     .unwrap_or_default();
-                let _ = writeln!(s, "      {:<24} {}{opts}{via}", c.name, c.generator_name);
+                let _ = writeln!(
+                    s,
+                    "      {:<24} {}{}{via}",
+                    printable(&c.name),
+                    printable(&c.generator_name),
+                    printable(&opts)
+                );
             }
             let _ = writeln!(s, "      {passthrough} column(s) pass through unchanged");
         }

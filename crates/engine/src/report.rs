@@ -3,6 +3,7 @@
 
 use crate::plan::TablePlan;
 use mirage_connectors::ConnectorError;
+use mirage_core::display::printable;
 use serde::Serialize;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -202,13 +203,14 @@ impl JobReport {
             .map_err(|e| ConnectorError::io(format!("writing {}", path.display()), e))
     }
 
-    /// The summary table printed at the end of a run.
+    /// The summary table printed at the end of a run (control characters of table names
+    /// escaped).
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let width = self
             .tables
             .iter()
-            .map(|t| t.table.len())
+            .map(|t| printable(&t.table).chars().count())
             .max()
             .unwrap_or(5)
             .max(5);
@@ -233,7 +235,7 @@ impl JobReport {
                 let _ = writeln!(
                     s,
                     "{:<width$}  {:<20}  {:>10}  {:>10}  {:>11}  {:>10}  {:>8.2}  {}",
-                    t.table,
+                    printable(&t.table),
                     t.mode,
                     t.rows,
                     size(t.bytes_unloaded.unwrap_or(0)),
@@ -247,7 +249,7 @@ impl JobReport {
             let _ = writeln!(
                 s,
                 "{:<width$}  {:<20}  {:>10}  {:>10}  {:>8.2}  {}",
-                t.table,
+                printable(&t.table),
                 t.mode,
                 t.rows,
                 size(t.bytes_read),
@@ -267,25 +269,26 @@ impl JobReport {
         s
     }
 
-    /// One paragraph for a job that did not complete: what failed, what completed.
+    /// One paragraph for a job that did not complete: what failed, what completed. One line per
+    /// table: control characters of names and messages are escaped.
     pub fn failure_summary(&self) -> String {
-        let done: Vec<&str> = self
+        let done: Vec<_> = self
             .tables
             .iter()
             .filter(|t| t.status.is_success())
-            .map(|t| t.table.as_str())
+            .map(|t| printable(&t.table))
             .collect();
         let mut s = format!("job {} {}", self.job_id, self.status.as_str());
         if let Some(e) = &self.error {
-            let _ = write!(s, ": {e}");
+            let _ = write!(s, ": {}", printable(e));
         }
         for t in self.tables.iter().filter(|t| !t.status.is_success()) {
             let _ = write!(
                 s,
                 "\n  ✗ {} {}: {}",
-                t.table,
+                printable(&t.table),
                 t.status.as_str(),
-                t.error.as_deref().unwrap_or("not started")
+                printable(t.error.as_deref().unwrap_or("not started"))
             );
         }
         let _ = write!(

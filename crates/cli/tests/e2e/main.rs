@@ -7,6 +7,7 @@ mod demo;
 mod failures;
 mod generators;
 mod lambda;
+mod output;
 mod postgres;
 mod redshift;
 mod util;
