@@ -58,6 +58,16 @@ pub struct Staging {
     copy_batch: usize,
     region: String,
     endpoint: Option<String>,
+    /// Statements writing into the job's folder (UNLOADs) that may still run.
+    writers: std::sync::Mutex<Vec<Writer>>,
+}
+
+/// A statement writing into the staging folder: whether it ended, and how to stop it.
+pub struct Writer {
+    /// Becomes true when the statement ends.
+    pub done: tokio::sync::watch::Receiver<bool>,
+    /// Asks the server to stop it.
+    pub cancel: Box<dyn FnOnce() -> futures_util::future::BoxFuture<'static, ()> + Send>,
 }
 
 fn s3_error(what: String) -> impl FnOnce(object_store::Error) -> ConnectorError {
@@ -196,6 +206,7 @@ impl Staging {
             copy_batch: config.copy_batch.0 as usize,
             region: config.region.clone(),
             endpoint: config.endpoint.clone().filter(|e| !e.is_empty()),
+            writers: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -220,6 +231,7 @@ impl Staging {
             copy_batch: 0,
             region: location.region.clone(),
             endpoint: location.endpoint.clone(),
+            writers: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -895,8 +907,38 @@ impl Staging {
             .map_err(s3_error(what))
     }
 
+    /// Record a statement that writes into the job's folder, so the end of the job stops it
+    /// and waits for it before deleting the folder (a job interrupted during an UNLOAD would
+    /// otherwise find new files after its cleanup).
+    pub fn track(&self, writer: Writer) {
+        if let Ok(mut w) = self.writers.lock() {
+            w.retain(|x| !*x.done.borrow());
+            w.push(writer);
+        }
+    }
+
+    /// Stop the statements still writing into the folder and wait (up to a minute) until
+    /// they end.
+    async fn stop_writers(&self) {
+        let writers: Vec<Writer> = self
+            .writers
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        for w in writers {
+            if *w.done.borrow() {
+                continue;
+            }
+            (w.cancel)().await;
+            let mut done = w.done;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), done.wait_for(|d| *d))
+                .await;
+        }
+    }
+
     /// The end of a job: its folder goes, except `output/` when kept.
     pub async fn cleanup(&self) -> Result<()> {
+        self.stop_writers().await;
         if self.keep_output {
             for part in ["input", "spec", "results"] {
                 self.delete_prefix(&format!("{}/{part}/", self.root))

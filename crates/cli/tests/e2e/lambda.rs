@@ -288,6 +288,64 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
             .replace("\n[run]", &format!("{}\n[run]", lambda_staging(""))),
     )
     .unwrap();
+    // Without lambda_image, `mirage check` finds the function's image in ECR.
+    let ecr_ws = dir.path().join("ecr.toml");
+    std::fs::write(
+        &ecr_ws,
+        std::fs::read_to_string(&ws)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("lambda_image"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let check = |ws: &Path| -> Run {
+        Command::new(env!("CARGO_BIN_EXE_mirage"))
+            .args(["check", "-w", &ws.display().to_string()])
+            .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("TONIC_LAMBDA_ROLE", ROLE)
+            .env("TONIC_LAMBDA_KMS_MASTER_KEY", "alias/mirage-sqs")
+            .output()
+            .expect("mirage check")
+            .into()
+    };
+    let before = check(&ecr_ws);
+    assert_eq!(before.code, 1, "no image, no zip: {}", before.all());
+    rt.block_on(async {
+        let ecr = aws_sdk_ecr::Client::new(
+            &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(&endpoint)
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .load()
+                .await,
+        );
+        ecr.create_repository()
+            .repository_name("mirage-lambda")
+            .send()
+            .await
+            .expect("repository");
+        ecr.put_image()
+            .repository_name("mirage-lambda")
+            .image_tag("0.1.0")
+            .image_manifest(
+                r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}"#,
+            )
+            .send()
+            .await
+            .expect("image");
+    });
+    let after = check(&ecr_ws);
+    assert_eq!(after.code, 0, "{}", after.all());
+    assert!(
+        after.stdout.contains("mirage-lambda:0.1.0"),
+        "the image found in ECR: {}",
+        after.stdout
+    );
     let runner_ok = runner(&rt, &endpoint, &[]);
     // Watch the job's queues while it runs: their encryption setting.
     let seen: Arc<Mutex<Vec<QueueSeen>>> = Arc::new(Mutex::new(Vec::new()));
@@ -406,6 +464,21 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.all().contains("Task timed out"), "{}", out.all());
     assert_torn_down(&rs, &rt, &aws, "after a timeout");
+    // The function was brought in line with the new settings (the runner killed at 3 s).
+    let timeout = rt.block_on(async {
+        aws.lambda
+            .get_function_configuration()
+            .function_name(FUNCTION)
+            .send()
+            .await
+            .expect("function")
+            .timeout()
+    });
+    assert_eq!(
+        timeout,
+        Some(3),
+        "UpdateFunctionConfiguration applied TONIC_LAMBDA_TIMEOUT"
+    );
 
     // Ctrl-C while files are being transformed: everything is torn down, exit 130.
     let hanging = runner(
@@ -585,6 +658,9 @@ fn call_of(line: &str) -> Option<Call> {
                     "ListEventSourceMappings"
                 }
                 ("GET", p) if p.starts_with("/event-source-mappings/") => "GetEventSourceMapping",
+                ("PUT", p) if p.starts_with("/event-source-mappings/") => {
+                    "UpdateEventSourceMapping"
+                }
                 _ => {
                     return Some(Call {
                         key,

@@ -259,6 +259,21 @@ impl PgEndpoint {
         detail
     }
 
+    /// Ask the server to cancel the statement running on the connection `token` came from.
+    pub async fn cancel(&self, token: tokio_postgres::CancelToken) {
+        let r = if self.tls {
+            match tls() {
+                Ok(t) => token.cancel_query(t).await,
+                Err(_) => return,
+            }
+        } else {
+            token.cancel_query(NoTls).await
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %describe(&e), "cancel request failed");
+        }
+    }
+
     /// A command for a libpq tool (`pg_dump`, `pg_restore`) aimed at this database.
     pub(crate) fn tool(&self, program: &str) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(program);

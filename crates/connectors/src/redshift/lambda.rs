@@ -635,6 +635,7 @@ impl LambdaJob {
     /// Returns what could not be removed.
     pub async fn teardown(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        self.wait_for_invocations().await;
         let mapping = self.mapping.lock().ok().and_then(|mut m| m.take());
         if let Some(uuid) = mapping
             && let Err(e) = self
@@ -667,6 +668,49 @@ impl LambdaJob {
             }
         }
         problems
+    }
+
+    /// Stop new invocations (disable the mapping) and wait — at most the function's timeout —
+    /// for those in flight, so none writes into the job's folder after it is deleted.
+    async fn wait_for_invocations(&self) {
+        let mapping = self.mapping.lock().ok().and_then(|m| m.clone());
+        if let Some(uuid) = &mapping {
+            let _ = self
+                .aws
+                .lambda
+                .update_event_source_mapping()
+                .uuid(uuid)
+                .enabled(false)
+                .send()
+                .await;
+        }
+        let Some((url, _)) = self.queue.lock().ok().and_then(|q| q.clone()) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(u64::from(self.settings.timeout) + 5);
+        loop {
+            let in_flight = self
+                .aws
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .ok()
+                .and_then(|a| {
+                    a.attributes()?
+                        .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .unwrap_or(0);
+            if in_flight == 0 || Instant::now() > deadline {
+                return;
+            }
+            tracing::warn!("waiting for {in_flight} Lambda invocation(s) in flight to end");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// How long a table may go without a new result before the job gives up on it: every try

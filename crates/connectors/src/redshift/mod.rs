@@ -419,15 +419,37 @@ impl RedshiftSource {
         Ok((staging, client, prefix))
     }
 
+    /// Run an UNLOAD on its own connection, as a task the job's end can stop and wait for.
+    fn spawn_unload(
+        &self,
+        staging: &Staging,
+        client: Client,
+        sql: String,
+        what: String,
+    ) -> tokio::task::JoinHandle<Result<()>> {
+        let (tx, done) = tokio::sync::watch::channel(false);
+        let token = client.cancel_token();
+        let endpoint = self.endpoint.clone();
+        staging.track(crate::staging::Writer {
+            done,
+            cancel: Box::new(move || Box::pin(async move { endpoint.cancel(token).await })),
+        });
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let r = exec(&client, &sql, &what).await;
+            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "{what} finished");
+            let _ = tx.send(true);
+            r
+        })
+    }
+
     /// UNLOAD a table and list its files, for a destination that COPYs them as they are.
     async fn unload_files(&self, table: &Table, columns: &[String]) -> Result<Unloaded> {
         let (staging, client, prefix) = self.unload_target(table).await?;
-        exec(
-            &client,
-            &unload_sql(&staging, table, columns, &prefix),
-            &format!("UNLOAD of {}", table.name),
-        )
-        .await?;
+        let sql = unload_sql(&staging, table, columns, &prefix);
+        self.spawn_unload(&staging, client, sql, format!("UNLOAD of {}", table.name))
+            .await
+            .map_err(|e| ConnectorError::Invalid(format!("the UNLOAD task failed: {e}")))??;
         let parts = staging.manifest_parts(&format!("{prefix}manifest")).await?;
         Ok(Unloaded {
             keys: parts.iter().map(|p| p.0.clone()).collect(),
@@ -698,13 +720,7 @@ impl Source for RedshiftSource {
     async fn read(&self, table: &Table, columns: &[String]) -> Result<Extract> {
         let (staging, client, prefix) = self.unload_target(table).await?;
         let sql = unload_sql(&staging, table, columns, &prefix);
-        let what = format!("UNLOAD of {}", table.name);
-        let unload = tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let r = exec(&client, &sql, &what).await;
-            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "{what} finished");
-            r
-        });
+        let unload = self.spawn_unload(&staging, client, sql, format!("UNLOAD of {}", table.name));
         let stored = Arc::new(OnceLock::new());
         let set = stored.clone();
         let chunks = staging.stream_unload(unload, prefix, move |bytes| {
