@@ -90,8 +90,9 @@ enum Command {
     /// Check that everything a run needs is in place, and print what fixes what is not.
     ///
     /// Connects with the configured users and checks, item by item: the source user's USAGE
-    /// and SELECT grants (and SELECT on svv_table_info for Redshift); the destination's
-    /// database, CREATE on it (and TEMPORARY for Redshift), existing schemas (owner, or DROP
+    /// and SELECT grants (and SELECT on svv_table_info for Redshift), pg_dump and pg_restore
+    /// on PATH (PostgreSQL); the workspace against the source's schema (every mistake
+    /// `mirage plan` reports); the destination's database (not the source's), CREATE on it (and TEMPORARY for Redshift), existing schemas (owner, or DROP
     /// for Redshift), preserved tables present with the source's columns,
     /// superuser when preserving ownership; the staging bucket (exists, named with the policy
     /// prefix, put/get/list/delete with a probe object that is removed, the KMS key); and the

@@ -211,7 +211,8 @@ impl Renderer {
                         bar.set_message(format!("{rows} rows {}", status.as_str()));
                         bar.finish();
                     }
-                    None => err(&format!(
+                    // Plain lines, or a table that never started (not loaded) above the bars.
+                    None => self.line(&format!(
                         "{} {}: {rows} rows, {} in {seconds:.2} s",
                         printable(&table),
                         status.as_str(),

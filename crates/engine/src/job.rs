@@ -963,5 +963,9 @@ mod tests {
                 .collect();
             assert_eq!(finished, [t.status], "{}", t.table);
         }
+        // As `--format json` prints it.
+        let last = serde_json::to_value(events.last().unwrap()).unwrap();
+        assert_eq!(last["event"], "table_finished");
+        assert_eq!(last["status"], "not_loaded");
     }
 }
