@@ -203,7 +203,7 @@ pub fn run(args: &[String]) -> Res<()> {
 
     let pg = PgCluster::start().map_err(|e| e.to_string())?;
     let moto = MotoServer::start().map_err(|e| e.to_string())?;
-    moto.create_bucket("bench").map_err(|e| e.to_string())?;
+    moto.create_bucket("mirage-bench").map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let emu = rt
         .block_on(start(
@@ -270,7 +270,7 @@ pub fn run(args: &[String]) -> Res<()> {
             "[source]\nurl = \"redshift://postgres@{addr}/src?sslmode=disable\"\n\n\
              [destination]\nurl = \"redshift://postgres@{addr}/dst?sslmode=disable\"\n\n\
              [schemas]\ninclude = [\"bench\"]\n\n\
-             [staging]\nbucket = \"bench\"\nprefix = \"mirage\"\niam_role = \"{ROLE}\"\nendpoint = \"{}\"\nmax_file_size = \"5MB\"\ncompression = \"{}\"\n\n{}",
+             [staging]\nbucket = \"mirage-bench\"\nprefix = \"mirage\"\niam_role = \"{ROLE}\"\nendpoint = \"{}\"\nmax_file_size = \"5MB\"\ncompression = \"{}\"\n\n{}",
             moto.endpoint(),
             codec.to_lowercase(),
             if masked { MASKED } else { "" },
@@ -308,13 +308,13 @@ pub fn run(args: &[String]) -> Res<()> {
         let (floor_sql, copy_sql) = (
             |run: usize| {
                 format!(
-                    "UNLOAD ('SELECT * FROM bench.users') TO 's3://bench/floor/lambda-{run}/' IAM_ROLE '{ROLE}' \
+                    "UNLOAD ('SELECT * FROM bench.users') TO 's3://mirage-bench/floor/lambda-{run}/' IAM_ROLE '{ROLE}' \
                      FORMAT AS CSV NULL AS '__MIRAGE_NULL__' {codec} PARALLEL ON MAXFILESIZE 5 MB MANIFEST VERBOSE"
                 )
             },
             |run: usize| {
                 format!(
-                    "TRUNCATE floor.users; COPY floor.users FROM 's3://bench/floor/lambda-{run}/manifest' \
+                    "TRUNCATE floor.users; COPY floor.users FROM 's3://mirage-bench/floor/lambda-{run}/manifest' \
                      IAM_ROLE '{ROLE}' MANIFEST FORMAT AS CSV {codec} NULL AS '__MIRAGE_NULL__' EXPLICIT_IDS \
                      COMPUPDATE OFF STATUPDATE OFF"
                 )
@@ -442,14 +442,14 @@ pub fn run(args: &[String]) -> Res<()> {
             sql(
                 "src",
                 &format!(
-                    "UNLOAD ('SELECT * FROM bench.users') TO 's3://bench/floor/{tag}-{run}/' IAM_ROLE '{ROLE}' \
+                    "UNLOAD ('SELECT * FROM bench.users') TO 's3://mirage-bench/floor/{tag}-{run}/' IAM_ROLE '{ROLE}' \
                      FORMAT AS CSV NULL AS '__MIRAGE_NULL__' {codec} PARALLEL ON MAXFILESIZE 5 MB MANIFEST VERBOSE"
                 ),
             )?;
             sql(
                 "dst",
                 &format!(
-                    "TRUNCATE floor.users; COPY floor.users FROM 's3://bench/floor/{tag}-{run}/manifest' \
+                    "TRUNCATE floor.users; COPY floor.users FROM 's3://mirage-bench/floor/{tag}-{run}/manifest' \
                      IAM_ROLE '{ROLE}' MANIFEST FORMAT AS CSV {codec} NULL AS '__MIRAGE_NULL__' EXPLICIT_IDS \
                      COMPUPDATE OFF STATUPDATE OFF"
                 ),
