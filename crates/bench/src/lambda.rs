@@ -146,7 +146,7 @@ pub fn report(
         md,
         "\n## Model for a real account\n\n\
          Measured here: {s_per_mb:.3} handler seconds per MB of compressed UNLOAD file, on a full \
-         core of this machine. A 1 TB table UNLOADed into 50 MB files is {files:.0} files; at \
+         core of this machine. 1 TB of UNLOAD files (compressed, as the rate is measured) in files of 50 MB is {files:.0} files; at \
          {per_file:.1} s per file and 1,000 concurrent invocations the transform phase takes \
          {files:.0} ÷ 1,000 × {per_file:.1} s ≈ **{transform:.0} s ({:.1} min)**, plus the \
          cluster's own UNLOAD and COPY of the table — the floor, the same for V2 — since files \
@@ -155,7 +155,7 @@ pub fn report(
          proportionally less below, so at `TONIC_LAMBDA_MEMORY_SIZE=1024` count about 1.7× the \
          per-file time; S3 reads and writes inside AWS are not slower than moto on loopback. The \
          worker's own share is setup (function, queue, notification, mapping: seconds) and \
-         polling for results. V2 on one worker does the same transform on its own cores: \
+         polling for results. V2 on one worker does the same transform on its own cores (measured next to it above): \
          {:.0} h for 1 TB at this machine's per-core rate with 2 cores.\n",
         transform / 60.0,
         (1u64 << 40) as f64 / (1 << 20) as f64 * s_per_mb / 2.0 / 3600.0

@@ -1008,68 +1008,80 @@ pub async fn checks(
     if let Some(k) = &kms {
         create = create.attributes(aws_sdk_sqs::types::QueueAttributeName::KmsMasterKeyId, k);
     }
-    match create.send().await {
-        Ok(q) => {
-            let url = q.queue_url().unwrap_or_default().to_string();
-            out.pass(A, format!("create queue {probe}"));
-            if let Some(k) = &kms {
-                match aws.sqs.send_message().queue_url(&url).message_body("mirage check").send().await {
-                    Ok(_) => out.pass(A, format!("KMS key {k} encrypts a queue message")),
-                    Err(e) => out.fail(
-                        A,
-                        format!("KMS key {k} encrypts a queue message"),
-                        Some(DisplayErrorContext(&e).to_string()),
-                        "allow the worker kms:GenerateDataKey and kms:Decrypt on the key, and add the \
-                         key-policy statement of `mirage policy` (kms-key-policy-statement.json)",
-                    ),
-                }
-            }
-            match aws.sqs.delete_queue().queue_url(&url).send().await {
-                Ok(_) => out.pass(A, format!("delete queue {probe}")),
-                Err(e) => out.fail(
-                    A,
-                    format!("delete queue {probe}"),
-                    Some(DisplayErrorContext(&e).to_string()),
-                    policy_fix,
-                ),
-            }
+    let created = step(
+        out,
+        format!("create queue {probe}"),
+        create.send().await,
+        policy_fix,
+    );
+    if let Some(q) = created {
+        let url = q.queue_url().unwrap_or_default().to_string();
+        if let Some(k) = &kms {
+            let sent = aws
+                .sqs
+                .send_message()
+                .queue_url(&url)
+                .message_body("mirage check")
+                .send()
+                .await;
+            step(
+                out,
+                format!("KMS key {k} encrypts a queue message"),
+                sent,
+                "allow the worker kms:GenerateDataKey and kms:Decrypt on the key, and add the \
+                 key-policy statement of `mirage policy` (kms-key-policy-statement.json)",
+            );
         }
-        Err(e) => out.fail(
-            A,
-            format!("create queue {probe}"),
-            Some(DisplayErrorContext(&e).to_string()),
-            policy_fix,
-        ),
+        let deleted = aws.sqs.delete_queue().queue_url(&url).send().await;
+        step(out, format!("delete queue {probe}"), deleted, policy_fix);
     }
     // The bucket's notifications: read, and written back unchanged (no test events sent).
     let bucket = &config.bucket;
-    match read_notifications(&aws, bucket).await {
-        Ok(current) => {
-            out.pass(A, format!("read the notifications of bucket {bucket}"));
-            match aws
-                .s3
-                .put_bucket_notification_configuration()
-                .bucket(bucket)
-                .notification_configuration(current.configuration())
-                .skip_destination_validation(true)
-                .send()
-                .await
-            {
-                Ok(_) => out.pass(A, format!("write the notifications of bucket {bucket}")),
-                Err(e) => out.fail(
-                    A,
-                    format!("write the notifications of bucket {bucket}"),
-                    Some(DisplayErrorContext(&e).to_string()),
-                    policy_fix,
-                ),
-            }
-        }
-        Err(e) => out.fail(
-            A,
-            format!("read the notifications of bucket {bucket}"),
-            Some(e.to_string()),
+    let read = read_notifications(&aws, bucket).await;
+    if let Some(current) = step(
+        out,
+        format!("read the notifications of bucket {bucket}"),
+        read,
+        policy_fix,
+    ) {
+        let written = aws
+            .s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(current.configuration())
+            .skip_destination_validation(true)
+            .send()
+            .await;
+        step(
+            out,
+            format!("write the notifications of bucket {bucket}"),
+            written,
             policy_fix,
-        ),
+        );
+    }
+}
+
+/// One AWS step of `mirage check`: passed, or failed with the SDK's reason and `fix`.
+fn step<T, E: std::error::Error>(
+    out: &mut crate::check::Checks,
+    what: String,
+    result: std::result::Result<T, E>,
+    fix: &str,
+) -> Option<T> {
+    match result {
+        Ok(v) => {
+            out.pass("lambda", what);
+            Some(v)
+        }
+        Err(e) => {
+            out.fail(
+                "lambda",
+                what,
+                Some(DisplayErrorContext(&e).to_string()),
+                fix,
+            );
+            None
+        }
     }
 }
 
