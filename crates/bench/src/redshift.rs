@@ -203,7 +203,8 @@ pub fn run(args: &[String]) -> Res<()> {
 
     let pg = PgCluster::start().map_err(|e| e.to_string())?;
     let moto = MotoServer::start().map_err(|e| e.to_string())?;
-    moto.create_bucket("mirage-bench").map_err(|e| e.to_string())?;
+    moto.create_bucket("mirage-bench")
+        .map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let emu = rt
         .block_on(start(
