@@ -171,6 +171,45 @@ pub struct FileResult {
     pub error: Option<String>,
 }
 
+/// A schema or table name as one folder of the layout: letters, digits, `_` and `-` as they
+/// are, every other byte as `+HH`. So any name — with `/`, `%`, `?`, spaces, `..` or unicode —
+/// is one plain path segment that S3, its event notifications and object_store all keep as is.
+pub fn folder(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push('+');
+    }
+    out
+}
+
+/// The name a [`folder`] stands for; `None` when it is not one.
+pub fn unfolder(folder: &str) -> Option<String> {
+    if folder == "+" {
+        return Some(String::new());
+    }
+    let b = folder.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// An UNLOAD file's key, `<root>/input/<schema>/<table>/<file>`: (root, table, file name).
 pub fn parse_input_key(key: &str) -> Option<(String, QualifiedName, String)> {
     let parts: Vec<&str> = key.split('/').collect();
@@ -180,7 +219,7 @@ pub fn parse_input_key(key: &str) -> Option<(String, QualifiedName, String)> {
     }
     Some((
         parts[..n - 4].join("/"),
-        QualifiedName::new(parts[n - 3], parts[n - 2]),
+        QualifiedName::new(unfolder(parts[n - 3])?, unfolder(parts[n - 2])?),
         parts[n - 1].to_string(),
     ))
 }
@@ -346,12 +385,22 @@ impl Staging {
 
     /// `<root>/spec/<schema>/<table>.json`: a table's spec.
     pub fn spec_key(&self, t: &QualifiedName) -> String {
-        format!("{}/spec/{}/{}.json", self.root, t.schema, t.name)
+        format!(
+            "{}/spec/{}/{}.json",
+            self.root,
+            folder(&t.schema),
+            folder(&t.name)
+        )
     }
 
     /// `<root>/results/<schema>/<table>/`: where the handler reports each file.
     pub fn results_prefix(&self, t: &QualifiedName) -> String {
-        format!("{}/results/{}/{}/", self.root, t.schema, t.name)
+        format!(
+            "{}/results/{}/{}/",
+            self.root,
+            folder(&t.schema),
+            folder(&t.name)
+        )
     }
 
     /// An object's bytes; `None` when there is no such object.
@@ -395,12 +444,22 @@ impl Staging {
 
     /// Where a table's UNLOAD files go: `<root>/input/<schema>/<table>/`.
     pub fn input_prefix(&self, t: &QualifiedName) -> String {
-        format!("{}/input/{}/{}/", self.root, t.schema, t.name)
+        format!(
+            "{}/input/{}/{}/",
+            self.root,
+            folder(&t.schema),
+            folder(&t.name)
+        )
     }
 
     /// Where a table's transformed files go: `<root>/output/<schema>/<table>/`.
     pub fn output_prefix(&self, t: &QualifiedName) -> String {
-        format!("{}/output/{}/{}/", self.root, t.schema, t.name)
+        format!(
+            "{}/output/{}/{}/",
+            self.root,
+            folder(&t.schema),
+            folder(&t.name)
+        )
     }
 
     /// UNLOAD's and COPY's `IAM_ROLE '…'` clause.
@@ -1052,6 +1111,38 @@ pub async fn checks(config: &StagingConfig, out: &mut Checks) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_name_is_one_plain_folder_and_back() {
+        for name in [
+            "orders",
+            "t+plus/slash",
+            "ta%20ble?x=1#frag",
+            "ünï表",
+            "..",
+            "",
+            "a b",
+        ] {
+            let f = folder(name);
+            assert!(
+                f.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-+".contains(&b)),
+                "{f}"
+            );
+            assert_eq!(unfolder(&f).as_deref(), Some(name));
+        }
+        assert_eq!(folder("sales"), "sales");
+        let t = QualifiedName::new("odd schema", "t/x");
+        let key = format!(
+            "jobs/j/input/{}/{}/0000_part_00.zst",
+            folder(&t.schema),
+            folder(&t.name)
+        );
+        assert_eq!(
+            parse_input_key(&key),
+            Some(("jobs/j".into(), t, "0000_part_00.zst".into()))
+        );
+    }
 
     #[test]
     fn compression_round_trips() {
