@@ -8,6 +8,14 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        eprintln!(
+            "mirage-lambda is the AWS Lambda function of mirage's SQS + Lambda process; it runs \
+             inside Lambda (or under mirage-lambda-runner), which sets AWS_LAMBDA_RUNTIME_API. \
+             See the README: \"Redshift with the SQS + Lambda process\"."
+        );
+        std::process::exit(2);
+    }
     let handler = Arc::new(Handler::from_env());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let handler = handler.clone();

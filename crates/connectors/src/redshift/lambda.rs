@@ -670,25 +670,36 @@ impl LambdaJob {
         problems
     }
 
-    /// Stop new invocations (disable the mapping) and wait — at most the function's timeout —
-    /// for those in flight, so none writes into the job's folder after it is deleted.
+    /// Stop new invocations (delete the mapping: no more polls) and wait — at most the
+    /// function's timeout — until no message has been in flight for a while, so no invocation
+    /// writes into the job's folder after it is deleted.
     async fn wait_for_invocations(&self) {
-        let mapping = self.mapping.lock().ok().and_then(|m| m.clone());
-        if let Some(uuid) = &mapping {
-            let _ = self
+        let mapping = self.mapping.lock().ok().and_then(|mut m| m.take());
+        if let Some(uuid) = &mapping
+            && let Err(e) = self
                 .aws
                 .lambda
-                .update_event_source_mapping()
+                .delete_event_source_mapping()
                 .uuid(uuid)
-                .enabled(false)
                 .send()
-                .await;
+                .await
+        {
+            tracing::warn!(
+                "could not delete event source mapping {uuid}: {}",
+                DisplayErrorContext(&e)
+            );
+            if let Ok(mut m) = self.mapping.lock() {
+                *m = mapping.clone();
+            }
         }
         let Some((url, _)) = self.queue.lock().ok().and_then(|q| q.clone()) else {
             return;
         };
         let deadline = Instant::now() + Duration::from_secs(u64::from(self.settings.timeout) + 5);
-        loop {
+        let (mut said, mut quiet) = (false, 0);
+        // A poll already under way when the mapping went may still take a message: the queue
+        // must stay quiet for several looks in a row.
+        while quiet < 4 && Instant::now() < deadline {
             let in_flight = self
                 .aws
                 .sqs
@@ -705,10 +716,15 @@ impl LambdaJob {
                         .ok()
                 })
                 .unwrap_or(0);
-            if in_flight == 0 || Instant::now() > deadline {
-                return;
+            if in_flight == 0 {
+                quiet += 1;
+            } else {
+                quiet = 0;
+                if !said {
+                    tracing::warn!("waiting for {in_flight} Lambda invocation(s) in flight to end");
+                    said = true;
+                }
             }
-            tracing::warn!("waiting for {in_flight} Lambda invocation(s) in flight to end");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
