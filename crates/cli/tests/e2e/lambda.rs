@@ -159,9 +159,14 @@ fn run(ws: &Path, seed: &str, env: &[(&str, &str)]) -> Run {
 
 /// Every table of the destination, as text.
 fn destination(rs: &Redshift) -> String {
-    ["customers", "orders", "regions", "events"]
+    tables_of(rs, "dst", &["customers", "orders", "regions", "events"])
+}
+
+/// Tables of database `db`, as text.
+fn tables_of(rs: &Redshift, db: &str, tables: &[&str]) -> String {
+    tables
         .iter()
-        .map(|t| rs.sql("dst", &format!("SELECT * FROM sales.{t} ORDER BY 1, 2")))
+        .map(|t| rs.sql(db, &format!("SELECT * FROM sales.{t} ORDER BY 1, 2")))
         .collect::<Vec<_>>()
         .join("\n----\n")
 }
@@ -205,6 +210,54 @@ fn assert_torn_down(rs: &Redshift, rt: &tokio::runtime::Runtime, aws: &TestAws, 
     assert_eq!(rs.staged_keys(), 0, "{what}: {}", rs.listing());
 }
 
+/// Another team's notification on the bucket (every job must keep it), written over whatever
+/// the bucket holds, as a careless concurrent writer would.
+async fn other_team_notification(aws: &TestAws) {
+    let url = aws
+        .sqs
+        .create_queue()
+        .queue_name("other-team-events")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let arn = "arn:aws:sqs:us-east-1:123456789012:other-team-events";
+    let _ = url;
+    let q = aws_sdk_s3::types::QueueConfiguration::builder()
+        .id("other-team")
+        .queue_arn(arn)
+        .events(aws_sdk_s3::types::Event::S3ObjectCreated)
+        .filter(
+            aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+                .key(
+                    aws_sdk_s3::types::S3KeyFilter::builder()
+                        .filter_rules(
+                            aws_sdk_s3::types::FilterRule::builder()
+                                .name(aws_sdk_s3::types::FilterRuleName::Prefix)
+                                .value("elsewhere/")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .expect("queue configuration");
+    aws.s3
+        .put_bucket_notification_configuration()
+        .bucket("mirage-staging")
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .queue_configurations(q)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("put notification");
+}
+
 #[test]
 fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
     let rs = Redshift::start();
@@ -224,51 +277,7 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
         .expect("runtime");
     let aws = rt.block_on(TestAws::new(&endpoint));
     // Another team's notification on the bucket, which every job must keep.
-    rt.block_on(async {
-        let url = aws
-            .sqs
-            .create_queue()
-            .queue_name("other-team-events")
-            .send()
-            .await
-            .expect("queue")
-            .queue_url()
-            .unwrap_or_default()
-            .to_string();
-        let arn = "arn:aws:sqs:us-east-1:123456789012:other-team-events";
-        let _ = url;
-        let q = aws_sdk_s3::types::QueueConfiguration::builder()
-            .id("other-team")
-            .queue_arn(arn)
-            .events(aws_sdk_s3::types::Event::S3ObjectCreated)
-            .filter(
-                aws_sdk_s3::types::NotificationConfigurationFilter::builder()
-                    .key(
-                        aws_sdk_s3::types::S3KeyFilter::builder()
-                            .filter_rules(
-                                aws_sdk_s3::types::FilterRule::builder()
-                                    .name(aws_sdk_s3::types::FilterRuleName::Prefix)
-                                    .value("elsewhere/")
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
-            .expect("queue configuration");
-        aws.s3
-            .put_bucket_notification_configuration()
-            .bucket("mirage-staging")
-            .notification_configuration(
-                aws_sdk_s3::types::NotificationConfiguration::builder()
-                    .queue_configurations(q)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("put notification");
-    });
+    rt.block_on(other_team_notification(&aws));
     let dir = Dir::new();
     let events = "\n[tables.\"sales.events\".columns]\nwho = { generator = \"full_name\" }\n";
     // Data Pipeline V2 first: what the Lambda process must reproduce.
@@ -561,6 +570,83 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
         dead.all()
     );
     assert_torn_down(&rs, &rt, &aws, "after kill -9 and mirage clean");
+}
+
+/// Two Lambda jobs at once on one bucket, while a careless writer keeps replacing the bucket's
+/// notification configuration: each job puts its entry back and re-sends the events of the
+/// files UNLOADed meanwhile, so both complete with V2's rows, and both tear down.
+#[test]
+fn two_lambda_jobs_at_once_survive_a_concurrent_notification_writer() {
+    let rs = Redshift::start();
+    let endpoint = rs.moto.endpoint();
+    create_role(&endpoint);
+    rs.sql("postgres", "CREATE DATABASE dst2");
+    rs.sql(
+        "dst2",
+        "GRANT SELECT ON pg_catalog.svv_table_info TO dst_user; \
+         GRANT TEMPORARY ON DATABASE dst2 TO dst_user; GRANT CREATE ON DATABASE dst2 TO dst_user;",
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let aws = rt.block_on(TestAws::new(&endpoint));
+    rt.block_on(other_team_notification(&aws));
+    let tables = ["customers", "orders", "regions", "empty_one"];
+    let dir = Dir::new();
+    let v2 = rs.workspace_with(&dir, "dst_user", "", "");
+    let out = run(&v2, "same-seed", &[]);
+    assert_eq!(out.code, 0, "{}", out.all());
+    let expected = tables_of(&rs, "dst", &tables);
+    rs.sql("dst", "DROP SCHEMA sales CASCADE");
+    let lambda = std::fs::read_to_string(&v2)
+        .unwrap()
+        .replace("\n[run]", &format!("{}\n[run]", lambda_staging("")));
+    let first = dir.path().join("first.toml");
+    let second = dir.path().join("second.toml");
+    std::fs::write(&first, &lambda).unwrap();
+    std::fs::write(&second, lambda.replace("/dst?", "/dst2?")).unwrap();
+    let runner = runner(&rt, &endpoint, &[]);
+    let spawn = |ws: &Path| {
+        command(ws, "same-seed", &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mirage")
+    };
+    let (a, b) = (spawn(&first), spawn(&second));
+    // Once both jobs have their queues, replace the notifications a few times.
+    rt.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while aws.queues("mirage-2").await.len() < 4 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for _ in 0..4 {
+            other_team_notification(&aws).await;
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+        }
+    });
+    let (a, b): (Run, Run) = (
+        a.wait_with_output().expect("first").into(),
+        b.wait_with_output().expect("second").into(),
+    );
+    rt.block_on(runner.stop());
+    assert_eq!(a.code, 0, "first job: {}", a.all());
+    assert_eq!(b.code, 0, "second job: {}", b.all());
+    assert!(
+        format!("{}{}", a.all(), b.all()).contains("putting it back"),
+        "a lost notification entry was noticed and put back:\n{}\n{}",
+        a.all(),
+        b.all()
+    );
+    assert_eq!(tables_of(&rs, "dst", &tables), expected, "first job's rows");
+    assert_eq!(
+        tables_of(&rs, "dst2", &tables),
+        expected,
+        "second job's rows"
+    );
+    assert_torn_down(&rs, &rt, &aws, "after two jobs at once");
 }
 
 /// An AWS request as IAM sees it: who (access key), the action, the S3 object it touches.

@@ -273,10 +273,14 @@ pub async fn ensure_function(
                             .build(),
                     ),
             };
-            create
-                .send()
-                .await
-                .map_err(aws_err(format!("creating the Lambda function {name}")))?;
+            match create.send().await {
+                Ok(_) => {}
+                // Another job of this version created it a moment ago.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_conflict_exception()) => {}
+                Err(e) => return Err(aws_err(format!("creating the Lambda function {name}"))(e)),
+            }
         }
         Err(e) => return Err(aws_err(format!("reading the Lambda function {name}"))(e)),
     }
@@ -359,6 +363,14 @@ pub struct LambdaJob {
     queue: Mutex<Option<(String, String)>>,
     dlq: Mutex<Option<(String, String)>>,
     notification: Mutex<Option<String>>,
+    /// Our queue configuration, put back when another writer of the bucket's notifications
+    /// (a concurrent job, `mirage check`, a sweep, another team) dropped it.
+    entry: Mutex<Option<aws_sdk_s3::types::QueueConfiguration>>,
+    /// How many times the entry had to be put back: files UNLOADed while it was missing
+    /// produced no event, so each table re-sends its missing files' events when this moves.
+    restored: std::sync::atomic::AtomicU64,
+    /// When the entry was last looked at (one look at a time for all tables).
+    last_look: tokio::sync::Mutex<Instant>,
     mapping: Mutex<Option<String>>,
     /// Input keys whose message reached the dead-letter queue.
     dead: Mutex<HashSet<String>>,
@@ -389,6 +401,9 @@ impl LambdaJob {
             queue: Mutex::new(None),
             dlq: Mutex::new(None),
             notification: Mutex::new(None),
+            entry: Mutex::new(None),
+            restored: std::sync::atomic::AtomicU64::new(0),
+            last_look: tokio::sync::Mutex::new(Instant::now()),
             mapping: Mutex::new(None),
             dead: Mutex::new(HashSet::new()),
             started: std::time::SystemTime::now(),
@@ -515,13 +530,83 @@ impl LambdaJob {
             )
             .build()
             .map_err(|e| ConnectorError::Invalid(format!("the bucket notification: {e}")))?;
+        if let Ok(mut n) = self.notification.lock() {
+            *n = Some(id.clone());
+        }
+        if let Ok(mut e) = self.entry.lock() {
+            *e = Some(ours.clone());
+        }
         self.edit_notifications(|queues| {
             queues.retain(|q| q.id() != Some(id.as_str()));
             queues.push(ours);
         })
-        .await?;
-        if let Ok(mut n) = self.notification.lock() {
-            *n = Some(id);
+        .await
+    }
+
+    /// Every few seconds, make sure the bucket still holds our notification entry: the
+    /// configuration is one document that every writer reads, changes and writes back whole,
+    /// so two jobs starting or ending at once can drop each other's entry. When it is gone it
+    /// is put back and [`LambdaJob::restorations`] moves.
+    pub(super) async fn keep_notification(&self) -> Result<()> {
+        let Ok(mut last) = self.last_look.try_lock() else {
+            return Ok(());
+        };
+        if last.elapsed() < Duration::from_secs(3) {
+            return Ok(());
+        }
+        let (Some(id), Some(ours)) = (
+            self.notification.lock().ok().and_then(|n| n.clone()),
+            self.entry.lock().ok().and_then(|e| e.clone()),
+        ) else {
+            return Ok(());
+        };
+        let current = read_notifications(&self.aws, &self.config.bucket).await?;
+        if !current.queues.iter().any(|q| q.id() == Some(id.as_str())) {
+            tracing::warn!(
+                "the bucket notification entry {id} was removed by another writer of the \
+                 bucket's notifications; putting it back and re-sending the events of files \
+                 not yet transformed"
+            );
+            self.edit_notifications(|queues| {
+                queues.retain(|q| q.id() != Some(id.as_str()));
+                queues.push(ours);
+            })
+            .await?;
+            self.restored
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        *last = Instant::now();
+        Ok(())
+    }
+
+    /// How many times the notification entry was put back so far.
+    pub(super) fn restorations(&self) -> u64 {
+        self.restored.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Send the S3 event of each file ourselves (when its own event may have been lost).
+    /// Handling a file twice is harmless: its output and result are written again, the same.
+    async fn resend(&self, keys: &[&String]) -> Result<()> {
+        let Some((url, _)) = self.queue.lock().ok().and_then(|q| q.clone()) else {
+            return Ok(());
+        };
+        for key in keys {
+            let body = serde_json::json!({"Records": [{
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "bucket": {"name": self.config.bucket},
+                    "object": {"key": encode_key(key)},
+                },
+            }]});
+            self.aws
+                .sqs
+                .send_message()
+                .queue_url(&url)
+                .message_body(body.to_string())
+                .send()
+                .await
+                .map_err(aws_err("re-sending a file's event to the job's queue"))?;
         }
         Ok(())
     }
@@ -737,6 +822,19 @@ impl LambdaJob {
     }
 }
 
+/// A key as S3 events carry it: everything but unreserved characters and `/` as `%XX`.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `+` → space, then `%XX` → byte (S3 event keys).
 fn decode_key(key: &str) -> String {
     let b = key.as_bytes();
@@ -780,9 +878,11 @@ impl RedshiftDestination {
         staging
             .put(&staging.spec_key(&table.name), spec.to_json().into())
             .await?;
+        // Files UNLOADed from here on while the notification entry is missing get no event.
+        let restorations = job.restorations();
         let unloaded = source.unload_files(table, columns).await?;
         let result = self
-            .wait_for_files(job, &table.name, &unloaded.keys, progress)
+            .wait_for_files(job, &table.name, &unloaded.keys, restorations, progress)
             .await;
         // The raw rows go as soon as they are transformed (or the table failed).
         if let Err(e) = staging.delete_prefix(&unloaded.prefix).await {
@@ -824,6 +924,7 @@ impl RedshiftDestination {
         job: &LambdaJob,
         table: &QualifiedName,
         inputs: &[String],
+        mut restorations: u64,
         progress: &(dyn Fn(u64, u64) + Send + Sync),
     ) -> Result<(Vec<String>, (RemoteStats, u64))> {
         let staging = &self.staging;
@@ -866,6 +967,17 @@ impl RedshiftDestination {
             if advanced {
                 last_progress = Instant::now();
                 continue;
+            }
+            job.keep_notification().await?;
+            if job.restorations() != restorations {
+                restorations = job.restorations();
+                let pending: Vec<&String> = wanted
+                    .iter()
+                    .filter(|(rk, _)| !done.contains_key(*rk))
+                    .map(|(_, input)| input)
+                    .collect();
+                job.resend(&pending).await?;
+                last_progress = Instant::now();
             }
             job.poll_dead_letters().await?;
             let dead: Vec<String> = job
