@@ -156,7 +156,8 @@ enum Command {
         /// The Lambda execution role's ARN (default: $TONIC_LAMBDA_ROLE, else <prefix>lambda).
         #[arg(long)]
         lambda_role: Option<String>,
-        /// KMS key id or ARN (default: $TONIC_LAMBDA_KMS_MASTER_KEY, else [staging] kms_key_id).
+        /// The queues' KMS key: id, ARN or alias/<name> (default: $TONIC_LAMBDA_KMS_MASTER_KEY).
+        /// [staging] kms_key_id, the staging objects' key, is granted as well.
         #[arg(long)]
         kms_key: Option<String>,
         /// text (every document with a title), json (one JSON object) or sql (the scripts).

@@ -17,8 +17,11 @@ pub struct PolicyInputs {
     pub resource_prefix: String,
     /// The Lambda execution role's ARN.
     pub lambda_role: String,
-    /// A KMS key ARN, when SQS or S3 objects are encrypted with one.
-    pub kms_key: Option<String>,
+    /// The key the staging objects are encrypted with (`[staging] kms_key_id`), as an ARN.
+    pub staging_key: Option<String>,
+    /// The key the Lambda process's queues are encrypted with (`TONIC_LAMBDA_KMS_MASTER_KEY`),
+    /// as an ARN.
+    pub queue_key: Option<String>,
     /// Redshift (true) or PostgreSQL SQL.
     pub redshift: bool,
     pub source_user: String,
@@ -112,19 +115,48 @@ impl PolicyInputs {
                 "Resource": self.object_arns("*"),
             }),
         ];
-        if let Some(k) = &self.kms_key {
-            s.push(self.kms_role_statement(k));
-        }
+        s.extend(self.kms_statements(&[&self.staging_key]));
         s
     }
 
-    fn kms_role_statement(&self, key: &str) -> Value {
-        json!({
-            "Sid": "UseTheStagingKey",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-            "Resource": [key],
-        })
+    /// Use of the given keys. A key ARN is granted as itself; an alias cannot be (IAM matches
+    /// the key's ARN, never the alias's), so it is granted as any key of the account and region
+    /// that carries the alias (`kms:ResourceAliases`).
+    fn kms_statements(&self, keys: &[&Option<String>]) -> Vec<Value> {
+        let actions = json!(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]);
+        let mut arns: Vec<String> = Vec::new();
+        let mut aliases: Vec<(String, String)> = Vec::new();
+        for key in keys.iter().filter_map(|k| k.as_ref()) {
+            match key.split_once(":alias/") {
+                Some((head, alias)) => {
+                    let entry = (format!("{head}:key/*"), format!("alias/{alias}"));
+                    if !aliases.contains(&entry) {
+                        aliases.push(entry);
+                    }
+                }
+                None if !arns.contains(key) => arns.push(key.clone()),
+                None => {}
+            }
+        }
+        let mut out = Vec::new();
+        if !arns.is_empty() {
+            out.push(json!({
+                "Sid": "UseTheKmsKeys",
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": arns,
+            }));
+        }
+        for (n, (keys, alias)) in aliases.into_iter().enumerate() {
+            out.push(json!({
+                "Sid": format!("UseTheKmsKeyAliased{n}"),
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": [keys],
+                "Condition": { "ForAnyValue:StringEquals": { "kms:ResourceAliases": alias } },
+            }));
+        }
+        out
     }
 
     /// The worker's policy for Data Pipeline V2.
@@ -135,6 +167,13 @@ impl PolicyInputs {
     /// The worker's policy for the SQS + Lambda process.
     pub fn worker_lambda(&self) -> Value {
         let mut s = self.staging_statements();
+        // The worker reads the dead-letter queue and re-sends lost events: the queue key too.
+        s.retain(|st| {
+            !st["Sid"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("UseTheKmsKey"))
+        });
+        s.extend(self.kms_statements(&[&self.staging_key, &self.queue_key]));
         s.push(json!({
             "Sid": "Queues",
             "Effect": "Allow",
@@ -150,7 +189,8 @@ impl PolicyInputs {
             "Effect": "Allow",
             "Action": ["lambda:CreateFunction", "lambda:DeleteFunction", "lambda:GetFunction",
                        "lambda:GetFunctionConfiguration", "lambda:UpdateFunctionCode",
-                       "lambda:UpdateFunctionConfiguration", "lambda:TagResource"],
+                       "lambda:UpdateFunctionConfiguration", "lambda:PublishVersion",
+                       "lambda:TagResource"],
             "Resource": [self.functions()],
         }));
         s.push(json!({
@@ -175,6 +215,12 @@ impl PolicyInputs {
             "Action": ["iam:PassRole"],
             "Resource": [self.lambda_role],
             "Condition": { "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } },
+        }));
+        s.push(json!({
+            "Sid": "ReadTheLambdaRole",
+            "Effect": "Allow",
+            "Action": ["iam:GetRole"],
+            "Resource": [self.lambda_role],
         }));
         s.push(json!({
             "Sid": "FunctionLogs",
@@ -230,9 +276,7 @@ impl PolicyInputs {
                 "Resource": [self.log_groups(), format!("{}:*", self.log_groups())],
             }),
         ];
-        if let Some(k) = &self.kms_key {
-            s.push(self.kms_role_statement(k));
-        }
+        s.extend(self.kms_statements(&[&self.staging_key, &self.queue_key]));
         policy(s)
     }
 
@@ -382,7 +426,7 @@ impl PolicyInputs {
                 self.lambda_trust(),
             ),
         ];
-        if self.kms_key.is_some() {
+        if self.queue_key.is_some() {
             docs.push(doc(
                 "kms-key-policy-statement.json",
                 "add to the KMS key's policy: S3 may use the key for encrypted queue events",
@@ -454,10 +498,13 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
     if !mirage_core::lambda::is_role_arn(&lambda_role) {
         return Err(format!("the Lambda role {lambda_role} is not a role ARN"));
     }
-    let kms_key = flags
+    let queue_key = flags
         .kms_key
         .or_else(|| std::env::var(mirage_core::lambda::KMS_MASTER_KEY).ok())
-        .or_else(|| staging.and_then(|s| s.kms_key_id.clone()))
+        .filter(|k| !k.is_empty())
+        .map(|k| kms_arn(&k, &region, &account));
+    let staging_key = staging
+        .and_then(|s| s.kms_key_id.clone())
         .filter(|k| !k.is_empty())
         .map(|k| kms_arn(&k, &region, &account));
     let conn = |url: &str, default_db: &str| -> (String, String) {
@@ -483,7 +530,8 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
         key_prefix: staging.map_or_else(|| "mirage".into(), |s| s.prefix.clone()),
         resource_prefix,
         lambda_role,
-        kms_key,
+        staging_key,
+        queue_key,
         redshift: ws.source.url.starts_with("redshift://"),
         source_user,
         source_database,
@@ -527,10 +575,11 @@ mod tests {
             key_prefix: "mirage".into(),
             resource_prefix: "mirage-".into(),
             lambda_role: "arn:aws:iam::123456789012:role/mirage-lambda".into(),
-            kms_key: Some(
+            staging_key: Some(
                 "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
                     .into(),
             ),
+            queue_key: Some("arn:aws:kms:eu-west-1:123456789012:alias/mirage-sqs".into()),
             redshift: true,
             source_user: "mirage_src".into(),
             source_database: "prod".into(),
@@ -560,7 +609,8 @@ mod tests {
                 };
                 for r in resources {
                     let scoped = r.contains("mirage-")
-                        || r.contains(":key/")
+                        || r.contains(":key/1234abcd")
+                        || (r.ends_with(":key/*") && s["Condition"].is_object())
                         || (r == "*"
                             && (s["Sid"] == "NoResourceLevelPermissions"
                                 || s["Condition"].is_object()));
@@ -576,6 +626,37 @@ mod tests {
         assert!(
             text.contains("function:tonic-*") && !text.contains("mirage-"),
             "{text}"
+        );
+    }
+
+    /// Both keys reach every identity that touches what they encrypt; an alias is granted
+    /// through `kms:ResourceAliases` (an alias ARN never matches in IAM).
+    #[test]
+    fn kms_keys_staging_and_queue() {
+        let p = inputs();
+        let text = |v: &Value| serde_json::to_string(v).unwrap();
+        for doc in [p.worker_lambda(), p.lambda_role_policy()] {
+            let t = text(&doc);
+            assert!(t.contains("key/1234abcd"), "{t}");
+            assert!(
+                t.contains("\"kms:ResourceAliases\":\"alias/mirage-sqs\""),
+                "{t}"
+            );
+            assert!(!t.contains(":alias/"), "no alias ARN as a resource: {t}");
+        }
+        let v2 = text(&p.worker_v2());
+        assert!(
+            v2.contains("key/1234abcd") && !v2.contains("mirage-sqs"),
+            "{v2}"
+        );
+        let mut only_staging = inputs();
+        only_staging.queue_key = None;
+        assert!(
+            !only_staging
+                .documents()
+                .iter()
+                .any(|d| d.file == "kms-key-policy-statement.json"),
+            "S3 needs the key policy statement only for an encrypted queue"
         );
     }
 }

@@ -142,16 +142,20 @@ struct Source {
     url: String,
     arn: String,
     batch_size: i32,
+    /// The function (version) the queue is mapped to.
+    function: Function,
 }
 
-/// The function's settings the runner applies.
+/// The settings of the function version the runner applies.
 #[derive(Clone)]
 struct Function {
     timeout: Duration,
     memory: i32,
     arn: String,
+    version: String,
 }
 
+/// A function, or one version of it (`name:version` or a qualified ARN).
 async fn function(aws: &Aws, name: &str) -> Option<Function> {
     let c = aws
         .lambda
@@ -164,22 +168,33 @@ async fn function(aws: &Aws, name: &str) -> Option<Function> {
         timeout: Duration::from_secs(c.timeout().unwrap_or(30).max(1) as u64),
         memory: c.memory_size().unwrap_or(1024),
         arn: c.function_arn().unwrap_or_default().to_string(),
+        version: c.version().unwrap_or("$LATEST").to_string(),
     })
 }
 
+/// The queues mapped to the function or to any of its versions.
 async fn sources(aws: &Aws, name: &str) -> Vec<Source> {
-    let Ok(m) = aws
-        .lambda
-        .list_event_source_mappings()
-        .function_name(name)
-        .send()
-        .await
-    else {
+    let Some(base) = function(aws, name).await else {
+        return Vec::new();
+    };
+    let base_arn = base
+        .arn
+        .strip_suffix(":$LATEST")
+        .unwrap_or(&base.arn)
+        .to_string();
+    let Ok(m) = aws.lambda.list_event_source_mappings().send().await else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for mapping in m.event_source_mappings() {
+        let target = mapping.function_arn().unwrap_or_default();
+        if target != base_arn && !target.starts_with(&format!("{base_arn}:")) {
+            continue;
+        }
         let Some(arn) = mapping.event_source_arn() else {
+            continue;
+        };
+        let Some(function) = function(aws, target).await else {
             continue;
         };
         let Some(queue) = arn.rsplit(':').next() else {
@@ -192,6 +207,7 @@ async fn sources(aws: &Aws, name: &str) -> Vec<Source> {
                 url: url.to_string(),
                 arn: arn.to_string(),
                 batch_size: mapping.batch_size().unwrap_or(10).clamp(1, 10),
+                function,
             });
         }
     }
@@ -231,15 +247,7 @@ async fn slot(
         if *stopped.borrow() {
             break;
         }
-        let (Some(func), queues) = (
-            function(&aws, &config.function).await,
-            sources(&aws, &config.function).await,
-        ) else {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                _ = stopped.changed() => break,
-            }
-        };
+        let queues = sources(&aws, &config.function).await;
         if queues.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(300)) => continue,
@@ -248,6 +256,7 @@ async fn slot(
         }
         turn += 1;
         let source = &queues[turn % queues.len()];
+        let func = &source.function;
         let received = aws
             .sqs
             .receive_message()
@@ -267,8 +276,12 @@ async fn slot(
         if messages.is_empty() {
             continue;
         }
+        // A process runs one version of the function (its memory, its timeout).
+        if let Some(mut p) = process.take_if(|p| p.arn != func.arn) {
+            p.kill().await;
+        }
         if process.is_none() {
-            match Process::start(&config, &func, n, logs.clone()).await {
+            match Process::start(&config, func, n, logs.clone()).await {
                 Ok(p) => process = Some(p),
                 Err(e) => {
                     logs.put(
@@ -477,6 +490,8 @@ struct Process {
     invocations: mpsc::Sender<Invocation>,
     server: tokio::task::JoinHandle<()>,
     stream: String,
+    /// The function version it runs.
+    arn: String,
 }
 
 impl Process {
@@ -495,12 +510,12 @@ impl Process {
             arn: func.arn.clone(),
         });
         let server = tokio::spawn(serve(listener, state));
-        let stream = format!("{}/[$LATEST]runner-{n}-{}", chrono_day(), now_ms());
+        let stream = format!("{}/[{}]runner-{n}-{}", chrono_day(), func.version, now_ms());
         let mut cmd = tokio::process::Command::new(&config.binary);
         cmd.env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &config.function)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", func.memory.to_string())
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", &func.version)
             .env(
                 "AWS_LAMBDA_LOG_GROUP_NAME",
                 format!("/aws/lambda/{}", config.function),
@@ -545,6 +560,7 @@ impl Process {
             invocations: tx,
             server,
             stream,
+            arn: func.arn.clone(),
         })
     }
 

@@ -309,17 +309,29 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
             .join("\n"),
     )
     .unwrap();
-    let check = |ws: &Path| -> Run {
+    let check_as = |ws: &Path, role: &str| -> Run {
         Command::new(env!("CARGO_BIN_EXE_mirage"))
             .args(["check", "-w", &ws.display().to_string()])
             .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
             .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("TONIC_LAMBDA_ROLE", ROLE)
+            .env("TONIC_LAMBDA_ROLE", role)
             .env("TONIC_LAMBDA_KMS_MASTER_KEY", "alias/mirage-sqs")
             .output()
             .expect("mirage check")
             .into()
     };
+    let check = |ws: &Path| check_as(ws, ROLE);
+    // A role that does not exist would fail CreateFunction: check says so.
+    let missing = "arn:aws:iam::123456789012:role/no-such-role";
+    let no_role = check_as(&ws, missing);
+    assert_eq!(no_role.code, 1, "{}", no_role.all());
+    assert!(
+        no_role
+            .stdout
+            .contains(&format!("role {missing} (TONIC_LAMBDA_ROLE) exists")),
+        "{}",
+        no_role.all()
+    );
     let before = check(&ecr_ws);
     assert_eq!(before.code, 1, "no image, no zip: {}", before.all());
     rt.block_on(async {
@@ -608,25 +620,54 @@ fn two_lambda_jobs_at_once_survive_a_concurrent_notification_writer() {
     std::fs::write(&first, &lambda).unwrap();
     std::fs::write(&second, lambda.replace("/dst?", "/dst2?")).unwrap();
     let runner = runner(&rt, &endpoint, &[]);
-    let spawn = |ws: &Path| {
-        command(ws, "same-seed", &[])
+    let spawn = |ws: &Path, memory: &str| {
+        command(ws, "same-seed", &[("TONIC_LAMBDA_MEMORY_SIZE", memory)])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("mirage")
     };
-    let (a, b) = (spawn(&first), spawn(&second));
+    // The second job reconfigures the shared function: each job's queue is mapped to a
+    // version of its own, so neither changes the memory of the other's invocations.
+    let (a, b) = (spawn(&first, "1024"), spawn(&second, "2048"));
     // Once both jobs have their queues, replace the notifications a few times.
-    rt.block_on(async {
+    let memories = rt.block_on(async {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while aws.queues("mirage-2").await.len() < 4 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let mut memories = std::collections::BTreeSet::new();
         for _ in 0..4 {
             other_team_notification(&aws).await;
+            for m in aws
+                .lambda
+                .list_event_source_mappings()
+                .send()
+                .await
+                .map(|m| m.event_source_mappings().to_vec())
+                .unwrap_or_default()
+            {
+                let c = aws
+                    .lambda
+                    .get_function_configuration()
+                    .function_name(m.function_arn().unwrap_or_default())
+                    .send()
+                    .await;
+                if let Ok(c) = c {
+                    memories.insert((c.version().unwrap_or_default().to_string(), c.memory_size()));
+                }
+            }
             tokio::time::sleep(Duration::from_millis(2500)).await;
         }
+        memories
     });
+    let sizes: std::collections::BTreeSet<Option<i32>> = memories.iter().map(|m| m.1).collect();
+    assert!(
+        sizes.contains(&Some(1024))
+            && sizes.contains(&Some(2048))
+            && memories.iter().all(|(v, _)| v != "$LATEST"),
+        "each job's queue is mapped to a published version with its own memory: {memories:?}"
+    );
     let (a, b): (Run, Run) = (
         a.wait_with_output().expect("first").into(),
         b.wait_with_output().expect("second").into(),
@@ -732,6 +773,9 @@ fn call_of(line: &str) -> Option<Call> {
                 ("PUT", p) if p.starts_with("/functions/") && p.ends_with("/configuration") => {
                     "UpdateFunctionConfiguration"
                 }
+                ("POST", p) if p.starts_with("/functions/") && p.ends_with("/versions") => {
+                    "PublishVersion"
+                }
                 ("GET", p) if p.starts_with("/functions/") => "GetFunction",
                 ("GET", "/functions" | "/functions/") => "ListFunctions",
                 ("POST", p) if p.starts_with("/event-source-mappings") => {
@@ -756,12 +800,27 @@ fn call_of(line: &str) -> Option<Call> {
                 }
             }
         }
-        "sqs" => {
+        "sqs" | "iam" => {
             // The query protocol names the action in the body.
-            let body = v["body"].as_str().unwrap_or("");
-            body.split('&')
+            let raw = v["body"].as_str().unwrap_or("");
+            let decoded = if v["body_encoded"].as_bool() == Some(true) {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(raw)
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default()
+            } else {
+                raw.to_string()
+            };
+            let action = decoded
+                .split('&')
                 .find_map(|p| p.strip_prefix("Action="))
-                .unwrap_or("?")
+                .unwrap_or("?");
+            return Some(Call {
+                key,
+                action: format!("{service}:{action}"),
+                object: None,
+            });
         }
         _ => "?",
     };
@@ -872,6 +931,8 @@ fn every_request_is_allowed_by_the_printed_policies(ws: &Path, recorded: &[Strin
     for needed in [
         "WORKER sqs:CreateQueue",
         "WORKER lambda:CreateEventSourceMapping",
+        "WORKER lambda:PublishVersion",
+        "WORKER iam:GetRole",
         "WORKER s3:PutBucketNotification",
         "WORKER s3:PutObject",
         "LAMBDA s3:GetObject",

@@ -14,7 +14,7 @@
 use super::{RedshiftDestination, RedshiftLoader, RedshiftSource};
 use crate::staging::{FileResult, Staging};
 use crate::{ConnectorError, LoadStats, RemoteStats, Result};
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use mirage_core::QualifiedName;
 use mirage_core::lambda::LambdaSettings;
 use mirage_core::schema::Table;
@@ -42,12 +42,25 @@ pub fn settings_of(config: &StagingConfig) -> std::result::Result<LambdaSettings
 /// How many times a file is tried before it goes to the dead-letter queue.
 pub const MAX_RECEIVE_COUNT: u32 = 3;
 
-/// An AWS error as text (the SDK's whole error chain; AWS messages hold no row values).
-fn aws_err<E: std::error::Error>(what: impl Into<String>) -> impl FnOnce(E) -> ConnectorError {
+/// An AWS error in one line: the service's code and message (`AccessDenied: User … is not
+/// authorized to perform …`), or, when no service answered, the SDK's error chain (connection
+/// refused, timeout, credentials). AWS messages hold no row values.
+pub(crate) fn short_error<E: ProvideErrorMetadata + std::error::Error>(e: &E) -> String {
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.to_string(),
+        _ => DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// An AWS error as a connector error, with what was being done.
+fn aws_err<E: ProvideErrorMetadata + std::error::Error>(
+    what: impl Into<String>,
+) -> impl FnOnce(E) -> ConnectorError {
     let what = what.into();
     move |e| ConnectorError::Database {
         what,
-        detail: DisplayErrorContext(&e).to_string(),
+        detail: short_error(&e),
     }
 }
 
@@ -64,6 +77,8 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// ECR.
     pub ecr: aws_sdk_ecr::Client,
+    /// IAM (reading the Lambda role in `mirage check`).
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl Aws {
@@ -85,6 +100,7 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3),
             logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
             ecr: aws_sdk_ecr::Client::new(&shared),
+            iam: aws_sdk_iam::Client::new(&shared),
         }
     }
 }
@@ -213,7 +229,21 @@ async fn wait_active(aws: &Aws, name: &str) -> Result<()> {
     }
 }
 
-/// Create the function, or bring an existing one's role, timeout and memory in line.
+/// Whether a function configuration has the settings of a job.
+fn same_settings(
+    (role, timeout, memory): (Option<&str>, Option<i32>, Option<i32>),
+    settings: &LambdaSettings,
+) -> bool {
+    role == Some(settings.role.as_str())
+        && timeout == Some(settings.timeout as i32)
+        && memory == Some(settings.memory_size as i32)
+}
+
+/// Create the function, or bring an existing one's role, timeout and memory in line, then
+/// publish a version of it: the job's queue is mapped to that version, whose settings cannot
+/// change, so a job started later with other `TONIC_LAMBDA_*` settings (which reconfigures the
+/// function) does not change the timeout, memory or role of the invocations of a running job.
+/// Returns the version's qualified name (`<function>:<version>`).
 pub async fn ensure_function(
     aws: &Aws,
     config: &StagingConfig,
@@ -223,26 +253,7 @@ pub async fn ensure_function(
     let name = function_name(config);
     let existing = aws.lambda.get_function().function_name(&name).send().await;
     match existing {
-        Ok(f) => {
-            let c = f.configuration();
-            let same = c.is_some_and(|c| {
-                c.role() == Some(settings.role.as_str())
-                    && c.timeout() == Some(settings.timeout as i32)
-                    && c.memory_size() == Some(settings.memory_size as i32)
-            });
-            if !same {
-                wait_active(aws, &name).await?;
-                aws.lambda
-                    .update_function_configuration()
-                    .function_name(&name)
-                    .role(&settings.role)
-                    .timeout(settings.timeout as i32)
-                    .memory_size(settings.memory_size as i32)
-                    .send()
-                    .await
-                    .map_err(aws_err(format!("updating the Lambda function {name}")))?;
-            }
-        }
+        Ok(_) => {}
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception()) =>
@@ -284,8 +295,70 @@ pub async fn ensure_function(
         }
         Err(e) => return Err(aws_err(format!("reading the Lambda function {name}"))(e)),
     }
-    wait_active(aws, &name).await?;
-    Ok(name)
+    // Jobs starting at once with other settings take turns on the function: each tries until
+    // a version with its own settings is published.
+    for _ in 0..10 {
+        wait_active(aws, &name).await?;
+        let c = aws
+            .lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .map_err(aws_err(format!("reading the Lambda function {name}")))?;
+        if !same_settings((c.role(), c.timeout(), c.memory_size()), settings) {
+            let updated = aws
+                .lambda
+                .update_function_configuration()
+                .function_name(&name)
+                .role(&settings.role)
+                .timeout(settings.timeout as i32)
+                .memory_size(settings.memory_size as i32)
+                .send()
+                .await;
+            match updated {
+                Ok(_) => continue,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_conflict_exception()) =>
+                {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(aws_err(format!("updating the Lambda function {name}"))(e));
+                }
+            }
+        }
+        let mut publish = aws.lambda.publish_version().function_name(&name);
+        if let Some(r) = c.revision_id() {
+            // Fails when the function changed since we read it.
+            publish = publish.revision_id(r);
+        }
+        match publish.send().await {
+            Ok(v) => {
+                let same = same_settings((v.role(), v.timeout(), v.memory_size()), settings);
+                if let (true, Some(version)) = (same, v.version()) {
+                    return Ok(format!("{name}:{version}"));
+                }
+            }
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_precondition_failed_exception() || s.is_resource_conflict_exception()
+                }) => {}
+            Err(e) => {
+                return Err(aws_err(format!(
+                    "publishing a version of the Lambda function {name}"
+                ))(e));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(ConnectorError::Invalid(format!(
+        "the Lambda function {name} keeps being reconfigured by other jobs with other \
+         TONIC_LAMBDA_ROLE / TIMEOUT / MEMORY_SIZE settings; run them one after another or \
+         with the same settings"
+    )))
 }
 
 /// A bucket's notification configuration, in parts.
@@ -325,7 +398,7 @@ async fn read_notifications(aws: &Aws, bucket: &str) -> Result<Notifications> {
             event_bridge: c.event_bridge_configuration().cloned(),
         }),
         Err(e)
-            if DisplayErrorContext(&e)
+            if short_error(&e)
                 .to_string()
                 .contains("<GetBucketNotificationResponse") =>
         {
@@ -417,7 +490,7 @@ impl LambdaJob {
     async fn build(&self, staging: &Staging, job_id: &str, base: &std::path::Path) -> Result<()> {
         use aws_sdk_sqs::types::QueueAttributeName as Q;
         let aws = &self.aws;
-        ensure_function(aws, &self.config, &self.settings, base).await?;
+        let version = ensure_function(aws, &self.config, &self.settings, base).await?;
         let (qname, dlqname) = queue_names(&self.config, job_id);
         let kms = self
             .config
@@ -487,7 +560,7 @@ impl LambdaJob {
             .lambda
             .create_event_source_mapping()
             .event_source_arn(&arn)
-            .function_name(&self.function)
+            .function_name(&version)
             .batch_size(1)
             .function_response_types(
                 aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
@@ -731,10 +804,7 @@ impl LambdaJob {
                 .send()
                 .await
         {
-            problems.push(format!(
-                "event source mapping {uuid}: {}",
-                DisplayErrorContext(&e)
-            ));
+            problems.push(format!("event source mapping {uuid}: {}", short_error(&e)));
         }
         let notification = self.notification.lock().ok().and_then(|mut n| n.take());
         if let Some(id) = notification
@@ -749,7 +819,7 @@ impl LambdaJob {
             if let Some((url, _)) = q
                 && let Err(e) = self.aws.sqs.delete_queue().queue_url(&url).send().await
             {
-                problems.push(format!("queue {url}: {}", DisplayErrorContext(&e)));
+                problems.push(format!("queue {url}: {}", short_error(&e)));
             }
         }
         problems
@@ -771,7 +841,7 @@ impl LambdaJob {
         {
             tracing::warn!(
                 "could not delete event source mapping {uuid}: {}",
-                DisplayErrorContext(&e)
+                short_error(&e)
             );
             if let Ok(mut m) = self.mapping.lock() {
                 *m = mapping.clone();
@@ -1119,10 +1189,11 @@ pub async fn checks(
         Err(e) => out.fail(
             A,
             format!("read the function {name}"),
-            Some(DisplayErrorContext(&e).to_string()),
+            Some(short_error(&e)),
             policy_fix,
         ),
     }
+    role_check(&aws, settings, out).await;
     // A probe queue, as a job creates its queues.
     let probe = format!("{}check-{}", config.resource_prefix, std::process::id());
     let mut create = aws.sqs.create_queue().queue_name(&probe).attributes(
@@ -1139,7 +1210,7 @@ pub async fn checks(
     let created = step(
         out,
         format!("create queue {probe}"),
-        create.send().await,
+        create.send().await.map_err(|e| short_error(&e)),
         policy_fix,
     );
     if let Some(q) = created {
@@ -1155,13 +1226,18 @@ pub async fn checks(
             step(
                 out,
                 format!("KMS key {k} encrypts a queue message"),
-                sent,
+                sent.map_err(|e| short_error(&e)),
                 "allow the worker kms:GenerateDataKey and kms:Decrypt on the key, and add the \
                  key-policy statement of `mirage policy` (kms-key-policy-statement.json)",
             );
         }
         let deleted = aws.sqs.delete_queue().queue_url(&url).send().await;
-        step(out, format!("delete queue {probe}"), deleted, policy_fix);
+        step(
+            out,
+            format!("delete queue {probe}"),
+            deleted.map_err(|e| short_error(&e)),
+            policy_fix,
+        );
     }
     // The bucket's notifications: read, and written back unchanged (no test events sent).
     let bucket = &config.bucket;
@@ -1169,7 +1245,7 @@ pub async fn checks(
     if let Some(current) = step(
         out,
         format!("read the notifications of bucket {bucket}"),
-        read,
+        read.map_err(|e| e.to_string()),
         policy_fix,
     ) {
         let written = aws
@@ -1183,17 +1259,69 @@ pub async fn checks(
         step(
             out,
             format!("write the notifications of bucket {bucket}"),
-            written,
+            written.map_err(|e| short_error(&e)),
             policy_fix,
         );
     }
 }
 
 /// One AWS step of `mirage check`: passed, or failed with the SDK's reason and `fix`.
-fn step<T, E: std::error::Error>(
+/// The Lambda role exists and trusts the Lambda service (otherwise CreateFunction fails).
+async fn role_check(aws: &Aws, settings: &LambdaSettings, out: &mut crate::check::Checks) {
+    const A: &str = "lambda";
+    let role = &settings.role;
+    let name = role.rsplit('/').next().unwrap_or(role);
+    let create = "create it with the trust and role policies of `mirage policy` \
+                  (lambda-trust-policy.json, lambda-role-policy.json), or set TONIC_LAMBDA_ROLE \
+                  to an existing role";
+    match aws.iam.get_role().role_name(name).send().await {
+        Ok(r) => {
+            let trust = r
+                .role()
+                .and_then(|r| r.assume_role_policy_document())
+                .map(decode_key)
+                .unwrap_or_default();
+            if trust.contains("lambda.amazonaws.com") {
+                out.pass(
+                    A,
+                    format!("role {role} exists and the Lambda service may assume it"),
+                );
+            } else {
+                out.fail(
+                    A,
+                    format!("the Lambda service may assume role {role}"),
+                    Some("its trust policy does not name lambda.amazonaws.com".into()),
+                    "replace the role's trust policy with lambda-trust-policy.json of `mirage policy`",
+                );
+            }
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            out.fail(
+                A,
+                format!("role {role} (TONIC_LAMBDA_ROLE) exists"),
+                Some("no such role in the account".into()),
+                create,
+            );
+        }
+        Err(e) => out.warn(
+            A,
+            format!("role {role} (TONIC_LAMBDA_ROLE) could not be read"),
+            format!(
+                "{}; give the worker iam:GetRole on it (worker-lambda-policy.json of `mirage \
+                 policy`) so check can verify it",
+                short_error(&e)
+            ),
+        ),
+    }
+}
+
+fn step<T>(
     out: &mut crate::check::Checks,
     what: String,
-    result: std::result::Result<T, E>,
+    result: std::result::Result<T, String>,
     fix: &str,
 ) -> Option<T> {
     match result {
@@ -1202,12 +1330,7 @@ fn step<T, E: std::error::Error>(
             Some(v)
         }
         Err(e) => {
-            out.fail(
-                "lambda",
-                what,
-                Some(DisplayErrorContext(&e).to_string()),
-                fix,
-            );
+            out.fail("lambda", what, Some(e), fix);
             None
         }
     }
@@ -1266,29 +1389,30 @@ pub async fn sweep(config: &StagingConfig, staging: &Staging) -> Result<Vec<Stri
     if dead.is_empty() {
         return Ok(removed);
     }
-    let function = function_name(config);
-    if let Ok(m) = aws
+    // Mappings point at the function or one of its versions: find them by queue.
+    let mappings: Vec<aws_sdk_lambda::types::EventSourceMappingConfiguration> = aws
         .lambda
         .list_event_source_mappings()
-        .function_name(&function)
+        .into_paginator()
+        .items()
         .send()
+        .collect::<std::result::Result<_, _>>()
         .await
-    {
-        for mapping in m.event_source_mappings() {
-            let from = mapping.event_source_arn().unwrap_or_default();
-            let queue = from.rsplit(':').next().unwrap_or_default();
-            if dead_queues.iter().any(|(_, n)| n == queue)
-                && let Some(uuid) = mapping.uuid()
-                && aws
-                    .lambda
-                    .delete_event_source_mapping()
-                    .uuid(uuid)
-                    .send()
-                    .await
-                    .is_ok()
-            {
-                removed.push(format!("event source mapping {uuid}"));
-            }
+        .unwrap_or_default();
+    for mapping in &mappings {
+        let from = mapping.event_source_arn().unwrap_or_default();
+        let queue = from.rsplit(':').next().unwrap_or_default();
+        if dead_queues.iter().any(|(_, n)| n == queue)
+            && let Some(uuid) = mapping.uuid()
+            && aws
+                .lambda
+                .delete_event_source_mapping()
+                .uuid(uuid)
+                .send()
+                .await
+                .is_ok()
+        {
+            removed.push(format!("event source mapping {uuid}"));
         }
     }
     let ids: Vec<String> = dead.iter().map(|d| format!("{prefix}{d}")).collect();
