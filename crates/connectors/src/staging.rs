@@ -142,6 +142,29 @@ pub struct JobFile {
     pub kms_key_id: Option<String>,
 }
 
+/// This machine, as a lease names it: host name and boot id (two machines with one name, or
+/// one machine rebooted, differ). Empty where neither can be read.
+fn host_id() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    format!(
+        "{}/{}",
+        read("/proc/sys/kernel/hostname"),
+        read("/proc/sys/kernel/random/boot_id")
+    )
+}
+
+/// Whether process `pid` of this machine runs mirage.
+fn mirage_alive(pid: u32) -> bool {
+    host_id() != "/"
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains("mirage"))
+            .unwrap_or(false)
+}
+
 /// Seconds since a Unix time.
 fn chrono_age(then: i64) -> i64 {
     let now = std::time::SystemTime::now()
@@ -295,6 +318,7 @@ impl Staging {
         let renew = |me: Arc<Staging>| async move {
             let body = serde_json::json!({
                 "job": me.job_id(),
+                "host": host_id(),
                 "pid": std::process::id(),
                 "renewed": std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -327,10 +351,19 @@ impl Staging {
             return Ok(false);
         }
         let key = self.lease_key_of(job_id);
-        match self.store.head(&Path::from(key.as_str())).await {
-            Ok(meta) => {
-                let age = chrono_age(meta.last_modified.timestamp());
-                Ok(age > dead_after().as_secs() as i64)
+        match self.store.get(&Path::from(key.as_str())).await {
+            Ok(got) => {
+                let age = chrono_age(got.meta.last_modified.timestamp());
+                // A job of this machine whose process still runs is alive, however old its
+                // lease (a stalled renewal, or a short MIRAGE_DEAD_AFTER).
+                let body = got.bytes().await.unwrap_or_default();
+                let lease: serde_json::Value =
+                    serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                let here = lease["host"].as_str() == Some(host_id().as_str())
+                    && lease["pid"]
+                        .as_u64()
+                        .is_some_and(|p| mirage_alive(p as u32));
+                Ok(!here && age > dead_after().as_secs() as i64)
             }
             Err(object_store::Error::NotFound { .. }) => Ok(true),
             Err(e) => Err(s3_error(format!("reading {}", self.url(&key)))(e)),

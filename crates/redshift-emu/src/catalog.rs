@@ -95,6 +95,19 @@ $$ SELECT CASE WHEN role = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(role)
 CREATE OR REPLACE FUNCTION rs_meta.sees_identity(role oid) RETURNS boolean LANGUAGE sql STABLE AS
 $$ SELECT rs_meta.is_super() OR role = 0 OR pg_catalog.pg_has_role(current_user, role, 'MEMBER') $$;
 
+-- Queries running now or lately, as Redshift's stv_recents: users see their own queries' text
+-- (PostgreSQL hides others'), an UNLOAD as its target (the emulator's COPY names it).
+CREATE OR REPLACE VIEW pg_catalog.stv_recents AS
+SELECT a.usesysid::integer AS userid,
+    CASE WHEN a.state = 'active' THEN 'Running' ELSE 'Done' END::text AS status,
+    a.query_start AS starttime,
+    (extract(epoch FROM now() - a.query_start) * 1000000)::bigint AS duration,
+    a.usename::text AS user_name, a.datname::text AS db_name, left(a.query, 600)::text AS query,
+    a.pid::integer AS pid
+FROM pg_catalog.pg_stat_activity a
+WHERE a.backend_type = 'client backend';
+GRANT SELECT ON pg_catalog.stv_recents TO PUBLIC;
+
 CREATE OR REPLACE VIEW pg_catalog.svv_table_info AS
 SELECT current_database()::text AS database, n.nspname::text AS schema, c.oid::integer AS table_id,
     c.relname::text AS "table",

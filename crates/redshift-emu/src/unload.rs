@@ -111,8 +111,11 @@ pub async fn unload(
         return Err(Rejected("DELIMITER must be a single character".into()));
     }
     let null = u.null_as.clone().unwrap_or_default();
+    // The comment names the target as Redshift's `stv_recents.query` shows the UNLOAD, so a
+    // session can find a running UNLOAD by where it writes and cancel it.
     let sql = format!(
-        "COPY ({}) TO STDOUT WITH (FORMAT {}, DELIMITER '{}', NULL '{}')",
+        "/* UNLOAD TO '{}' */ COPY ({}) TO STDOUT WITH (FORMAT {}, DELIMITER '{}', NULL '{}')",
+        u.to.replace("*/", "* /"),
         u.query,
         if u.format == FileFormat::Csv {
             "csv"

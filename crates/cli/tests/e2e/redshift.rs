@@ -589,3 +589,80 @@ fn redshift_grants_and_ownership() {
     assert_ne!(run.code, 0);
     assert!(run.all().to_lowercase().contains("tls"), "{}", run.all());
 }
+
+/// kill -9 while the cluster is UNLOADing: the UNLOAD goes on without the worker. `mirage
+/// clean` right away finds the job dead (its process is gone), cancels the UNLOAD (found in
+/// `stv_recents` by the job's folder) before deleting the folder, so no raw file comes back.
+#[test]
+fn kill_9_mid_unload_then_clean_leaves_no_raw_rows() {
+    let rs = Redshift::start();
+    rs.sql(
+        "src",
+        "CREATE TABLE sales.big (id INTEGER, who VARCHAR(60), what VARCHAR(300)); \
+         INSERT INTO sales.big SELECT i, 'person ' || i, repeat('raw row text ' || i, 12) \
+         FROM generate_series(1, 1500000) i; GRANT SELECT ON sales.big TO src_user;",
+    );
+    let dir = Dir::new();
+    let ws = rs.workspace(&dir, "dst_user", "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["run", "-w", &ws.display().to_string(), "--no-progress"])
+        .env("MIRAGE_SEED", "kill-seed")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("MIRAGE_FAILPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mirage");
+    let unloading = || {
+        rs.sql(
+            "src",
+            "SELECT count(*) FROM stv_recents WHERE status = 'Running' \
+             AND query LIKE '%UNLOAD TO%' AND query LIKE '%sales/big%' \
+             AND pid <> pg_backend_pid()",
+        )
+        .trim()
+        .to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while unloading() == "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the UNLOAD of sales.big never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Some parts are written, more are coming.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let _ = child.wait();
+    assert_eq!(unloading(), "1", "the UNLOAD outlives the killed worker");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let clean: Run = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["clean", "-w", &ws.display().to_string()])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MIRAGE_DEAD_AFTER", "1")
+        .output()
+        .expect("mirage clean")
+        .into();
+    assert_eq!(clean.code, 0, "{}", clean.all());
+    assert!(
+        clean.stdout.contains("stopped 1 UNLOAD(s) of dead job"),
+        "{}",
+        clean.all()
+    );
+    assert_eq!(unloading(), "0", "{}", clean.all());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        rs.staged_keys(),
+        0,
+        "no raw file comes back after the clean: {}",
+        rs.listing()
+    );
+}

@@ -850,38 +850,8 @@ impl LambdaJob {
         let Some((url, _)) = self.queue.lock().ok().and_then(|q| q.clone()) else {
             return;
         };
-        let deadline = Instant::now() + Duration::from_secs(u64::from(self.settings.timeout) + 5);
-        let (mut said, mut quiet) = (false, 0);
-        // A poll already under way when the mapping went may still take a message: the queue
-        // must stay quiet for several looks in a row.
-        while quiet < 4 && Instant::now() < deadline {
-            let in_flight = self
-                .aws
-                .sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await
-                .ok()
-                .and_then(|a| {
-                    a.attributes()?
-                        .get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .unwrap_or(0);
-            if in_flight == 0 {
-                quiet += 1;
-            } else {
-                quiet = 0;
-                if !said {
-                    tracing::warn!("waiting for {in_flight} Lambda invocation(s) in flight to end");
-                    said = true;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        let bound = Duration::from_secs(u64::from(self.settings.timeout) + 5);
+        wait_until_quiet(&self.aws, &url, bound).await;
     }
 
     /// How long a table may go without a new result before the job gives up on it: every try
@@ -889,6 +859,36 @@ impl LambdaJob {
     fn stall_bound(&self) -> Duration {
         let v = u64::from(self.settings.visibility_timeout.max(self.settings.timeout));
         Duration::from_secs(v * u64::from(MAX_RECEIVE_COUNT + 1) + 60)
+    }
+}
+
+/// Wait — at most `bound` — until no message of the queue has been in flight for several
+/// looks in a row: a poll already under way when the mapping went may still take one.
+async fn wait_until_quiet(aws: &Aws, url: &str, bound: Duration) {
+    use aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible as InFlight;
+    let deadline = Instant::now() + bound;
+    let (mut said, mut quiet) = (false, 0);
+    while quiet < 4 && Instant::now() < deadline {
+        let in_flight = aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(InFlight)
+            .send()
+            .await
+            .ok()
+            .and_then(|a| a.attributes()?.get(&InFlight)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if in_flight == 0 {
+            quiet += 1;
+        } else {
+            quiet = 0;
+            if !said {
+                tracing::warn!("waiting for {in_flight} Lambda invocation(s) in flight to end");
+                said = true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -1194,6 +1194,16 @@ pub async fn checks(
         ),
     }
     role_check(&aws, settings, out).await;
+    // The handler must read the generators' key material from S3: with no KMS key it is
+    // protected by access to the bucket alone (S3's default SSE-S3 encryption at rest).
+    if config.kms_key_id.as_deref().is_none_or(str::is_empty) {
+        out.warn(
+            A,
+            "the consistency key object (spec/key) and the raw UNLOAD files are encrypted with a KMS key",
+            "without [staging] kms_key_id, whoever can read the bucket's job folders can read \
+             them while a job runs; set kms_key_id (and grant it as `mirage policy` prints)",
+        );
+    }
     // A probe queue, as a job creates its queues.
     let probe = format!("{}check-{}", config.resource_prefix, std::process::id());
     let mut create = aws.sqs.create_queue().queue_name(&probe).attributes(
@@ -1435,6 +1445,25 @@ pub async fn sweep(config: &StagingConfig, staging: &Staging) -> Result<Vec<Stri
             "bucket notification entries of {}",
             dead.join(", ")
         ));
+    }
+    // Invocations a dead job's mapping started may still be writing into its folder.
+    for (url, _) in &dead_queues {
+        let visibility = aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .ok()
+            .and_then(|a| {
+                a.attributes()?
+                    .get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(900);
+        wait_until_quiet(&aws, url, Duration::from_secs(visibility + 5)).await;
     }
     for (url, name) in dead_queues {
         if aws.sqs.delete_queue().queue_url(&url).send().await.is_ok() {

@@ -56,8 +56,31 @@ fn endpoint(ws: &Workspace, role: Role) -> Result<PgEndpoint> {
 /// Remove what dead jobs (killed before they cleaned up) left: their staging folders (raw
 /// UNLOAD files included) and, for the Lambda process, their queues, mappings and bucket
 /// notification entries. Returns one line per thing removed or that could not be.
-async fn sweep_dead_jobs(config: &StagingConfig, staging: &Staging) -> Vec<String> {
+async fn sweep_dead_jobs(
+    config: &StagingConfig,
+    staging: &Staging,
+    source: Option<&PgEndpoint>,
+) -> Vec<String> {
     let mut lines = Vec::new();
+    let dead = match staging.dead_jobs().await {
+        Ok(dead) => dead,
+        Err(e) => {
+            lines.push(format!("could not look for dead jobs: {e}"));
+            Vec::new()
+        }
+    };
+    // A killed worker's UNLOAD goes on in the cluster: stop it before its folder is deleted,
+    // or its files would come back afterwards.
+    if let Some(source) = source {
+        for id in &dead {
+            let target = staging.url(&format!("{}/{id}/", config.prefix));
+            match stop_unloads_into(source, &target).await {
+                Ok(0) => {}
+                Ok(n) => lines.push(format!("stopped {n} UNLOAD(s) of dead job {id}")),
+                Err(e) => lines.push(format!("could not stop dead job {id}'s UNLOADs: {e}")),
+            }
+        }
+    }
     if config.process == Process::Lambda {
         match lambda::sweep(config, staging).await {
             Ok(removed) => lines.extend(
@@ -68,21 +91,63 @@ async fn sweep_dead_jobs(config: &StagingConfig, staging: &Staging) -> Vec<Strin
             Err(e) => lines.push(format!("could not remove dead jobs' AWS resources: {e}")),
         }
     }
-    match staging.dead_jobs().await {
-        Ok(dead) => {
-            for id in dead {
-                match staging.remove_job(&id).await {
-                    Ok(()) => lines.push(format!(
-                        "removed the staging files of dead job {id} ({})",
-                        staging.url(&format!("{}/{id}/", config.prefix))
-                    )),
-                    Err(e) => lines.push(format!("could not remove dead job {id}'s files: {e}")),
-                }
-            }
+    for id in dead {
+        match staging.remove_job(&id).await {
+            Ok(()) => lines.push(format!(
+                "removed the staging files of dead job {id} ({})",
+                staging.url(&format!("{}/{id}/", config.prefix))
+            )),
+            Err(e) => lines.push(format!("could not remove dead job {id}'s files: {e}")),
         }
-        Err(e) => lines.push(format!("could not look for dead jobs: {e}")),
     }
     lines
+}
+
+/// The statements running now whose text matches the LIKE `pattern`.
+async fn running_into(client: &tokio_postgres::Client, pattern: &str) -> Result<Vec<i32>> {
+    client
+        .query(
+            "SELECT pid FROM stv_recents WHERE status = 'Running' AND query LIKE $1 \
+             AND pid <> pg_backend_pid()",
+            &[&pattern],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get::<_, i32>(0)).collect())
+        .map_err(|e| ConnectorError::Database {
+            what: "looking for a dead job's UNLOADs in stv_recents".into(),
+            detail: describe(&e),
+        })
+}
+
+/// Cancel the running statements that write under `target` (`s3://bucket/prefix/job/`), found
+/// in `stv_recents` by the URL in their text (users see their own statements there: the
+/// source user that ran the UNLOAD), and wait up to a minute until they have ended.
+async fn stop_unloads_into(source: &PgEndpoint, target: &str) -> Result<usize> {
+    let client = source.connect().await?;
+    let pattern = format!(
+        "%{}%",
+        target
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let pids = running_into(&client, &pattern).await?;
+    for pid in &pids {
+        exec(
+            &client,
+            &format!("SELECT pg_cancel_backend({pid})"),
+            "cancelling a dead job's UNLOAD",
+        )
+        .await?;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !pids.is_empty()
+        && std::time::Instant::now() < deadline
+        && !running_into(&client, &pattern).await?.is_empty()
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    Ok(pids.len())
 }
 
 /// The TONIC_LAMBDA_* settings, or every problem with them (each with its fix).
@@ -202,7 +267,8 @@ impl Connector for RedshiftConnector {
         async move {
             let config = staging_config(ws)?;
             let staging = Staging::new(config, "_mirage_clean")?;
-            Ok(sweep_dead_jobs(config, &staging).await)
+            let source = endpoint(ws, Role::Source).ok();
+            Ok(sweep_dead_jobs(config, &staging, source.as_ref()).await)
         }
         .boxed()
     }
@@ -234,7 +300,8 @@ impl Connector for RedshiftConnector {
             };
             let staging = Arc::new(Staging::new(config, job_id)?);
             let lease = staging.hold_lease().await?;
-            for removed in sweep_dead_jobs(config, &staging).await {
+            let source_endpoint = endpoint(ws, Role::Source)?;
+            for removed in sweep_dead_jobs(config, &staging, Some(&source_endpoint)).await {
                 tracing::warn!("{removed}");
             }
             let source =
