@@ -136,6 +136,51 @@ impl Aws {
     }
 }
 
+/// What the runner says through `tracing`: each distinct line once (slots poll in loops).
+#[derive(Default)]
+struct Notes(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Notes {
+    fn first(&self, line: &str) -> bool {
+        self.0
+            .lock()
+            .map(|mut seen| seen.insert(line.to_string()))
+            .unwrap_or(false)
+    }
+    fn info(&self, line: String) {
+        if self.first(&line) {
+            tracing::info!("{line}");
+        }
+    }
+    fn warn(&self, line: String) {
+        if self.first(&line) {
+            tracing::warn!("{line}");
+        }
+    }
+}
+
+/// An AWS error in one line: the service's code and message, else the SDK's error chain.
+fn short<E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error>(e: &E) -> String {
+    match (e.code(), e.message()) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        _ => chain(e),
+    }
+}
+
+/// An error and its sources, each once: `dispatch failure: io error: … Connection refused`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(x) = next {
+        let t = x.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        next = x.source();
+    }
+    parts.join(": ")
+}
+
 /// A mapping's queue, as the poller sees it.
 #[derive(Clone)]
 struct Source {
@@ -156,14 +201,23 @@ struct Function {
 }
 
 /// A function, or one version of it (`name:version` or a qualified ARN).
-async fn function(aws: &Aws, name: &str) -> Option<Function> {
-    let c = aws
+async fn function(aws: &Aws, name: &str, notes: &Notes) -> Option<Function> {
+    let c = match aws
         .lambda
         .get_function_configuration()
         .function_name(name)
         .send()
         .await
-        .ok()?;
+    {
+        Ok(c) => c,
+        Err(e) => {
+            notes.warn(format!(
+                "function {name}: {} (waiting: a `mirage run` with process = \"lambda\" creates it)",
+                short(&e)
+            ));
+            return None;
+        }
+    };
     Some(Function {
         timeout: Duration::from_secs(c.timeout().unwrap_or(30).max(1) as u64),
         memory: c.memory_size().unwrap_or(1024),
@@ -173,8 +227,8 @@ async fn function(aws: &Aws, name: &str) -> Option<Function> {
 }
 
 /// The queues mapped to the function or to any of its versions.
-async fn sources(aws: &Aws, name: &str) -> Vec<Source> {
-    let Some(base) = function(aws, name).await else {
+async fn sources(aws: &Aws, name: &str, notes: &Notes) -> Vec<Source> {
+    let Some(base) = function(aws, name, notes).await else {
         return Vec::new();
     };
     let base_arn = base
@@ -182,8 +236,12 @@ async fn sources(aws: &Aws, name: &str) -> Vec<Source> {
         .strip_suffix(":$LATEST")
         .unwrap_or(&base.arn)
         .to_string();
-    let Ok(m) = aws.lambda.list_event_source_mappings().send().await else {
-        return Vec::new();
+    let m = match aws.lambda.list_event_source_mappings().send().await {
+        Ok(m) => m,
+        Err(e) => {
+            notes.warn(format!("listing event source mappings: {}", short(&e)));
+            return Vec::new();
+        }
     };
     let mut out = Vec::new();
     for mapping in m.event_source_mappings() {
@@ -194,7 +252,7 @@ async fn sources(aws: &Aws, name: &str) -> Vec<Source> {
         let Some(arn) = mapping.event_source_arn() else {
             continue;
         };
-        let Some(function) = function(aws, target).await else {
+        let Some(function) = function(aws, target, notes).await else {
             continue;
         };
         let Some(queue) = arn.rsplit(':').next() else {
@@ -203,6 +261,13 @@ async fn sources(aws: &Aws, name: &str) -> Vec<Source> {
         if let Ok(u) = aws.sqs.get_queue_url().queue_name(queue).send().await
             && let Some(url) = u.queue_url()
         {
+            notes.info(format!(
+                "serving queue {queue} → {} (version {}, timeout {} s, memory {} MB)",
+                name,
+                function.version,
+                function.timeout.as_secs(),
+                function.memory
+            ));
             out.push(Source {
                 url: url.to_string(),
                 arn: arn.to_string(),
@@ -216,6 +281,13 @@ async fn sources(aws: &Aws, name: &str) -> Vec<Source> {
 
 async fn run(config: Config, aws: Aws, counters: Arc<Counters>, stopped: watch::Receiver<bool>) {
     let logs = Logs::new(aws.clone(), &config.function).await;
+    let notes = Arc::new(Notes::default());
+    tracing::info!(
+        "serving function {} with up to {} handler process(es) of {}",
+        config.function,
+        config.concurrency.max(1),
+        config.binary.display()
+    );
     let mut slots = Vec::new();
     for n in 0..config.concurrency.max(1) {
         slots.push(tokio::spawn(slot(
@@ -224,6 +296,7 @@ async fn run(config: Config, aws: Aws, counters: Arc<Counters>, stopped: watch::
             aws.clone(),
             logs.clone(),
             counters.clone(),
+            notes.clone(),
             stopped.clone(),
         )));
     }
@@ -239,6 +312,7 @@ async fn slot(
     aws: Aws,
     logs: Logs,
     counters: Arc<Counters>,
+    notes: Arc<Notes>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut process: Option<Process> = None;
@@ -247,7 +321,7 @@ async fn slot(
         if *stopped.borrow() {
             break;
         }
-        let queues = sources(&aws, &config.function).await;
+        let queues = sources(&aws, &config.function, &notes).await;
         if queues.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(300)) => continue,
@@ -268,7 +342,8 @@ async fn slot(
             .await;
         let messages = match received {
             Ok(r) => r.messages().to_vec(),
-            Err(_) => {
+            Err(e) => {
+                notes.warn(format!("receiving from {}: {}", source.url, short(&e)));
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 continue;
             }
@@ -284,6 +359,10 @@ async fn slot(
             match Process::start(&config, func, n, logs.clone()).await {
                 Ok(p) => process = Some(p),
                 Err(e) => {
+                    notes.warn(format!(
+                        "cannot start the handler {}: {e}",
+                        config.binary.display()
+                    ));
                     logs.put(
                         &format!("runner slot {n}"),
                         &format!("cannot start the handler: {e}"),
@@ -395,6 +474,30 @@ async fn slot(
                 Vec::new()
             }
         };
+        let queue = source.url.rsplit('/').next().unwrap_or_default();
+        match (&outcome, delete.len() == messages.len()) {
+            (Some(Outcome::Response(_)), true) => {
+                tracing::info!(
+                    "invocation {id} ({queue}): {} message(s) done in {ms:.0} ms",
+                    messages.len()
+                )
+            }
+            (Some(Outcome::Response(_)), false) => tracing::warn!(
+                "invocation {id} ({queue}): {} of {} message(s) failed; they return after the \
+                 visibility timeout (see the function's logs)",
+                messages.len() - delete.len(),
+                messages.len()
+            ),
+            (Some(_), _) => tracing::warn!(
+                "invocation {id} ({queue}): the handler returned an error; the message(s) return \
+                 after the visibility timeout (see the function's logs)"
+            ),
+            (None, _) => tracing::warn!(
+                "invocation {id} ({queue}): no answer (timed out after {} s, or the process \
+                 exited); the message(s) return after the visibility timeout",
+                func.timeout.as_secs()
+            ),
+        }
         for m in delete {
             if let Some(h) = m.receipt_handle() {
                 let _ = aws

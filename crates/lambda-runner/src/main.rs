@@ -33,6 +33,26 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MIRAGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runs = std::fs::metadata(&args.binary).is_ok_and(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.is_file() && m.permissions().mode() & 0o111 != 0
+    });
+    if !runs {
+        eprintln!(
+            "mirage-lambda-runner: --binary {}: not an executable file; build it with \
+             `cargo build --release -p mirage-lambda` and pass target/release/mirage-lambda",
+            args.binary.display()
+        );
+        std::process::exit(2);
+    }
     let runner = mirage_lambda_runner::Runner::start(mirage_lambda_runner::Config {
         endpoint: args.endpoint,
         region: args.region,
@@ -44,5 +64,6 @@ async fn main() {
     })
     .await;
     let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping: handler processes are killed, their messages return to the queues");
     runner.stop().await;
 }

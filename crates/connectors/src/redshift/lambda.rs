@@ -14,7 +14,7 @@
 use super::{RedshiftDestination, RedshiftLoader, RedshiftSource};
 use crate::staging::{FileResult, Staging};
 use crate::{ConnectorError, LoadStats, RemoteStats, Result};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use mirage_core::QualifiedName;
 use mirage_core::lambda::LambdaSettings;
 use mirage_core::schema::Table;
@@ -49,7 +49,19 @@ pub(crate) fn short_error<E: ProvideErrorMetadata + std::error::Error>(e: &E) ->
     match (e.code(), e.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_string(),
-        _ => DisplayErrorContext(e).to_string(),
+        _ => {
+            // No service answered: the error and its sources, each once.
+            let mut parts = vec![e.to_string()];
+            let mut next = e.source();
+            while let Some(x) = next {
+                let t = x.to_string();
+                if !parts.iter().any(|p| p.contains(&t)) {
+                    parts.push(t);
+                }
+                next = x.source();
+            }
+            parts.join(": ")
+        }
     }
 }
 
@@ -1179,7 +1191,7 @@ pub async fn checks(
                     format!("function {name} exists, or an image or zip to create it"),
                     Some(e.to_string()),
                     format!(
-                        "build and push the image (README: Deploying the Lambda function) to the ECR \
+                        "build and push the image (README, \"Deploying the function\") to the ECR \
                          repository {}lambda, or set [staging] lambda_image or lambda_zip",
                         config.resource_prefix
                     ),
