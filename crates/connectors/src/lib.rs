@@ -153,6 +153,10 @@ pub struct RemoteStats {
     pub seconds: f64,
     /// Seconds of the slowest file.
     pub max_seconds: f64,
+    /// Bytes the transform read and wrote, uncompressed (what V2 reports as read and
+    /// transformed).
+    #[serde(skip)]
+    pub raw_bytes: (u64, u64),
 }
 
 impl LoadStats {

@@ -188,6 +188,9 @@ pub struct FileResult {
     pub bytes_in: u64,
     /// Bytes written (as stored).
     pub bytes_out: u64,
+    /// Bytes read and written, uncompressed (0 from handlers that did not say).
+    #[serde(default)]
+    pub raw_bytes: (u64, u64),
     /// Seconds the transform took.
     pub seconds: f64,
     /// Why it failed: table, column and record number, never a value.

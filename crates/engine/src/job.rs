@@ -627,7 +627,13 @@ async fn copy_one(
                 .await
                 .map(|r| {
                     r.inspect(|s| {
-                        written = s.stored_bytes.unwrap_or(0);
+                        // Uncompressed, as V2 counts it, when the remote transform says.
+                        written = s
+                            .remote
+                            .map(|r| r.raw_bytes.1)
+                            .filter(|b| *b > 0)
+                            .or(s.stored_bytes)
+                            .unwrap_or(0);
                     })
                 })
             };

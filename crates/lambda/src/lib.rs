@@ -378,12 +378,13 @@ impl Handler {
                 .map_err(|e| format!("{table_name}: {e}"))?;
             let packed = staging::compress(compression, &out)
                 .map_err(|e| format!("{table_name}: compressing: {e}"))?;
-            Ok::<_, String>((records_in, stats.rows, packed))
+            let raw = (data.len() as u64, out.len() as u64);
+            Ok::<_, String>((records_in, stats.rows, packed, raw))
         })
         .await
         .map_err(|e| Failure::Failed(format!("the transform task failed: {e}")))?
         .map_err(Failure::Failed)?;
-        let (records_in, records_out, packed) = done;
+        let (records_in, records_out, packed, raw_bytes) = done;
         let bytes_out = packed.len() as u64;
         let out_key = format!("{}{file}", job.staging.output_prefix(table));
         job.staging
@@ -396,6 +397,7 @@ impl Handler {
             records_out,
             bytes_in,
             bytes_out,
+            raw_bytes,
             seconds: 0.0,
             error: None,
         })

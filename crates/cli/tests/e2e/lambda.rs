@@ -162,6 +162,22 @@ fn destination(rs: &Redshift) -> String {
     tables_of(rs, "dst", &["customers", "orders", "regions", "events"])
 }
 
+/// One table's entry of a run's JSON report.
+fn table_report(out: &Run, table: &str) -> serde_json::Value {
+    let path = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .expect("report path");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("report")).expect("JSON");
+    report["tables"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["table"] == table))
+        .cloned()
+        .unwrap_or_else(|| panic!("{table} in {report}"))
+}
+
 /// Tables of database `db`, as text.
 fn tables_of(rs: &Redshift, db: &str, tables: &[&str]) -> String {
     tables
@@ -286,6 +302,7 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
     let out = run(&v2, "same-seed", &[]);
     assert_eq!(out.code, 0, "{}", out.all());
     let expected = destination(&rs);
+    let v2_report = table_report(&out, "sales.events");
 
     // The Lambda process, with the same seed, into the same destination after a reset.
     rs.sql("dst", "DROP SCHEMA sales CASCADE");
@@ -420,22 +437,15 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
                 .all(|(_, k)| k.as_deref() == Some("alias/mirage-sqs")),
         "the queue and its DLQ are KMS-encrypted: {seen:?}"
     );
-    // The report carries the Lambda figures of the transformed tables.
-    let report_path = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("report: "))
-        .expect("report path")
-        .to_string();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
-    let events_report = report["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["table"] == "sales.events")
-        .unwrap()
-        .clone();
+    // The report carries the Lambda figures of the transformed tables, and counts bytes as
+    // V2 does (uncompressed).
+    let events_report = table_report(&out, "sales.events");
+    for figure in ["bytes_read", "bytes_written", "rows"] {
+        assert_eq!(
+            events_report[figure], v2_report[figure],
+            "{figure} as V2 reports it: {events_report} vs {v2_report}"
+        );
+    }
     assert!(
         events_report["lambda"]["files"].as_u64().unwrap() >= 3,
         "several files per slice: {events_report}"

@@ -1041,8 +1041,13 @@ impl RedshiftDestination {
                     )));
                 }
                 rows += r.records_out;
-                bytes += r.bytes_in;
-                progress(r.records_out, r.bytes_in);
+                let read = if r.raw_bytes.0 > 0 {
+                    r.raw_bytes.0
+                } else {
+                    r.bytes_in
+                };
+                bytes += read;
+                progress(r.records_out, read);
                 done.insert(key, r);
                 advanced = true;
             }
@@ -1106,6 +1111,9 @@ impl RedshiftDestination {
             files: done.len() as u64,
             seconds: done.values().map(|r| r.seconds).sum(),
             max_seconds: done.values().map(|r| r.seconds).fold(0.0, f64::max),
+            raw_bytes: done
+                .values()
+                .fold((0, 0), |(i, o), r| (i + r.raw_bytes.0, o + r.raw_bytes.1)),
         };
         let mut outputs = outputs;
         outputs.sort();
