@@ -107,6 +107,11 @@ pub const DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// [`DEAD_AFTER`], or `$MIRAGE_DEAD_AFTER` seconds (tests, and operators who know a job is
 /// gone).
+/// After how many seconds without a renewal a job is dead.
+pub fn dead_after_secs() -> u64 {
+    dead_after().as_secs()
+}
+
 fn dead_after() -> std::time::Duration {
     std::env::var("MIRAGE_DEAD_AFTER")
         .ok()
@@ -163,6 +168,22 @@ fn mirage_alive(pid: u32) -> bool {
         && std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|c| String::from_utf8_lossy(&c).contains("mirage"))
             .unwrap_or(false)
+}
+
+/// What a job's lease says of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Running (or kept on purpose, or this job).
+    Alive,
+    /// Its lease is missing or older than the bound: its folder and resources may go.
+    Dead,
+    /// Its process `pid` is gone from this machine, but its lease is only `age` seconds old.
+    Stopped {
+        /// The process that ran it.
+        pid: u32,
+        /// Seconds since its lease was renewed.
+        age: i64,
+    },
 }
 
 /// Seconds since a Unix time.
@@ -346,47 +367,81 @@ impl Staging {
     /// Whether another job under the same prefix is dead: its lease is missing or older than
     /// [`DEAD_AFTER`]. This job is never dead.
     pub async fn is_dead(&self, job_id: &str) -> Result<bool> {
+        Ok(self.liveness(job_id).await? == Liveness::Dead)
+    }
+
+    /// Whether another job under the same prefix is alive, dead, or stopped too recently to
+    /// be called dead.
+    pub async fn liveness(&self, job_id: &str) -> Result<Liveness> {
         if job_id == self.job_id() {
-            return Ok(false);
+            return Ok(Liveness::Alive);
         }
         let kept = format!("{}/{job_id}/kept", self.jobs_prefix());
         if self.store.head(&Path::from(kept.as_str())).await.is_ok() {
-            return Ok(false);
+            return Ok(Liveness::Alive);
         }
         let key = self.lease_key_of(job_id);
         match self.store.get(&Path::from(key.as_str())).await {
             Ok(got) => {
                 let age = chrono_age(got.meta.last_modified.timestamp());
-                // A job of this machine whose process still runs is alive, however old its
-                // lease (a stalled renewal, or a short MIRAGE_DEAD_AFTER).
                 let body = got.bytes().await.unwrap_or_default();
                 let lease: serde_json::Value =
                     serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                let here = lease["host"].as_str() == Some(host_id().as_str())
-                    && lease["pid"]
-                        .as_u64()
-                        .is_some_and(|p| mirage_alive(p as u32));
-                Ok(!here && age > dead_after().as_secs() as i64)
+                let pid = lease["pid"].as_u64().map(|p| p as u32);
+                let here = lease["host"].as_str() == Some(host_id().as_str());
+                // A job of this machine whose process still runs is alive, however old its
+                // lease (a stalled renewal, or a short MIRAGE_DEAD_AFTER).
+                if here && pid.is_some_and(mirage_alive) {
+                    return Ok(Liveness::Alive);
+                }
+                if age > dead_after().as_secs() as i64 {
+                    return Ok(Liveness::Dead);
+                }
+                // Its process is gone from this machine, but another machine's job could
+                // share the name and the boot (containers on the host's network): wait for the
+                // lease to age.
+                Ok(match (here, pid) {
+                    (true, Some(pid)) => Liveness::Stopped { pid, age },
+                    _ => Liveness::Alive,
+                })
             }
-            Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(Liveness::Dead),
             Err(e) => Err(s3_error(format!("reading {}", self.url(&key)))(e)),
         }
     }
 
-    /// The ids of dead jobs that left a folder under the prefix (`_…` folders are not jobs').
-    pub async fn dead_jobs(&self) -> Result<Vec<String>> {
+    /// Jobs of this machine whose process is gone but whose lease is still young: removed by
+    /// a later sweep (or at once with `MIRAGE_DEAD_AFTER=0`).
+    pub async fn stopped_jobs(&self) -> Result<Vec<(String, u32, i64)>> {
+        let mut out = Vec::new();
+        for id in self.job_folders().await? {
+            if let Liveness::Stopped { pid, age } = self.liveness(&id).await? {
+                out.push((id, pid, age));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The job folders under the prefix (`_…` folders are not jobs').
+    async fn job_folders(&self) -> Result<Vec<String>> {
         let prefix = self.jobs_prefix().to_string();
         let listed = self
             .store
             .list_with_delimiter(Some(&Path::from(prefix.as_str())))
             .await
             .map_err(s3_error(format!("listing {}", self.url(&prefix))))?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .map(|p| p.filename().unwrap_or_default().to_string())
+            .filter(|id| !id.is_empty() && !id.starts_with('_'))
+            .collect())
+    }
+
+    /// The ids of dead jobs that left a folder under the prefix (`_…` folders are not jobs').
+    pub async fn dead_jobs(&self) -> Result<Vec<String>> {
         let mut dead = Vec::new();
-        for p in listed.common_prefixes {
-            let id = p.filename().unwrap_or_default().to_string();
-            if id.is_empty() || id.starts_with('_') {
-                continue;
-            }
+        for id in self.job_folders().await? {
             if self.is_dead(&id).await? {
                 dead.push(id);
             }

@@ -91,6 +91,16 @@ async fn sweep_dead_jobs(
             Err(e) => lines.push(format!("could not remove dead jobs' AWS resources: {e}")),
         }
     }
+    if let Ok(stopped) = staging.stopped_jobs().await {
+        for (id, pid, age) in stopped {
+            lines.push(format!(
+                "job {id} stopped ({age} s ago its process {pid} on this machine renewed its \
+                 lease; it no longer runs): its files and AWS resources are removed once the \
+                 lease is older than {} s — run `MIRAGE_DEAD_AFTER=0 mirage clean` to remove them now",
+                crate::staging::dead_after_secs()
+            ));
+        }
+    }
     for id in dead {
         match staging.remove_job(&id).await {
             Ok(()) => lines.push(format!(
