@@ -70,3 +70,18 @@ mod tests {
         assert!(matches!(printable_lines("a\nb"), Cow::Borrowed(_)));
     }
 }
+
+/// An error and its sources in one line, each text once: `dispatch failure: io error: tcp
+/// connect error: Connection refused`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(x) = next {
+        let t = x.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        next = x.source();
+    }
+    parts.join(": ")
+}

@@ -163,22 +163,8 @@ impl Notes {
 fn short<E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error>(e: &E) -> String {
     match (e.code(), e.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
-        _ => chain(e),
+        _ => mirage_core::display::error_chain(e),
     }
-}
-
-/// An error and its sources, each once: `dispatch failure: io error: … Connection refused`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut next = e.source();
-    while let Some(x) = next {
-        let t = x.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        next = x.source();
-    }
-    parts.join(": ")
 }
 
 /// A mapping's queue, as the poller sees it.

@@ -226,6 +226,20 @@ fn assert_torn_down(rs: &Redshift, rt: &tokio::runtime::Runtime, aws: &TestAws, 
     assert_eq!(rs.staged_keys(), 0, "{what}: {}", rs.listing());
 }
 
+/// The Lambda role in moto, a runtime, clients, and another team's notification on the bucket
+/// (which every job must keep).
+fn aws_world(endpoint: &str) -> (tokio::runtime::Runtime, TestAws) {
+    create_role(endpoint);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let aws = rt.block_on(TestAws::new(endpoint));
+    rt.block_on(other_team_notification(&aws));
+    (rt, aws)
+}
+
 /// Another team's notification on the bucket (every job must keep it), written over whatever
 /// the bucket holds, as a careless concurrent writer would.
 async fn other_team_notification(aws: &TestAws) {
@@ -285,15 +299,7 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
          INSERT INTO sales.events SELECT i, 'person ' || i, repeat('event text ' || i || ', ', 5) \
          FROM generate_series(1, 120000) i; GRANT SELECT ON sales.events TO src_user;",
     );
-    create_role(&endpoint);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let aws = rt.block_on(TestAws::new(&endpoint));
-    // Another team's notification on the bucket, which every job must keep.
-    rt.block_on(other_team_notification(&aws));
+    let (rt, aws) = aws_world(&endpoint);
     let dir = Dir::new();
     let events = "\n[tables.\"sales.events\".columns]\nwho = { generator = \"full_name\" }\n";
     // Data Pipeline V2 first: what the Lambda process must reproduce.
@@ -606,20 +612,13 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
 fn two_lambda_jobs_at_once_survive_a_concurrent_notification_writer() {
     let rs = Redshift::start();
     let endpoint = rs.moto.endpoint();
-    create_role(&endpoint);
     rs.sql("postgres", "CREATE DATABASE dst2");
     rs.sql(
         "dst2",
         "GRANT SELECT ON pg_catalog.svv_table_info TO dst_user; \
          GRANT TEMPORARY ON DATABASE dst2 TO dst_user; GRANT CREATE ON DATABASE dst2 TO dst_user;",
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let aws = rt.block_on(TestAws::new(&endpoint));
-    rt.block_on(other_team_notification(&aws));
+    let (rt, aws) = aws_world(&endpoint);
     let tables = ["customers", "orders", "regions", "empty_one"];
     let dir = Dir::new();
     let v2 = rs.workspace_with(&dir, "dst_user", "", "");

@@ -49,19 +49,8 @@ pub(crate) fn short_error<E: ProvideErrorMetadata + std::error::Error>(e: &E) ->
     match (e.code(), e.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_string(),
-        _ => {
-            // No service answered: the error and its sources, each once.
-            let mut parts = vec![e.to_string()];
-            let mut next = e.source();
-            while let Some(x) = next {
-                let t = x.to_string();
-                if !parts.iter().any(|p| p.contains(&t)) {
-                    parts.push(t);
-                }
-                next = x.source();
-            }
-            parts.join(": ")
-        }
+        // No service answered: the error and its sources.
+        _ => mirage_core::display::error_chain(e),
     }
 }
 
@@ -422,19 +411,27 @@ async fn read_notifications(aws: &Aws, bucket: &str) -> Result<Notifications> {
     }
 }
 
-/// A queue's ARN.
-async fn queue_arn(aws: &Aws, url: &str) -> Result<String> {
+/// One attribute of a queue.
+async fn queue_attribute(
+    aws: &Aws,
+    url: &str,
+    name: aws_sdk_sqs::types::QueueAttributeName,
+) -> Result<Option<String>> {
     let a = aws
         .sqs
         .get_queue_attributes()
         .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .attribute_names(name.clone())
         .send()
         .await
         .map_err(aws_err(format!("reading the attributes of {url}")))?;
-    a.attributes()
-        .and_then(|m| m.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .cloned()
+    Ok(a.attributes().and_then(|m| m.get(&name)).cloned())
+}
+
+/// A queue's ARN.
+async fn queue_arn(aws: &Aws, url: &str) -> Result<String> {
+    queue_attribute(aws, url, aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .await?
         .ok_or_else(|| ConnectorError::Invalid(format!("{url} has no ARN")))
 }
 
@@ -881,15 +878,11 @@ async fn wait_until_quiet(aws: &Aws, url: &str, bound: Duration) {
     let deadline = Instant::now() + bound;
     let (mut said, mut quiet) = (false, 0);
     while quiet < 4 && Instant::now() < deadline {
-        let in_flight = aws
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(InFlight)
-            .send()
+        let in_flight = queue_attribute(aws, url, InFlight)
             .await
             .ok()
-            .and_then(|a| a.attributes()?.get(&InFlight)?.parse::<u64>().ok())
+            .flatten()
+            .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0);
         if in_flight == 0 {
             quiet += 1;
@@ -1468,21 +1461,16 @@ pub async fn sweep(config: &StagingConfig, staging: &Staging) -> Result<Vec<Stri
     }
     // Invocations a dead job's mapping started may still be writing into its folder.
     for (url, _) in &dead_queues {
-        let visibility = aws
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
-            .send()
-            .await
-            .ok()
-            .and_then(|a| {
-                a.attributes()?
-                    .get(&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(900);
+        let visibility = queue_attribute(
+            &aws,
+            url,
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(900);
         wait_until_quiet(&aws, url, Duration::from_secs(visibility + 5)).await;
     }
     for (url, name) in dead_queues {
