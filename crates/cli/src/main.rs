@@ -235,15 +235,29 @@ fn refuse(color: bool, mode: Mode, message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Cancel the job on Ctrl-C. From here on SIGINT no longer ends the process: the job stops at
+/// Cancel the job on Ctrl-C or SIGTERM. From here on SIGINT and SIGTERM no longer end the process: the job stops at
 /// its next safe point and writes its report.
 fn cancel_on_ctrl_c() -> Cancel {
     let cancel = Cancel::new();
     let trigger = cancel.clone();
+    // SIGTERM (timeout, docker stop, Kubernetes, CI cancelling a job) stops the job the same
+    // way: its report is written and everything it made outside the destination is removed.
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            trigger.trigger();
+        match term {
+            Ok(mut term) => {
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => if r.is_err() { return },
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    return;
+                }
+            }
         }
+        trigger.trigger();
     });
     cancel
 }

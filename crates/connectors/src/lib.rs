@@ -87,7 +87,63 @@ pub enum ConnectorError {
     /// The parts stream was aborted by the caller (e.g. a generator failed); nothing was loaded.
     #[error("load aborted; the table was left as it was")]
     Aborted,
+    /// Another job holds the destination; nothing was written.
+    #[error(
+        "the destination {destination} is in use by {holder}; nothing was written: wait for \
+         that job to end (a job whose process died frees it)"
+    )]
+    InUse {
+        /// How the destination is named.
+        destination: String,
+        /// The job that holds it: id, host, process, start time.
+        holder: String,
+    },
 }
+
+/// Who runs a job, as a destination lock records it (and a second job's refusal names it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JobTag {
+    /// The job id.
+    pub job: String,
+    /// The machine's host name.
+    pub host: String,
+    /// The worker's process id.
+    pub pid: u32,
+    /// When the job started (RFC 3339, UTC).
+    pub started: String,
+}
+
+impl JobTag {
+    /// This process's tag for job `job`.
+    pub fn new(job: &str) -> JobTag {
+        JobTag {
+            job: job.to_string(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "unknown host".into()),
+            pid: std::process::id(),
+            started: humantime_now(),
+        }
+    }
+}
+
+impl std::fmt::Display for JobTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "job {} (host {}, process {}, started {})",
+            self.job, self.host, self.pid, self.started
+        )
+    }
+}
+
+/// Now as `YYYY-MM-DDTHH:MM:SSZ`.
+fn humantime_now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// What holds a destination for a job until dropped (or until the process ends).
+pub type DestinationLock = Box<dyn std::any::Any + Send + Sync>;
 
 impl ConnectorError {
     /// An I/O error with what was being done.
@@ -310,6 +366,13 @@ pub trait Destination: Send + Sync + 'static {
     /// (staging files).
     fn end_job(&self) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
+    }
+
+    /// Take the destination for job `tag` before anything is written: a second job on it stops
+    /// with [`ConnectorError::InUse`] naming the holder. Held until the returned value is
+    /// dropped; a job whose process dies frees it.
+    fn lock(&self, _tag: &JobTag) -> impl Future<Output = Result<DestinationLock>> + Send {
+        async { Ok(Box::new(()) as DestinationLock) }
     }
 }
 

@@ -8,8 +8,8 @@
 
 use crate::check::{CheckContext, Checks, SourceFacts};
 use crate::{
-    ConnectorError, Destination, Extract, Format, LoadStats, PartStream, Result, SchemaOptions,
-    Source,
+    ConnectorError, Destination, DestinationLock, Extract, Format, JobTag, LoadStats, PartStream,
+    Result, SchemaOptions, Source,
 };
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -268,6 +268,8 @@ pub trait AnyDestination: Send + Sync {
     ) -> BoxFuture<'a, Option<Vec<String>>>;
     /// See [`Destination::end_job`].
     fn end_job(&self) -> BoxFuture<'_, Result<()>>;
+    /// See [`Destination::lock`].
+    fn lock<'a>(&'a self, tag: &'a JobTag) -> BoxFuture<'a, Result<DestinationLock>>;
 }
 
 fn mismatch() -> ConnectorError {
@@ -391,6 +393,9 @@ impl<D: Destination> AnyDestination for D {
     }
     fn end_job(&self) -> BoxFuture<'_, Result<()>> {
         Destination::end_job(self).boxed()
+    }
+    fn lock<'a>(&'a self, tag: &'a JobTag) -> BoxFuture<'a, Result<DestinationLock>> {
+        Destination::lock(self, tag).boxed()
     }
 }
 

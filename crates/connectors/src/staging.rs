@@ -170,6 +170,17 @@ fn mirage_alive(pid: u32) -> bool {
             .unwrap_or(false)
 }
 
+/// Whether a name is a job id: `YYYYMMDD-HHMMSS-xxxx`.
+pub fn is_job_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 20
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'-'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'-'
+        && b[16..].iter().all(u8::is_ascii_hexdigit)
+}
+
 /// What a job's lease says of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
@@ -434,11 +445,12 @@ impl Staging {
             .common_prefixes
             .iter()
             .map(|p| p.filename().unwrap_or_default().to_string())
-            .filter(|id| !id.is_empty() && !id.starts_with('_'))
+            .filter(|id| is_job_id(id))
             .collect())
     }
 
-    /// The ids of dead jobs that left a folder under the prefix (`_…` folders are not jobs').
+    /// The ids of dead jobs that left a folder under the prefix (only folders named like job
+    /// ids are jobs'; anything else under the prefix is never touched).
     pub async fn dead_jobs(&self) -> Result<Vec<String>> {
         let mut dead = Vec::new();
         for id in self.job_folders().await? {

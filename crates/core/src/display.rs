@@ -51,6 +51,21 @@ pub fn printable_lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(s.split('\n').map(printable).collect::<Vec<_>>().join("\n"))
 }
 
+/// An error and its sources in one line, each text once: `dispatch failure: io error: tcp
+/// connect error: Connection refused`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(x) = next {
+        let t = x.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        next = x.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,19 +84,4 @@ mod tests {
         assert_eq!(printable_lines("a\n\x1bb\n"), "a\n\\u{1b}b\n");
         assert!(matches!(printable_lines("a\nb"), Cow::Borrowed(_)));
     }
-}
-
-/// An error and its sources in one line, each text once: `dispatch failure: io error: tcp
-/// connect error: Connection refused`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut next = e.source();
-    while let Some(x) = next {
-        let t = x.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        next = x.source();
-    }
-    parts.join(": ")
 }

@@ -45,6 +45,9 @@ pub enum RunError {
     /// Interrupted before anything was written.
     #[error("interrupted before anything was written")]
     Interrupted,
+    /// Another job holds the destination; nothing was written.
+    #[error("{0}")]
+    InUse(String),
     /// The job ran and did not complete; the report says which tables did.
     #[error("{}", .0.failure_summary())]
     Incomplete(Box<JobReport>),
@@ -69,6 +72,7 @@ impl From<ConnectorError> for RunError {
         match e {
             ConnectorError::Workspace(w) => RunError::Workspace(vec![w]),
             ConnectorError::Preflight(f) => RunError::Preflight(f),
+            e @ ConnectorError::InUse { .. } => RunError::InUse(e.to_string()),
             other => RunError::Connector(other),
         }
     }
@@ -79,7 +83,10 @@ impl RunError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            RunError::Workspace(_) | RunError::KindMismatch(..) | RunError::SameDatabase(_)
+            RunError::Workspace(_)
+                | RunError::KindMismatch(..)
+                | RunError::SameDatabase(_)
+                | RunError::InUse(_)
         )
     }
 }
@@ -321,12 +328,18 @@ pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunErro
     require(&checks)?;
     let job_id = new_job_id();
     let (source, dest) = connector.open_job(ws, &job_id).await?;
-    let result = execute(ws, opts, connector, facts, &*source, &*dest, job_id).await;
+    // Taken once the checks have passed, held until the job's leftovers are gone.
+    let mut lock = None;
+    let result = execute(
+        ws, opts, connector, facts, &*source, &*dest, job_id, &mut lock,
+    )
+    .await;
     if let Err(e) = dest.end_job().await {
         emit(Event::Warning {
             message: format!("could not remove the job's staging files: {e}"),
         });
     }
+    drop(lock);
     result
 }
 
@@ -343,6 +356,7 @@ struct JobCtx<'a> {
     byte_lengths: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     ws: &Workspace,
     opts: &RunOptions,
@@ -351,6 +365,7 @@ async fn execute(
     source: &dyn AnySource,
     dest: &dyn AnyDestination,
     job_id: String,
+    lock: &mut Option<mirage_connectors::DestinationLock>,
 ) -> Result<JobReport, RunError> {
     let emit = &opts.events;
     let cancel = &opts.cancel;
@@ -381,6 +396,8 @@ async fn execute(
     if sid == did {
         return Err(RunError::SameDatabase(dest.describe()));
     }
+    // One job at a time per destination: a second one stops here, before writing.
+    *lock = Some(dest.lock(&mirage_connectors::JobTag::new(&job_id)).await?);
     if cancel.is_triggered() {
         return Err(RunError::Interrupted);
     }

@@ -153,21 +153,7 @@ impl PgCluster {
         let mut last = None;
         for _ in 0..5 {
             cluster.port = free_port()?;
-            let opts = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=200",
-                cluster.port,
-                cluster.dir.path().display()
-            );
-            let out = cluster
-                .command("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .args(["-w", "-t", "60", "-o", &opts, "-l"])
-                .arg(cluster.dir.path().join("server.log"))
-                .arg("start")
-                .output();
-            match check("pg_ctl start", out) {
+            match cluster.pg_ctl_start() {
                 Ok(_) => return Ok(cluster),
                 Err(e) => last = Some(e),
             }
@@ -178,6 +164,39 @@ impl PgCluster {
             "{}\nserver log:\n{log}",
             last.map(|e| e.0).unwrap_or_default()
         )))
+    }
+
+    /// `pg_ctl start` on the cluster's port. The server's defaults make commits asynchronous
+    /// (`synchronous_commit=off`): only a client that asks for durable commits gets them.
+    fn pg_ctl_start(&self) -> Result<Output> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-w", "-t", "60", "-o", &opts, "-l"])
+            .arg(self.dir.path().join("server.log"))
+            .arg("start")
+            .output();
+        check("pg_ctl start", out)
+    }
+
+    /// Crash the server (`pg_ctl stop -m immediate`: no checkpoint, as a power cut is to the
+    /// server) and start it again on the same port; what was durably committed is there.
+    pub fn crash_and_restart(&self) -> Result<()> {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-w", "-m", "immediate", "stop"])
+            .output();
+        check("pg_ctl stop -m immediate", out)?;
+        self.pg_ctl_start().map(|_| ())
     }
 
     fn data_dir(&self) -> PathBuf {

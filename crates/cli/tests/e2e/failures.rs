@@ -155,6 +155,13 @@ fn unreachable_source_and_same_database_are_refused() {
 
 #[test]
 fn interrupting_a_run_leaves_each_table_loaded_or_empty() {
+    // Ctrl-C, and SIGTERM (timeout, docker stop, CI) the same way.
+    for signal in ["-INT", "-TERM"] {
+        interrupt_with(signal);
+    }
+}
+
+fn interrupt_with(signal: &str) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let pg = cluster();
@@ -169,6 +176,9 @@ fn interrupting_a_run_leaves_each_table_loaded_or_empty() {
     let tables = "[tables.\"public.big\".columns]\nname = { generator = \"full_name\" }\n";
     let dir = Dir::new();
     let ws = dir.write("workspace.toml", &workspace(&pg, tables));
+    // What a killed run left: its schema dump folder (its process is gone).
+    let stale = std::env::temp_dir().join("mirage-schema-4194999-stale");
+    std::fs::create_dir_all(&stale).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
         .args(["run", "-w", ws.to_str().unwrap(), "--no-progress"])
         .env("MIRAGE_SEED", "s")
@@ -191,18 +201,33 @@ fn interrupting_a_run_leaves_each_table_loaded_or_empty() {
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let child_id = child.id();
     let out = child.wait_with_output().unwrap();
     let all = format!(
         "{seen}{}\n{}",
         rest.join("\n"),
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_eq!(out.status.code(), Some(130), "{all}");
+    assert_eq!(out.status.code(), Some(130), "{signal}: {all}");
+    assert!(
+        !stale.exists(),
+        "a dead process's schema dump folder is removed"
+    );
+    let own = format!("mirage-schema-{}-", child_id);
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&own))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{signal}: the run's dump folder is removed: {left:?}"
+    );
     assert!(all.contains("canceled"), "{all}");
     let big = pg.psql("dst", "SELECT count(*) FROM big").unwrap();
     assert!(
@@ -211,4 +236,155 @@ fn interrupting_a_run_leaves_each_table_loaded_or_empty() {
     );
     let small = pg.psql("dst", "SELECT count(*) FROM small").unwrap();
     assert!(small == "0" || small == "10", "small: {small}");
+}
+
+/// A table reported loaded survives a crash of the destination server right after the report
+/// (its commit was durable), even on a server whose default is asynchronous commit.
+#[test]
+fn a_table_reported_loaded_survives_a_destination_crash() {
+    use mirage_testkit::PgCluster;
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let src = cluster();
+    let dst = PgCluster::start().expect("destination cluster");
+    dst.create_database("dst").expect("dst");
+    let mut sql = String::new();
+    for t in 1..=4 {
+        sql += &format!(
+            "CREATE TABLE t{t} (id integer PRIMARY KEY, name text);
+             INSERT INTO t{t} SELECT i, 'name ' || i FROM generate_series(1, 60000) i;"
+        );
+    }
+    src.psql("src", &sql).unwrap();
+    let dir = Dir::new();
+    let ws = dir.write(
+        "workspace.toml",
+        &format!(
+            "[source]\nurl = \"{}\"\n\n[destination]\nurl = \"{}\"\n\n[run]\nparallelism = 1\n\n\
+             [tables.\"public.t1\".columns]\nname = {{ generator = \"full_name\" }}\n",
+            src.url("src"),
+            dst.url("dst")
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["run", "-w", ws.to_str().unwrap(), "--no-progress"])
+        .env("MIRAGE_SEED", "crash-seed")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut loaded = None;
+    let mut seen = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if let Some(t) = line
+            .strip_prefix("public.")
+            .and_then(|l| l.split_once(" loaded: 60000 rows"))
+        {
+            loaded = Some(t.0.to_string());
+            break;
+        }
+    }
+    let table = loaded.unwrap_or_else(|| panic!("no table reported loaded:\n{seen}"));
+    dst.crash_and_restart().expect("crash and restart");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        dst.psql("dst", &format!("SELECT count(*) FROM public.{table}"))
+            .unwrap(),
+        "60000",
+        "{table} was reported loaded before the crash:\n{seen}"
+    );
+}
+
+/// Start `mirage run` on `ws` and return once a table has started loading.
+fn running(ws: &std::path::Path) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["run", "-w", ws.to_str().unwrap(), "--no-progress"])
+        .env("MIRAGE_SEED", "first")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("started") {
+            break;
+        }
+    }
+    // Keep reading (and dropping) its output so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+/// Two runs at once on one destination: the second stops before writing (exit 2) and names the
+/// job holding it; the first completes untouched; a killed holder frees the destination. For a
+/// PostgreSQL destination (advisory lock) and a files destination (lock file), where a killed
+/// job's partial files are removed by the next run.
+#[test]
+fn a_second_run_on_a_destination_in_use_stops_before_writing() {
+    let pg = cluster();
+    pg.psql(
+        "src",
+        "CREATE TABLE big (id integer PRIMARY KEY, name text, note text);
+         INSERT INTO big SELECT i, 'name ' || i, repeat('x', 60) FROM generate_series(1, 400000) i;",
+    )
+    .unwrap();
+    let tables = "[tables.\"public.big\".columns]\nname = { generator = \"full_name\" }\n";
+    let dir = Dir::new();
+    let ws = dir.write("workspace.toml", &workspace(&pg, tables));
+    crate::util::dataset(dir.path(), "fsrc", "big", "name", 1_500_000);
+    let files_ws = dir.write(
+        "files.toml",
+        &format!(
+            "[source]\nurl = \"files:./fsrc\"\n\n[destination]\nurl = \"files:./out\"\n\n{tables}"
+        ),
+    );
+    for (what, ws) in [("PostgreSQL", &ws), ("files", &files_ws)] {
+        let mut first = running(ws);
+        let second = mirage(&["run", "-w", ws.to_str().unwrap()], "second");
+        assert_eq!(second.code, 2, "{what}: {}", second.all());
+        assert!(
+            second.all().contains("is in use by") && second.all().contains("mirage 20")
+                || second.all().contains("is in use by job 20"),
+            "{what}: the holder is named: {}",
+            second.all()
+        );
+        assert!(
+            second.all().contains("nothing was written"),
+            "{what}: {}",
+            second.all()
+        );
+        let status = first.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{what}: the first run completes");
+        // A holder killed with -9 frees the destination; its partial files go.
+        let first = running(ws);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Command::new("kill")
+            .args(["-9", &first.id().to_string()])
+            .status()
+            .unwrap();
+        let mut first = first;
+        let _ = first.wait();
+        let again = mirage(&["run", "-w", ws.to_str().unwrap()], "second");
+        assert_eq!(again.code, 0, "{what}: after kill -9: {}", again.all());
+    }
+    assert_eq!(
+        pg.psql("dst", "SELECT count(*) FROM big").unwrap(),
+        "400000"
+    );
+    let left: Vec<String> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial") || n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "partial files left: {left:?}");
 }

@@ -702,6 +702,42 @@ fn two_lambda_jobs_at_once_survive_a_concurrent_notification_writer() {
         "second job's rows"
     );
     assert_torn_down(&rs, &rt, &aws, "after two jobs at once");
+    // A bucket without notifications (as moto answers a new one), and a folder under the
+    // prefix that is not a job's: `mirage clean` reads the one and leaves the other alone.
+    rt.block_on(async {
+        aws.s3
+            .put_bucket_notification_configuration()
+            .bucket("mirage-staging")
+            .notification_configuration(
+                aws_sdk_s3::types::NotificationConfiguration::builder().build(),
+            )
+            .send()
+            .await
+            .expect("no notifications");
+        aws.s3
+            .put_object()
+            .bucket("mirage-staging")
+            .key("jobs/archive/keep.csv")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"keep me"))
+            .send()
+            .await
+            .expect("put");
+    });
+    let clean: Run = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["clean", "-w", &first.display().to_string()])
+        .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MIRAGE_DEAD_AFTER", "0")
+        .output()
+        .expect("mirage clean")
+        .into();
+    assert_eq!(clean.code, 0, "{}", clean.all());
+    assert!(clean.stdout.contains("nothing to clean"), "{}", clean.all());
+    assert!(
+        rs.listing().contains("jobs/archive/keep.csv"),
+        "{}",
+        rs.listing()
+    );
 }
 
 /// An AWS request as IAM sees it: who (access key), the action, the S3 object it touches.

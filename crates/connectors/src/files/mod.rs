@@ -6,8 +6,8 @@
 use crate::check::{CheckContext, Checks, SourceFacts};
 use crate::registry::{AnySource, Connector, Ends, Role, boxed_source, ends};
 use crate::{
-    Aborted, ConnectorError, Destination, Extract, Format, LoadStats, PartStream, Result,
-    SchemaOptions, Source,
+    Aborted, ConnectorError, Destination, DestinationLock, Extract, Format, JobTag, LoadStats,
+    PartStream, Result, SchemaOptions, Source,
 };
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -736,6 +736,78 @@ impl Destination for FilesDestination {
 
     async fn finish_schema(&self, _: &(), _: &SchemaFile, _: &SchemaOptions) -> Result<()> {
         Ok(())
+    }
+
+    /// `.mirage.lock` in the folder, locked (`flock`) for as long as the job runs and holding
+    /// the job's tag for a second job's message. The system frees it when the process ends,
+    /// however it ends; the partial files a killed job left are removed once it is held.
+    async fn lock(&self, tag: &JobTag) -> Result<DestinationLock> {
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| self.io("creating the destination folder", e))?;
+        let path = self.dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| self.io("opening the lock file", e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<JobTag>(&t).ok())
+                    .map_or_else(|| "another mirage job".to_string(), |t| t.to_string());
+                return Err(ConnectorError::InUse {
+                    destination: self.describe(),
+                    holder: mirage_core::display::printable(&holder).into_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(self.io("locking the destination folder", e));
+            }
+        }
+        let text = serde_json::to_string(tag).unwrap_or_default();
+        file.set_len(0)
+            .and_then(|()| std::io::Write::write_all(&mut &file, text.as_bytes()))
+            .map_err(|e| self.io("writing the lock file", e))?;
+        remove_partials(&self.dir);
+        Ok(Box::new(FolderLock {
+            _file: file,
+            dir: self.dir.clone(),
+        }))
+    }
+}
+
+/// A held files destination. Dropped at the job's end, whatever the outcome: the files it was
+/// writing when it was stopped (`.…csv.partial`, `.schema.json.tmp`) go, then the lock.
+struct FolderLock {
+    _file: std::fs::File,
+    dir: PathBuf,
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        remove_partials(&self.dir);
+    }
+}
+
+/// The lock file of a files destination.
+const LOCK_FILE: &str = ".mirage.lock";
+
+/// Remove the files a job writes before renaming them into place (only while holding the
+/// folder's lock: another job's would be in use).
+fn remove_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && (name.ends_with(".csv.partial") || name == ".schema.json.tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

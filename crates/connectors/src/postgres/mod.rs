@@ -12,8 +12,8 @@ pub(crate) use schema::client_tools_check;
 use crate::check::{CheckContext, Checks, Dialect, SourceFacts};
 use crate::registry::{AnySource, Connector, Ends, Role, boxed_source, ends};
 use crate::{
-    Aborted, ConnectorError, Destination, Extract, Format, LoadStats, PartStream, Result,
-    SchemaOptions, Source, redact,
+    Aborted, ConnectorError, Destination, DestinationLock, Extract, Format, JobTag, LoadStats,
+    PartStream, Result, SchemaOptions, Source, redact,
 };
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -117,6 +117,10 @@ impl Connector for PostgresConnector {
     }
 }
 
+/// The advisory lock a job holds on its destination database: ("mi", "rage").
+const LOCK_KEY_1: i32 = 0x6d69;
+const LOCK_KEY_2: i32 = 0x7261_6765;
+
 /// A PostgreSQL server and database, with credentials.
 #[derive(Clone)]
 pub struct PgEndpoint {
@@ -146,6 +150,15 @@ impl PgEndpoint {
                 "{role}.url is not a PostgreSQL URL ({e}); write postgres://user@host:5432/database"
             ))
         })?;
+        // A password in the URL would sit in the workspace file and on pg_dump's command line
+        // (readable by every user of the machine in /proc/<pid>/cmdline).
+        if config.get_password().is_some() {
+            return Err(ConnectorError::Invalid(format!(
+                "{role}.url holds a password: remove it from the URL (user@host, no :password) and \
+                 export {}=… instead (or set {role}.password_env to the variable that holds it)",
+                conn.password_env
+            )));
+        }
         let password = conn.password();
         if let Some(p) = &password {
             config.password(p);
@@ -523,6 +536,55 @@ impl Destination for PgDestination {
         schema.create(&self.endpoint, options).await
     }
 
+    /// A session advisory lock of the database, held by a connection of its own named after
+    /// the job (`application_name`), so a second job can say who holds it. The server frees it
+    /// when that connection ends, a killed worker's included.
+    async fn lock(&self, tag: &JobTag) -> Result<DestinationLock> {
+        let client = self.endpoint.connect().await?;
+        let what = "locking the destination for the job";
+        let mut name = format!("mirage {}@{}:{}", tag.job, tag.host, tag.pid);
+        while name.len() > 63 {
+            name.pop();
+        }
+        client
+            .execute("SELECT set_config('application_name', $1, false)", &[&name])
+            .await
+            .map_err(db_error(what))?;
+        let got: bool = client
+            .query_one(
+                &format!("SELECT pg_try_advisory_lock({LOCK_KEY_1}, {LOCK_KEY_2})"),
+                &[],
+            )
+            .await
+            .map_err(db_error(what))?
+            .get(0);
+        if got {
+            return Ok(Box::new(client));
+        }
+        let holder = client
+            .query_opt(
+                &format!(
+                    "SELECT coalesce(nullif(a.application_name, ''), 'a session') || \
+                     ' (server process ' || l.pid || coalesce(', since ' || \
+                     date_trunc('second', a.backend_start)::text, '') || ')' \
+                     FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {LOCK_KEY_1} \
+                     AND l.objid = {LOCK_KEY_2} AND l.objsubid = 2 \
+                     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
+                &[],
+            )
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.get::<_, Option<String>>(0))
+            .unwrap_or_else(|| "another mirage job".into());
+        Err(ConnectorError::InUse {
+            destination: self.describe(),
+            holder: mirage_core::display::printable(&holder).into_owned(),
+        })
+    }
+
     async fn load(
         &self,
         _: &(),
@@ -532,8 +594,10 @@ impl Destination for PgDestination {
     ) -> Result<LoadStats> {
         let what = format!("loading {}", table.name);
         let client = self.endpoint.connect().await?;
+        // The commit waits until the server has flushed it (synchronous_commit on, whatever
+        // the server's default): a table reported loaded survives a crash of the destination.
         client
-            .batch_execute("SET synchronous_commit = off; BEGIN")
+            .batch_execute("SET synchronous_commit = on; BEGIN")
             .await
             .map_err(db_error(&what))?;
         let sql = format!(

@@ -189,8 +189,12 @@ impl PgSchema {
                 sequences,
             });
         }
+        remove_stale_dump_folders();
+        // Readable by this user only (the dump holds the source's schema); named after the
+        // process, so a later run removes what a killed one left.
         let dir = tempfile::Builder::new()
-            .prefix("mirage-schema-")
+            .prefix(&format!("mirage-schema-{}-", std::process::id()))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .map_err(|e| ConnectorError::io("creating a folder for the schema dump", e))?;
         let archive = dir.path().join("schema.dump");
@@ -524,5 +528,29 @@ mod tests {
         assert!(!is_public_schema_entry(
             "215; 1259 16386 TABLE public users app"
         ));
+    }
+}
+
+/// Remove the schema dump folders of mirage processes that are gone (killed before they could).
+fn remove_stale_dump_folders() {
+    // Without /proc, whether a process runs is unknown: leave everything.
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("mirage-schema-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }

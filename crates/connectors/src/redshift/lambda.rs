@@ -398,10 +398,12 @@ async fn read_notifications(aws: &Aws, bucket: &str) -> Result<Notifications> {
             lambdas: c.lambda_function_configurations().to_vec(),
             event_bridge: c.event_bridge_configuration().cloned(),
         }),
+        // moto answers a bucket without notifications with an element the SDK cannot parse;
+        // the whole error chain quotes it.
         Err(e)
-            if short_error(&e)
+            if aws_sdk_s3::error::DisplayErrorContext(&e)
                 .to_string()
-                .contains("<GetBucketNotificationResponse") =>
+                .contains("GetBucketNotificationResponse") =>
         {
             Ok(Notifications::default())
         }
@@ -1359,16 +1361,7 @@ fn step<T>(
     }
 }
 
-/// Whether a name is a job id: `YYYYMMDD-HHMMSS-xxxx`.
-pub fn is_job_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 20
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'-'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'-'
-        && b[16..].iter().all(u8::is_ascii_hexdigit)
-}
+pub use crate::staging::is_job_id;
 
 /// Remove the AWS resources of dead jobs (killed before their teardown): their queues, the
 /// mappings from them and their bucket notification entries. Live jobs' are never touched: a
