@@ -479,6 +479,13 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
         .prefix
         .or_else(|| staging.map(|s| s.resource_prefix.clone()))
         .unwrap_or_else(|| "mirage-".into());
+    if resource_prefix.is_empty() {
+        return Err(
+            "the resource prefix is empty: the policies would grant every queue, function and \
+             repository of the account; give --prefix (e.g. mirage-)"
+                .into(),
+        );
+    }
     let mut buckets = flags.buckets;
     if buckets.is_empty()
         && let Some(s) = staging
@@ -501,8 +508,18 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
     let queue_key = flags
         .kms_key
         .or_else(|| std::env::var(mirage_core::lambda::KMS_MASTER_KEY).ok())
-        .filter(|k| !k.is_empty())
-        .map(|k| kms_arn(&k, &region, &account));
+        .filter(|k| !k.is_empty());
+    if queue_key
+        .as_deref()
+        .is_some_and(|k| k.ends_with("alias/aws/sqs"))
+    {
+        return Err(
+            "the queue key alias/aws/sqs is AWS-managed: S3 cannot use it to send encrypted \
+             events; create a customer managed key and give its id, ARN or alias"
+                .into(),
+        );
+    }
+    let queue_key = queue_key.map(|k| kms_arn(&k, &region, &account));
     let staging_key = staging
         .and_then(|s| s.kms_key_id.clone())
         .filter(|k| !k.is_empty())

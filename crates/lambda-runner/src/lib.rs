@@ -196,11 +196,18 @@ async fn function(aws: &Aws, name: &str, notes: &Notes) -> Option<Function> {
         .await
     {
         Ok(c) => c,
-        Err(e) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
             notes.warn(format!(
-                "function {name}: {} (waiting: a `mirage run` with process = \"lambda\" creates it)",
-                short(&e)
+                "function {name} does not exist yet (waiting: a `mirage run` with process = \
+                 \"lambda\" creates it)"
             ));
+            return None;
+        }
+        Err(e) => {
+            notes.warn(format!("cannot read function {name}: {}", short(&e)));
             return None;
         }
     };

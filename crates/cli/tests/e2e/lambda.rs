@@ -644,47 +644,57 @@ fn two_lambda_jobs_at_once_survive_a_concurrent_notification_writer() {
     // The second job reconfigures the shared function: each job's queue is mapped to a
     // version of its own, so neither changes the memory of the other's invocations.
     let (a, b) = (spawn(&first, "1024"), spawn(&second, "2048"));
-    // Once both jobs have their queues, replace the notifications a few times.
-    let memories = rt.block_on(async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while aws.queues("mirage-2").await.len() < 4 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut memories = std::collections::BTreeSet::new();
-        for _ in 0..4 {
-            other_team_notification(&aws).await;
-            for m in aws
-                .lambda
-                .list_event_source_mappings()
-                .send()
-                .await
-                .map(|m| m.event_source_mappings().to_vec())
-                .unwrap_or_default()
-            {
-                let c = aws
-                    .lambda
-                    .get_function_configuration()
-                    .function_name(m.function_arn().unwrap_or_default())
-                    .send()
-                    .await;
-                if let Ok(c) = c {
-                    memories.insert((c.version().unwrap_or_default().to_string(), c.memory_size()));
-                }
+    // Once both jobs have their queues, replace the notifications every few hundred
+    // milliseconds until both jobs end: most S3 events of their files are lost.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clobber = {
+        let stop = stop.clone();
+        let endpoint = endpoint.clone();
+        rt.spawn(async move {
+            let aws = TestAws::new(&endpoint).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while aws.queues("mirage-2").await.len() < 4 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(2500)).await;
-        }
-        memories
-    });
+            let mut memories = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                other_team_notification(&aws).await;
+                for m in aws
+                    .lambda
+                    .list_event_source_mappings()
+                    .send()
+                    .await
+                    .map(|m| m.event_source_mappings().to_vec())
+                    .unwrap_or_default()
+                {
+                    let c = aws
+                        .lambda
+                        .get_function_configuration()
+                        .function_name(m.function_arn().unwrap_or_default())
+                        .send()
+                        .await;
+                    if let Ok(c) = c {
+                        memories
+                            .insert((c.version().unwrap_or_default().to_string(), c.memory_size()));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            memories
+        })
+    };
+    let (a, b): (Run, Run) = (
+        a.wait_with_output().expect("first").into(),
+        b.wait_with_output().expect("second").into(),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let memories = rt.block_on(clobber).expect("clobber task");
     let sizes: std::collections::BTreeSet<Option<i32>> = memories.iter().map(|m| m.1).collect();
     assert!(
         sizes.contains(&Some(1024))
             && sizes.contains(&Some(2048))
             && memories.iter().all(|(v, _)| v != "$LATEST"),
         "each job's queue is mapped to a published version with its own memory: {memories:?}"
-    );
-    let (a, b): (Run, Run) = (
-        a.wait_with_output().expect("first").into(),
-        b.wait_with_output().expect("second").into(),
     );
     rt.block_on(runner.stop());
     assert_eq!(a.code, 0, "first job: {}", a.all());
@@ -738,6 +748,45 @@ fn two_lambda_jobs_at_once_survive_a_concurrent_notification_writer() {
         "{}",
         rs.listing()
     );
+
+    // No runner: the job says what consumes its queue; SIGTERM then tears everything down.
+    rt.block_on(other_team_notification(&aws));
+    rt.block_on(async {
+        aws.s3
+            .delete_object()
+            .bucket("mirage-staging")
+            .key("jobs/archive/keep.csv")
+            .send()
+            .await
+            .expect("delete");
+    });
+    let mut child = command(&first, "same-seed", &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mirage");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen += &line;
+        seen.push('\n');
+        if line.contains("no invocation takes them") {
+            break;
+        }
+    }
+    assert!(
+        seen.contains("mirage-lambda-runner --function mirage-worker-0-1-0"),
+        "{seen}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{seen}{}", rest.join("\n"));
+    assert_torn_down(&rs, &rt, &aws, "after SIGTERM");
 }
 
 /// An AWS request as IAM sees it: who (access key), the action, the S3 object it touches.

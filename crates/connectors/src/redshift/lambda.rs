@@ -455,6 +455,8 @@ pub struct LambdaJob {
     restored: std::sync::atomic::AtomicU64,
     /// When the entry was last looked at (one look at a time for all tables).
     last_look: tokio::sync::Mutex<Instant>,
+    /// Whether the job said that nothing consumes its queue.
+    said_idle: std::sync::atomic::AtomicBool,
     mapping: Mutex<Option<String>>,
     /// Input keys whose message reached the dead-letter queue.
     dead: Mutex<HashSet<String>>,
@@ -488,6 +490,7 @@ impl LambdaJob {
             entry: Mutex::new(None),
             restored: std::sync::atomic::AtomicU64::new(0),
             last_look: tokio::sync::Mutex::new(Instant::now()),
+            said_idle: std::sync::atomic::AtomicBool::new(false),
             mapping: Mutex::new(None),
             dead: Mutex::new(HashSet::new()),
             started: std::time::SystemTime::now(),
@@ -661,6 +664,55 @@ impl LambdaJob {
         }
         *last = Instant::now();
         Ok(())
+    }
+
+    /// Say once when the queue holds messages that nothing takes: no runner started for
+    /// `lambda_runner = "local"`, or a mapping that is not enabled.
+    async fn say_if_idle(&self) {
+        use aws_sdk_sqs::types::QueueAttributeName as Q;
+        use std::sync::atomic::Ordering;
+        if self.said_idle.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some((url, _)) = self.queue.lock().ok().and_then(|q| q.clone()) else {
+            return;
+        };
+        let count = |name| async {
+            queue_attribute(&self.aws, &url, name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let (waiting, taken) = (
+            count(Q::ApproximateNumberOfMessages).await,
+            count(Q::ApproximateNumberOfMessagesNotVisible).await,
+        );
+        if waiting > 0 && taken == 0 {
+            self.said_idle.store(true, Ordering::Relaxed);
+            let how = match self.config.lambda_runner {
+                LambdaRunner::Local => format!(
+                    "lambda_runner = \"local\": start the local runner, e.g. \
+                     `mirage-lambda-runner --function {} --binary target/release/mirage-lambda{}`",
+                    self.function,
+                    self.config
+                        .endpoint
+                        .as_deref()
+                        .map(|e| format!(" --endpoint {e}"))
+                        .unwrap_or_default()
+                ),
+                LambdaRunner::Aws => format!(
+                    "check that the event source mapping of function {} is enabled and that \
+                     its role may read the queue",
+                    self.function
+                ),
+            };
+            tracing::warn!(
+                "{waiting} file(s) wait in queue {} and no invocation takes them; {how}",
+                url.rsplit('/').next().unwrap_or(&url)
+            );
+        }
     }
 
     /// How many times the notification entry was put back so far.
@@ -1062,6 +1114,9 @@ impl RedshiftDestination {
                 last_progress = Instant::now();
             }
             job.poll_dead_letters().await?;
+            if last_progress.elapsed() > Duration::from_secs(20) {
+                job.say_if_idle().await;
+            }
             let dead: Vec<String> = job
                 .dead
                 .lock()
@@ -1300,13 +1355,22 @@ async fn role_check(aws: &Aws, settings: &LambdaSettings, out: &mut crate::check
                   (lambda-trust-policy.json, lambda-role-policy.json), or set TONIC_LAMBDA_ROLE \
                   to an existing role";
     match aws.iam.get_role().role_name(name).send().await {
+        Ok(r) if r.role().map(|r| r.arn()) != Some(role.as_str()) => out.fail(
+            A,
+            format!("role {role} (TONIC_LAMBDA_ROLE) exists"),
+            Some(format!(
+                "the account's role of that name is {}",
+                r.role().map(|r| r.arn()).unwrap_or("?")
+            )),
+            create,
+        ),
         Ok(r) => {
             let trust = r
                 .role()
                 .and_then(|r| r.assume_role_policy_document())
                 .map(decode_key)
                 .unwrap_or_default();
-            if trust.contains("lambda.amazonaws.com") {
+            if lambda_may_assume(&trust) {
                 out.pass(
                     A,
                     format!("role {role} exists and the Lambda service may assume it"),
@@ -1315,7 +1379,11 @@ async fn role_check(aws: &Aws, settings: &LambdaSettings, out: &mut crate::check
                 out.fail(
                     A,
                     format!("the Lambda service may assume role {role}"),
-                    Some("its trust policy does not name lambda.amazonaws.com".into()),
+                    Some(
+                        "its trust policy has no statement allowing lambda.amazonaws.com \
+                         sts:AssumeRole (or one denies it)"
+                            .into(),
+                    ),
                     "replace the role's trust policy with lambda-trust-policy.json of `mirage policy`",
                 );
             }
@@ -1341,6 +1409,46 @@ async fn role_check(aws: &Aws, settings: &LambdaSettings, out: &mut crate::check
             ),
         ),
     }
+}
+
+/// Whether a trust policy lets the Lambda service assume the role: a statement allows
+/// `sts:AssumeRole` to `lambda.amazonaws.com` and none denies it.
+fn lambda_may_assume(trust: &str) -> bool {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(trust) else {
+        return false;
+    };
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    let matches = |s: &serde_json::Value| {
+        let service = list(&s["Principal"]["Service"])
+            .iter()
+            .any(|p| p == "lambda.amazonaws.com")
+            || s["Principal"] == "*";
+        let action = list(&s["Action"])
+            .iter()
+            .any(|a| a == "sts:AssumeRole" || a == "sts:*" || a == "*");
+        service && action
+    };
+    let allowed = statements
+        .iter()
+        .any(|s| s["Effect"] == "Allow" && matches(s));
+    let denied = statements
+        .iter()
+        .any(|s| s["Effect"] == "Deny" && matches(s));
+    allowed && !denied
 }
 
 fn step<T>(
@@ -1489,6 +1597,19 @@ pub(super) async fn write_job_files(staging: &Staging, key: &ConsistencyKey) -> 
 
 #[cfg(test)]
 mod tests {
+    use super::lambda_may_assume;
+
+    #[test]
+    fn trust_policies() {
+        let allow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(lambda_may_assume(allow));
+        assert!(!lambda_may_assume(&allow.replace("Allow", "Deny")));
+        assert!(!lambda_may_assume(&allow.replace("lambda.", "ec2.")));
+        let both = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":["ec2.amazonaws.com","lambda.amazonaws.com"]},"Action":["sts:AssumeRole"]},{"Effect":"Deny","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(!lambda_may_assume(both), "a Deny wins");
+        assert!(!lambda_may_assume("not json"));
+    }
+
     #[test]
     fn job_ids() {
         assert!(super::is_job_id("20261130-121943-def3"));
