@@ -513,24 +513,6 @@ pub(crate) async fn restore_sql(client: &Client, table: &Table) -> Result<String
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_public_schema_entry() {
-        assert!(is_public_schema_entry(
-            "6; 2615 2200 SCHEMA - public pg_database_owner"
-        ));
-        assert!(!is_public_schema_entry(
-            "7; 2615 16385 SCHEMA - sales postgres"
-        ));
-        assert!(!is_public_schema_entry(
-            "215; 1259 16386 TABLE public users app"
-        ));
-    }
-}
-
 /// Remove the schema dump folders of mirage processes that are gone (killed before they could).
 fn remove_stale_dump_folders() {
     // Without /proc, whether a process runs is unknown: leave everything.
@@ -552,5 +534,23 @@ fn remove_stale_dump_folders() {
         if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_dir_all(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_public_schema_entry() {
+        assert!(is_public_schema_entry(
+            "6; 2615 2200 SCHEMA - public pg_database_owner"
+        ));
+        assert!(!is_public_schema_entry(
+            "7; 2615 16385 SCHEMA - sales postgres"
+        ));
+        assert!(!is_public_schema_entry(
+            "215; 1259 16386 TABLE public users app"
+        ));
     }
 }
