@@ -1071,10 +1071,48 @@ fn split_foreign_keys(ddl: &str) -> (String, Vec<String>) {
 
 /// `CREATE TABLE x.y (` → `CREATE TABLE <name> (`.
 fn rename_ddl(ddl: &str, name: &QualifiedName) -> Result<String> {
-    let open = ddl
-        .find('(')
+    let open = column_list_start(ddl)
         .ok_or_else(|| ConnectorError::Invalid("SHOW TABLE returned no column list".into()))?;
     Ok(format!("CREATE TABLE {} {}", name.quoted(), &ddl[open..]))
+}
+
+/// Where the column list of `CREATE TABLE <name> (…` starts: after the table's name, whose
+/// quoted parts may hold `(`, `.` or `"` (`sales."paren(1)"`).
+fn column_list_start(ddl: &str) -> Option<usize> {
+    let b = ddl.as_bytes();
+    let upper = ddl.to_ascii_uppercase();
+    let mut i = upper.find("TABLE")? + "TABLE".len();
+    loop {
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        if b.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match b.get(i)? {
+                    b'"' if b.get(i + 1) == Some(&b'"') => i += 2,
+                    b'"' => {
+                        i += 1;
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+        } else {
+            while b
+                .get(i)
+                .is_some_and(|c| !c.is_ascii_whitespace() && *c != b'.' && *c != b'(')
+            {
+                i += 1;
+            }
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    ddl[i..].find('(').map(|p| p + i)
 }
 
 impl Destination for RedshiftDestination {
@@ -1347,6 +1385,18 @@ impl Destination for RedshiftDestination {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn column_list_after_quoted_names() {
+        use super::column_list_start;
+        let ddl = "CREATE TABLE sales.\"paren(1)\" (\n    id integer\n)";
+        assert_eq!(&ddl[column_list_start(ddl).unwrap()..][..6], "(\n    ");
+        let ddl = "CREATE TABLE \"a.\"\"b(\".\"c (d\" (x int)";
+        assert_eq!(&ddl[column_list_start(ddl).unwrap()..], "(x int)");
+        let ddl = "CREATE TABLE s.t(x int)";
+        assert_eq!(&ddl[column_list_start(ddl).unwrap()..], "(x int)");
+        assert_eq!(column_list_start("CREATE TABLE \"open"), None);
+    }
+
     use super::*;
 
     #[test]
