@@ -107,6 +107,11 @@ pub const DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// [`DEAD_AFTER`], or `$MIRAGE_DEAD_AFTER` seconds (tests, and operators who know a job is
 /// gone).
+/// After how long a `mirage check` probe (object, queue) is left over from a killed check.
+pub fn probe_bound() -> std::time::Duration {
+    dead_after().min(std::time::Duration::from_secs(120))
+}
+
 /// After how many seconds without a renewal a job is dead.
 pub fn dead_after_secs() -> u64 {
     dead_after().as_secs()
@@ -1067,6 +1072,32 @@ impl Staging {
             .try_for_each(|_| futures_util::future::ready(Ok(())))
             .await
             .map_err(s3_error(what))
+    }
+
+    /// Remove what `mirage check` runs killed before their cleanup left under
+    /// `<prefix>/_mirage_check/` (a check takes seconds: objects older than two minutes, or
+    /// than `MIRAGE_DEAD_AFTER` when shorter). Returns how many objects went.
+    pub async fn remove_stale_probes(&self) -> Result<usize> {
+        let prefix = format!("{}/_mirage_check", self.jobs_prefix());
+        let bound = probe_bound().as_secs() as i64;
+        let stale: Vec<Path> = self
+            .store
+            .list(Some(&Path::from(prefix.as_str())))
+            .try_filter(|m| {
+                futures_util::future::ready(chrono_age(m.last_modified.timestamp()) > bound)
+            })
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(s3_error(format!("listing {}", self.url(&prefix))))?;
+        let n = stale.len();
+        for key in stale {
+            self.store
+                .delete(&key)
+                .await
+                .map_err(s3_error(format!("deleting {}", self.url(key.as_ref()))))?;
+        }
+        Ok(n)
     }
 
     /// Record a statement that writes into the job's folder, so the end of the job stops it

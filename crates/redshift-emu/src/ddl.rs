@@ -190,11 +190,7 @@ fn shown(name: &str) -> String {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
-    if plain {
-        name.to_string()
-    } else {
-        quote(name)
-    }
+    if plain { name.to_string() } else { quote(name) }
 }
 
 /// Split `s` where `is_sep` holds outside quotes and parentheses; separators are dropped and so
@@ -651,7 +647,10 @@ mod tests {
         ddl.name = "s.paren(1)".into();
         ddl.primary_key = vec!["Odd (1)".into()];
         let shown = show_table(&ddl);
-        assert!(shown.starts_with("CREATE TABLE s.\"paren(1)\" ("), "{shown}");
+        assert!(
+            shown.starts_with("CREATE TABLE s.\"paren(1)\" ("),
+            "{shown}"
+        );
         assert!(shown.contains("    \"odd (1)\" integer"), "{shown}");
         assert!(shown.contains("PRIMARY KEY (\"Odd (1)\")"), "{shown}");
         assert!(shown.contains("    id integer"), "{shown}");

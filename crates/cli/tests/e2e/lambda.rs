@@ -749,6 +749,41 @@ fn two_lambda_jobs_at_once_survive_a_concurrent_notification_writer() {
         rs.listing()
     );
 
+    // What a `mirage check` killed mid-way leaves: its probe object and probe queue.
+    rt.block_on(async {
+        aws.s3
+            .put_object()
+            .bucket("mirage-staging")
+            .key("jobs/_mirage_check/99999/probe.txt")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"probe"))
+            .send()
+            .await
+            .expect("put");
+        aws.sqs
+            .create_queue()
+            .queue_name("mirage-check-99999")
+            .send()
+            .await
+            .expect("queue");
+    });
+    std::thread::sleep(Duration::from_millis(2100));
+    let clean: Run = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["clean", "-w", &first.display().to_string()])
+        .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MIRAGE_DEAD_AFTER", "1")
+        .output()
+        .expect("mirage clean")
+        .into();
+    assert!(
+        clean.stdout.contains("probe queue mirage-check-99999")
+            && clean.stdout.contains("probe object(s)"),
+        "{}",
+        clean.all()
+    );
+    assert!(rt.block_on(aws.queues("mirage-check")).is_empty());
+    assert!(!rs.listing().contains("_mirage_check"), "{}", rs.listing());
+
     // No runner: the job says what consumes its queue; SIGTERM then tears everything down.
     rt.block_on(other_team_notification(&aws));
     rt.block_on(async {

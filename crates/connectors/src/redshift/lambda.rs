@@ -1510,6 +1510,38 @@ pub async fn sweep(config: &StagingConfig, staging: &Staging) -> Result<Vec<Stri
         }
     }
     let mut removed = Vec::new();
+    // Probe queues of `mirage check` runs killed before they deleted them.
+    let probes = aws
+        .sqs
+        .list_queues()
+        .queue_name_prefix(format!("{prefix}check-"))
+        .send()
+        .await
+        .map_err(aws_err("listing queues"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for url in probes.queue_urls() {
+        let created = queue_attribute(
+            &aws,
+            url,
+            aws_sdk_sqs::types::QueueAttributeName::CreatedTimestamp,
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|t| t.parse::<f64>().ok())
+        .map_or(now, |t| t as u64);
+        if now.saturating_sub(created) > crate::staging::probe_bound().as_secs()
+            && aws.sqs.delete_queue().queue_url(url).send().await.is_ok()
+        {
+            removed.push(format!(
+                "probe queue {} of a killed `mirage check`",
+                url.rsplit('/').next().unwrap_or(url)
+            ));
+        }
+    }
     if dead.is_empty() {
         return Ok(removed);
     }

@@ -83,13 +83,22 @@ async fn sweep_dead_jobs(
     }
     if config.process == Process::Lambda {
         match lambda::sweep(config, staging).await {
-            Ok(removed) => lines.extend(
-                removed
-                    .into_iter()
-                    .map(|r| format!("removed {r} of a dead job")),
-            ),
+            Ok(removed) => lines.extend(removed.into_iter().map(|r| {
+                if r.starts_with("probe") {
+                    format!("removed {r}")
+                } else {
+                    format!("removed {r} of a dead job")
+                }
+            })),
             Err(e) => lines.push(format!("could not remove dead jobs' AWS resources: {e}")),
         }
+    }
+    match staging.remove_stale_probes().await {
+        Ok(0) => {}
+        Ok(n) => lines.push(format!(
+            "removed {n} probe object(s) of killed `mirage check` runs"
+        )),
+        Err(e) => lines.push(format!("could not remove old check probes: {e}")),
     }
     if let Ok(stopped) = staging.stopped_jobs().await {
         for (id, pid, age) in stopped {
