@@ -104,7 +104,8 @@ impl PolicyInputs {
                 "Sid": "StagingBuckets",
                 "Effect": "Allow",
                 "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation",
-                           "s3:GetBucketNotification", "s3:PutBucketNotification"],
+                           "s3:GetBucketNotification", "s3:PutBucketNotification",
+                           "s3:GetLifecycleConfiguration"],
                 "Resource": self.bucket_arns(),
             }),
             json!({
@@ -280,6 +281,20 @@ impl PolicyInputs {
         policy(s)
     }
 
+    /// The staging bucket's lifecycle rule: objects under the job prefix expire after two
+    /// days (a backstop for what killed jobs leave; a job deletes its own files at its end).
+    pub fn staging_lifecycle(&self) -> Value {
+        json!({
+            "Rules": [{
+                "ID": format!("{}staging-expiry", self.resource_prefix),
+                "Filter": { "Prefix": format!("{}/", self.key_prefix) },
+                "Status": "Enabled",
+                "Expiration": { "Days": 2 },
+                "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 1 },
+            }],
+        })
+    }
+
     /// Who may assume the Lambda role.
     pub fn lambda_trust(&self) -> Value {
         policy(vec![json!({
@@ -426,6 +441,11 @@ impl PolicyInputs {
                 self.lambda_trust(),
             ),
         ];
+        docs.push(doc(
+            "staging-lifecycle.json",
+            "the staging bucket's lifecycle rule (aws s3api put-bucket-lifecycle-configuration)",
+            self.staging_lifecycle(),
+        ));
         if self.queue_key.is_some() {
             docs.push(doc(
                 "kms-key-policy-statement.json",

@@ -1240,6 +1240,61 @@ pub async fn checks(config: &StagingConfig, out: &mut Checks) {
             }
         }
     }
+    lifecycle_check(config, out).await;
+}
+
+/// The backstop for files a killed job leaves (raw rows among them): a lifecycle rule of the
+/// bucket that expires objects under the job prefix.
+async fn lifecycle_check(config: &StagingConfig, out: &mut Checks) {
+    const A: &str = "staging";
+    let aws = crate::redshift::lambda::Aws::new(config).await;
+    let what = format!(
+        "a lifecycle rule of bucket {} expires s3://{}/{}/",
+        config.bucket, config.bucket, config.prefix
+    );
+    let fix = "apply staging-lifecycle.json of `mirage policy`: aws s3api \
+               put-bucket-lifecycle-configuration --bucket <bucket> --lifecycle-configuration \
+               file://staging-lifecycle.json";
+    match aws
+        .s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&config.bucket)
+        .send()
+        .await
+    {
+        Ok(c) => {
+            let covers = c.rules().iter().any(|r| {
+                let prefix = r.filter().and_then(|f| f.prefix()).unwrap_or("");
+                r.status() == &aws_sdk_s3::types::ExpirationStatus::Enabled
+                    && r.expiration().is_some_and(|e| e.days().is_some())
+                    && format!("{}/", config.prefix).starts_with(prefix)
+            });
+            if covers {
+                out.pass(A, what);
+            } else {
+                out.warn(
+                    A,
+                    what,
+                    format!("no enabled rule expires that prefix; {fix}"),
+                );
+            }
+        }
+        Err(e) => {
+            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).unwrap_or_default();
+            let why = if code == "NoSuchLifecycleConfiguration" {
+                "the bucket has no lifecycle rules: files a killed job leaves stay until the next \
+                 run or `mirage clean`"
+                    .to_string()
+            } else {
+                format!(
+                    "could not read the bucket's lifecycle ({}); give the worker \
+                     s3:GetLifecycleConfiguration",
+                    crate::redshift::lambda::short_error(&e)
+                )
+            };
+            out.warn(A, what, format!("{why}; {fix}"));
+        }
+    }
 }
 
 #[cfg(test)]

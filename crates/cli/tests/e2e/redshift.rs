@@ -604,6 +604,96 @@ fn kill_9_mid_unload_then_clean_leaves_no_raw_rows() {
     );
     let dir = Dir::new();
     let ws = rs.workspace(&dir, "dst_user", "");
+    // The backstop: check warns until the bucket has the lifecycle rule `mirage policy` prints.
+    let check = || -> Run {
+        Command::new(env!("CARGO_BIN_EXE_mirage"))
+            .args(["check", "-w", &ws.display().to_string()])
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .output()
+            .expect("mirage check")
+            .into()
+    };
+    let before = check();
+    assert!(
+        before
+            .stdout
+            .contains("a lifecycle rule of bucket mirage-staging expires")
+            && before.stdout.contains("staging-lifecycle.json"),
+        "{}",
+        before.all()
+    );
+    let policy = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args([
+            "policy",
+            "-w",
+            &ws.display().to_string(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("mirage policy");
+    let docs: serde_json::Value = serde_json::from_slice(&policy.stdout).expect("json");
+    let rule = &docs["staging-lifecycle.json"]["Rules"][0];
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(
+                &aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .region(aws_config::Region::new("us-east-1"))
+                    .endpoint_url(rs.moto.endpoint())
+                    .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                        "testing", "testing", None, None, "test",
+                    ))
+                    .load()
+                    .await,
+            )
+            .force_path_style(true)
+            .build(),
+        );
+        use aws_sdk_s3::types::{
+            BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+            LifecycleRuleFilter,
+        };
+        let r = LifecycleRule::builder()
+            .id(rule["ID"].as_str().unwrap())
+            .filter(
+                LifecycleRuleFilter::builder()
+                    .prefix(rule["Filter"]["Prefix"].as_str().unwrap())
+                    .build(),
+            )
+            .status(ExpirationStatus::Enabled)
+            .expiration(
+                LifecycleExpiration::builder()
+                    .days(rule["Expiration"]["Days"].as_i64().unwrap() as i32)
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        s3.put_bucket_lifecycle_configuration()
+            .bucket("mirage-staging")
+            .lifecycle_configuration(
+                BucketLifecycleConfiguration::builder()
+                    .rules(r)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("put lifecycle");
+    });
+    let after = check();
+    assert!(
+        after
+            .stdout
+            .lines()
+            .any(|l| l.contains("✓") && l.contains("a lifecycle rule of bucket")),
+        "{}",
+        after.all()
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
         .args(["run", "-w", &ws.display().to_string(), "--no-progress"])
         .env("MIRAGE_SEED", "kill-seed")
