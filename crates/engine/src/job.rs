@@ -48,6 +48,9 @@ pub enum RunError {
     /// Another job holds the destination; nothing was written.
     #[error("{0}")]
     InUse(String),
+    /// The report cannot be written where it was asked for; nothing was done.
+    #[error("{0}; give a path in a folder you can write to (nothing was done)")]
+    Report(String),
     /// The job ran and did not complete; the report says which tables did.
     #[error("{}", .0.failure_summary())]
     Incomplete(Box<JobReport>),
@@ -87,6 +90,7 @@ impl RunError {
                 | RunError::KindMismatch(..)
                 | RunError::SameDatabase(_)
                 | RunError::InUse(_)
+                | RunError::Report(_)
         )
     }
 }
@@ -317,6 +321,10 @@ pub fn new_job_id() -> String {
 /// Run the job the workspace describes.
 pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunError> {
     let connector = job_connector(ws)?;
+    if let Some(path) = &opts.report_path {
+        JobReport::check_writable(path)
+            .map_err(|e| RunError::Report(format!("--report {}: {e}", path.display())))?;
+    }
     let emit = &opts.events;
     emit(Event::Phase {
         phase: Phase::Planning,

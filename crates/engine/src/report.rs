@@ -199,8 +199,40 @@ impl JobReport {
         }
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| ConnectorError::Invalid(format!("serializing the report: {e}")))?;
-        std::fs::write(path, text + "\n")
-            .map_err(|e| ConnectorError::io(format!("writing {}", path.display()), e))
+        // Written beside, then renamed: a reader never sees half a report.
+        let tmp = probe_path(path);
+        std::fs::write(&tmp, text + "\n")
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                ConnectorError::io(format!("writing {}", path.display()), e)
+            })
+    }
+
+    /// Whether a report can be written at `path` (its folder created, a file written and
+    /// renamed there), checked before a job starts.
+    pub fn check_writable(path: &Path) -> Result<(), ConnectorError> {
+        if path.is_dir() {
+            return Err(ConnectorError::Invalid(format!(
+                "{} is a folder; give a file path",
+                path.display()
+            )));
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ConnectorError::io(format!("creating {}", dir.display()), e))?;
+        }
+        let tmp = probe_path(path);
+        let written = std::fs::write(&tmp, b"{}\n");
+        let _ = std::fs::remove_file(&tmp);
+        written.map_err(|e| ConnectorError::io(format!("writing beside {}", path.display()), e))?;
+        if path.exists() {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map_err(|e| ConnectorError::io(format!("replacing {}", path.display()), e))?;
+        }
+        Ok(())
     }
 
     /// The summary table printed at the end of a run (control characters of table names
@@ -303,4 +335,13 @@ impl JobReport {
         );
         s
     }
+}
+
+/// `.<name>.<pid>.tmp` beside `path`.
+fn probe_path(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }

@@ -55,9 +55,17 @@ struct Noise {
 impl Generator for Noise {
     fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
         let Some(v) = input else { return Ok(false) };
+        // Beyond the floating-point range (NUMERIC(1000) holds 1e400) noise has no meaning:
+        // refused rather than written as Infinity.
+        let beyond = GenerateError::Unparsable {
+            expected: "a number within the floating-point range (±1.8e308) that noise can shift",
+        };
         let x: f64 = v.trim().parse().map_err(|_| GenerateError::Unparsable {
             expected: "a number",
         })?;
+        if !x.is_finite() {
+            return Err(beyond);
+        }
         let mut rng = self.prf.rng("number", v.as_bytes());
         // Uniform in [-1, 1).
         let u = (rng.below(1 << 53) as f64 / (1u64 << 52) as f64) - 1.0;
@@ -66,6 +74,9 @@ impl Generator for Noise {
         } else {
             x + u * self.scale
         };
+        if !y.is_finite() {
+            return Err(beyond);
+        }
         let places = if self.integer {
             0
         } else {
@@ -494,6 +505,30 @@ mod tests {
         let mut s = String::new();
         gen_.generate(Some(v), &mut s).unwrap();
         s
+    }
+
+    #[test]
+    fn noise_refuses_numbers_beyond_floats() {
+        let ty = ValueType::Numeric {
+            precision: None,
+            scale: None,
+        };
+        let ctx = ColumnContext {
+            table: "t",
+            column: "c",
+            value_type: &ty,
+            not_null: false,
+            columns: &[],
+            stats: None,
+        };
+        let o: toml::Table = [("scale".to_string(), toml::Value::from(0.5))]
+            .into_iter()
+            .collect();
+        let gen_ = crate::build("noise", &o, &ctx, &Prf::from_seed("n")).unwrap();
+        for v in ["1e400", "-1e400", "Infinity", "NaN"] {
+            let mut out = String::new();
+            assert!(gen_.generate(Some(v), &mut out).is_err(), "{v} gave {out}");
+        }
     }
 
     #[test]

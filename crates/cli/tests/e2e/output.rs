@@ -193,3 +193,67 @@ fn the_error_prefix_is_red_only_when_colour_is_on() {
     assert!(!plain.contains('\x1b'), "NO_COLOR turns it off: {plain:?}");
     assert!(plain.contains("error:"), "{plain:?}");
 }
+
+/// A CSV without its header line: the error says which file and line and what was expected,
+/// never the row it found there (in stderr, the JSON events or the report).
+#[test]
+fn a_headerless_csv_is_refused_without_showing_its_row() {
+    let dir = Dir::new();
+    dataset(dir.path(), "src", "people", "name", 3);
+    std::fs::write(
+        dir.path().join("src/public.people.csv"),
+        "1,CANARY4711 Smith\n2,Other\n",
+    )
+    .unwrap();
+    let ws = files_workspace(
+        &dir,
+        "./src",
+        "./out",
+        "[tables.\"public.people\".columns]\nname = { generator = \"full_name\" }\n",
+    );
+    for format in ["text", "json"] {
+        let run = mirage_env(&["run", "-w", &ws, "--format", format], &[]);
+        assert_ne!(run.code, 0, "{}", run.all());
+        assert!(
+            run.all().contains("public.people.csv") && run.all().contains("line 1"),
+            "{}",
+            run.all()
+        );
+        assert!(!run.all().contains("CANARY4711"), "{}", run.all());
+    }
+    for report in std::fs::read_dir(dir.path().join(".mirage/jobs")).unwrap() {
+        let text = std::fs::read_to_string(report.unwrap().path()).unwrap();
+        assert!(!text.contains("CANARY4711"), "{text}");
+    }
+}
+
+/// A report path that cannot be written is refused before the job starts (exit 2), not after
+/// the copy.
+#[test]
+fn an_unwritable_report_path_is_refused_first() {
+    let dir = Dir::new();
+    dataset(dir.path(), "src", "people", "name", 3);
+    let ws = files_workspace(&dir, "./src", "./out", "");
+    let folder = dir.path().join("src").display().to_string();
+    for bad in ["/proc/version", "/proc/mirage/report.json", folder.as_str()] {
+        let run = mirage_env(&["run", "-w", &ws, "--report", bad], &[]);
+        assert_eq!(run.code, 2, "{bad}: {}", run.all());
+        assert!(
+            run.all().contains(&format!("--report {bad}")),
+            "{}",
+            run.all()
+        );
+        assert!(
+            !dir.path().join("out").exists(),
+            "{bad}: nothing was written"
+        );
+    }
+    let good = dir.path().join("reports/r.json").display().to_string();
+    let run = mirage_env(&["run", "-w", &ws, "--report", &good], &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        std::fs::read_to_string(&good)
+            .unwrap()
+            .contains("\"tables\"")
+    );
+}

@@ -594,10 +594,18 @@ impl Source for FilesSource {
         }
         let header_len = reader.position();
         if !names.is_empty() && names != columns {
+            // The line may be a row (a file without a header): its fields are never shown.
+            let differ: Vec<String> = (0..names.len().max(columns.len()))
+                .filter(|i| names.get(*i) != columns.get(*i))
+                .map(|i| (i + 1).to_string())
+                .collect();
             return Err(ConnectorError::Invalid(format!(
-                "{what}: the header lists columns [{}] but schema.json has [{}]; make them match",
-                names.join(", "),
-                columns.join(", ")
+                "{what}, line 1: not the header schema.json expects ({}): it has {} field(s), \
+                 field(s) {} differ (a file without a header line, or columns in another order); \
+                 its content is not shown. Make line 1 that header",
+                columns.join(","),
+                names.len(),
+                differ.join(", ")
             )));
         }
         let first = Bytes::from(pending.split_off(header_len));
