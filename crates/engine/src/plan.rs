@@ -88,6 +88,20 @@ impl Plan {
             .map(|t| t.name.to_string())
             .collect();
 
+        // A schema `include` names must exist: a typo would copy nothing of it, silently.
+        for s in &ws.schemas.include {
+            if !catalog.schemas.contains(s) {
+                errors.push(ws.error(
+                    0,
+                    "schemas.include",
+                    format!(
+                        "the source has no schema {} (or the source user cannot see it); \
+                         remove it or fix its name",
+                        mirage_core::display::printable(s)
+                    ),
+                ));
+            }
+        }
         // Check table and column names first.
         for tc in &ws.tables {
             let Some(table) = catalog

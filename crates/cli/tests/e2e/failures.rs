@@ -388,3 +388,37 @@ fn a_second_run_on_a_destination_in_use_stops_before_writing() {
         .collect();
     assert!(left.is_empty(), "partial files left: {left:?}");
 }
+
+/// `include` naming a schema the source does not have is a workspace mistake (exit 2), not a
+/// job that silently copies nothing of it.
+#[test]
+fn including_a_schema_the_source_lacks_is_refused() {
+    let pg = cluster();
+    pg.psql("src", SCHEMA).unwrap();
+    let dir = Dir::new();
+    let ws = dir.write(
+        "workspace.toml",
+        &workspace(&pg, "").replace(
+            "[run]",
+            "[schemas]\ninclude = [\"public\", \"pubic\"]\n\n[run]",
+        ),
+    );
+    for cmd in ["plan", "run"] {
+        let out = mirage(&[cmd, "-w", ws.to_str().unwrap()], "s");
+        assert_eq!(out.code, 2, "{cmd}: {}", out.all());
+        assert!(
+            out.all().contains("schemas.include") && out.all().contains("no schema pubic"),
+            "{cmd}: {}",
+            out.all()
+        );
+    }
+    assert_eq!(
+        pg.psql(
+            "dst",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
+        .unwrap(),
+        "0",
+        "nothing was written"
+    );
+}
