@@ -422,3 +422,36 @@ fn including_a_schema_the_source_lacks_is_refused() {
         "nothing was written"
     );
 }
+
+/// A check in the destination that calls user code raising with the value it got: the run
+/// fails, and no output (stderr, stdout, JSON events, report) carries the value.
+#[test]
+fn text_raised_by_user_code_never_reaches_the_output() {
+    let pg = cluster();
+    let setup = "CREATE FUNCTION chk(v text) RETURNS boolean LANGUAGE plpgsql AS $$
+         BEGIN
+             IF current_database() = 'dst' AND v LIKE 'CANARY%' THEN
+                 RAISE EXCEPTION 'code % is not allowed', v;
+             END IF;
+             RETURN true;
+         END $$;
+         CREATE DOMAIN code AS text CHECK (chk(VALUE));
+         CREATE TABLE t (id integer PRIMARY KEY, c code);
+         INSERT INTO t VALUES (1, 'CANARY9931-secret');";
+    pg.psql("src", setup).unwrap();
+    let dir = Dir::new();
+    let ws = dir.write("workspace.toml", &workspace(&pg, ""));
+    for format in ["text", "json"] {
+        let out = mirage(
+            &["run", "-w", ws.to_str().unwrap(), "--format", format],
+            "s",
+        );
+        assert_eq!(out.code, 1, "{}", out.all());
+        assert!(out.all().contains("P0001"), "{}", out.all());
+        assert!(!out.all().contains("CANARY9931"), "{}", out.all());
+    }
+    for report in std::fs::read_dir(dir.path().join(".mirage/jobs")).unwrap() {
+        let text = std::fs::read_to_string(report.unwrap().path()).unwrap();
+        assert!(!text.contains("CANARY9931"), "{text}");
+    }
+}

@@ -37,7 +37,7 @@ pub(crate) fn db_error(what: &str) -> impl FnOnce(tokio_postgres::Error) -> Conn
 /// separately ("invalid configuration" ← "password missing"): it is added.
 pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(db) => format!("{} ({})", redact(db.message()), db.code().code()),
+        Some(db) => describe_db(db),
         None => {
             let mut text = e.to_string();
             if let Some(cause) = std::error::Error::source(e).map(|c| c.to_string())
@@ -48,6 +48,54 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
             redact(&text)
         }
     }
+}
+
+/// A server error without row values. The server's own messages of the classes below are
+/// fixed templates that quote values (removed by [`redact`]) or none. Text raised by code in
+/// the database — a function, trigger or check written by users (`RAISE`, PL/Python …) — is
+/// free text that may hold any value: it is never shown; the SQLSTATE and the object names the
+/// server reports are.
+fn describe_db(db: &tokio_postgres::error::DbError) -> String {
+    const TEMPLATE_CLASSES: &[&str] = &[
+        "08", "0A", "22", "23", "25", "28", "2B", "3D", "3F", "40", "42", "53", "54", "55", "57",
+    ];
+    let code = db.code().code();
+    let in_function = db
+        .where_()
+        .is_some_and(|w| w.contains("function ") || w.contains("trigger"));
+    let raised = db.routine().is_some_and(|r| {
+        r.starts_with("exec_stmt_raise") || r.starts_with("PLy") || r.contains("plperl")
+    });
+    let templated = TEMPLATE_CLASSES.contains(&code.get(..2).unwrap_or(""));
+    if templated && !in_function && !raised {
+        return format!("{} ({code})", redact(db.message()));
+    }
+    let objects: Vec<String> = [
+        ("schema", db.schema()),
+        ("table", db.table()),
+        ("column", db.column()),
+        ("constraint", db.constraint()),
+        ("type", db.datatype()),
+    ]
+    .iter()
+    .filter_map(|(what, name)| {
+        name.map(|n| format!("{what} {}", mirage_core::display::printable(n)))
+    })
+    .collect();
+    format!(
+        "the server reported an error{} (SQLSTATE {code}{}); its message is not shown because it \
+         may hold values — look it up in the server's log if needed",
+        if in_function || raised {
+            " raised by code in the database (a function, trigger or check)"
+        } else {
+            ""
+        },
+        if objects.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", objects.join(", "))
+        }
+    )
 }
 
 /// The `postgres://` connector.
