@@ -22,6 +22,35 @@ pub fn strip_password(url: &str) -> String {
     }
 }
 
+/// The password of `url`, if it has one (`postgres://user:secret@h/db` → `secret`),
+/// percent-decoded.
+fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let userinfo = authority.rsplit_once('@')?.0;
+    let raw = userinfo.split_once(':')?.1;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            raw.get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok()),
+        ) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
 /// A TOML key, quoted when it is not a bare key.
 fn key(name: &str) -> String {
     if !name.is_empty()
@@ -46,12 +75,14 @@ pub async fn source_catalog(
             "--source: {m}"
         )))
     })?;
-    // A workspace holding just the source, so the connector opens it as a run would.
+    // A workspace holding just the source, so the connector opens it as a run would; a
+    // password in the URL given on the command line is handed over as given, not in the URL.
     let text = format!(
         "[source]\nurl = {}\npassword_env = \"MIRAGE_SOURCE_PASSWORD\"\n[destination]\nurl = \"files:./unused\"\n",
-        toml::Value::String(url.to_string())
+        toml::Value::String(strip_password(url))
     );
-    let ws = Workspace::parse(&base.join("(--source)"), &text)?;
+    let mut ws = Workspace::parse(&base.join("(--source)"), &text)?;
+    ws.source.given_password = url_password(url);
     let source = connector.open_source(&ws).await?;
     Ok(source.catalog(filter).await?)
 }

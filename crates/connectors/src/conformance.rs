@@ -129,6 +129,7 @@ impl PgFixture {
             url: self.pg.url(db),
             password_env: "MIRAGE_TEST_NO_PASSWORD".into(),
             line: 0,
+            given_password: None,
         };
         postgres::PgEndpoint::new(role, &conn).expect("endpoint")
     }

@@ -71,14 +71,19 @@ pub struct ConnectionConfig {
     pub password_env: String,
     /// 1-based line of `url` in the workspace file, for messages.
     pub line: usize,
+    /// A password given outside the workspace (`mirage init --source` with one in its URL);
+    /// never read from a workspace file.
+    pub given_password: Option<String>,
 }
 
 impl ConnectionConfig {
-    /// The password from the environment, if set.
+    /// The password given, else the one from the environment, if set.
     pub fn password(&self) -> Option<String> {
-        std::env::var(&self.password_env)
-            .ok()
-            .filter(|p| !p.is_empty())
+        self.given_password.clone().or_else(|| {
+            std::env::var(&self.password_env)
+                .ok()
+                .filter(|p| !p.is_empty())
+        })
     }
 }
 
@@ -469,6 +474,7 @@ impl Workspace {
                 .clone()
                 .unwrap_or_else(|| default_env.to_string()),
             line: line_of(text, c.get_ref().url.span().start),
+            given_password: None,
         };
         if raw.run.parallelism == 0 {
             return Err(err(

@@ -174,7 +174,17 @@ fn check_on_redshift_reports_each_missing_grant_with_a_fix_that_works() {
         .filter(|i| i["area"] == "staging")
         .map(|i| i["check"].as_str().unwrap())
         .collect();
-    assert_eq!(steps.len(), 5, "{steps:?}");
+    assert_eq!(steps.len(), 6, "{steps:?}");
+    assert!(
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["area"] == "staging"
+                && i["status"] == "warn"
+                && i["check"].as_str().unwrap().contains("lifecycle")),
+        "a bucket without a lifecycle rule is a warning"
+    );
     assert!(
         ["put", "get ", "list ", "delete "]
             .iter()
@@ -208,10 +218,17 @@ fn check_on_redshift_reports_each_missing_grant_with_a_fix_that_works() {
     let (code, report) = check(&no_image, &good_env);
     assert_eq!(code, 1, "{report:#}");
     let failed = failures(&report);
+    // Nothing to create the function from, and a role that does not exist yet.
     assert!(
-        failed.len() == 1 && failed[0]["fix"].as_str().unwrap().contains("lambda_image"),
+        failed.len() == 2
+            && failed[0]["fix"].as_str().unwrap().contains("lambda_image")
+            && failed[1]["check"]
+                .as_str()
+                .unwrap()
+                .contains("(TONIC_LAMBDA_ROLE) exists"),
         "{failed:#?}"
     );
+    crate::lambda::create_role(&rs.moto.endpoint());
     let lambda = staging(
         "mirage-staging",
         "process = \"lambda\"\nencrypt_queue = true\n\
@@ -475,10 +492,12 @@ fn policy_documents_are_valid_scoped_and_accepted_by_iam() {
         "DeleteObject",
         "GetObjectVersion",
         "DeleteObjectVersion",
+        "GetLifecycleConfiguration",
     ];
     let mut seen = 0;
     for (file, doc) in docs.as_object().unwrap() {
-        if !file.ends_with(".json") {
+        // The lifecycle rule is a bucket configuration, not a policy.
+        if !file.ends_with(".json") || doc.get("Rules").is_some() {
             continue;
         }
         let statements = doc["Statement"]
@@ -495,7 +514,7 @@ fn policy_documents_are_valid_scoped_and_accepted_by_iam() {
                 let (service, name) = a.split_once(':').unwrap();
                 let valid = match service {
                     "s3" => s3_actions.contains(&name),
-                    "iam" => name == "PassRole",
+                    "iam" => name == "PassRole" || name == "GetRole",
                     svc => known[svc]
                         .as_array()
                         .is_some_and(|ops| ops.iter().any(|o| o == name)),

@@ -99,7 +99,7 @@ impl TestAws {
 }
 
 /// moto's IAM: the Lambda role must exist for CreateFunction.
-fn create_role(endpoint: &str) {
+pub(crate) fn create_role(endpoint: &str) {
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     let out = Command::new("curl")
         .args([
