@@ -58,6 +58,8 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 fn describe_db(db: &tokio_postgres::error::DbError) -> String {
     const TEMPLATE_CLASSES: &[&str] = &[
         "08", "0A", "22", "23", "25", "28", "2B", "3D", "3F", "40", "42", "53", "54", "55", "57",
+        // Redshift reports COPY, UNLOAD and most of its own errors as XX000.
+        "XX",
     ];
     let code = db.code().code();
     let in_function = db
