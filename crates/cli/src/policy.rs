@@ -659,6 +659,7 @@ mod tests {
         other.resource_prefix = "tonic-".into();
         other.buckets = vec!["tonic-staging".into()];
         other.lambda_role = "arn:aws:iam::123456789012:role/tonic-lambda".into();
+        other.queue_key = Some("arn:aws:kms:eu-west-1:123456789012:alias/tonic-sqs".into());
         let text = serde_json::to_string(&other.worker_lambda()).unwrap();
         assert!(
             text.contains("function:tonic-*") && !text.contains("mirage-"),
