@@ -489,6 +489,17 @@ mod tests {
     use super::*;
 
     fn g(name: &str, ty: &ValueType, opts: &[(&str, toml::Value)], v: &str) -> String {
+        let mut s = String::new();
+        built(name, ty, opts).generate(Some(v), &mut s).unwrap();
+        s
+    }
+
+    /// Generator `name` for a column of type `ty` with `opts`.
+    fn built(
+        name: &str,
+        ty: &ValueType,
+        opts: &[(&str, toml::Value)],
+    ) -> std::sync::Arc<dyn Generator> {
         let ctx = ColumnContext {
             table: "t",
             column: "c",
@@ -501,10 +512,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
-        let gen_ = crate::build(name, &o, &ctx, &Prf::from_seed("n")).unwrap();
-        let mut s = String::new();
-        gen_.generate(Some(v), &mut s).unwrap();
-        s
+        crate::build(name, &o, &ctx, &Prf::from_seed("n")).unwrap()
     }
 
     #[test]
@@ -513,18 +521,7 @@ mod tests {
             precision: None,
             scale: None,
         };
-        let ctx = ColumnContext {
-            table: "t",
-            column: "c",
-            value_type: &ty,
-            not_null: false,
-            columns: &[],
-            stats: None,
-        };
-        let o: toml::Table = [("scale".to_string(), toml::Value::from(0.5))]
-            .into_iter()
-            .collect();
-        let gen_ = crate::build("noise", &o, &ctx, &Prf::from_seed("n")).unwrap();
+        let gen_ = built("noise", &ty, &[("scale", 0.5.into())]);
         for v in ["1e400", "-1e400", "Infinity", "NaN"] {
             let mut out = String::new();
             assert!(gen_.generate(Some(v), &mut out).is_err(), "{v} gave {out}");
