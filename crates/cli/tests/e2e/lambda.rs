@@ -3,7 +3,7 @@
 //! local Lambda runner serving the Runtime API to real `mirage-lambda` processes.
 
 use crate::redshift::Redshift;
-use crate::util::{Dir, Run};
+use crate::util::{Dir, Run, mirage_clean};
 use mirage_lambda_runner::{Config, Runner};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -566,16 +566,7 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
         }
     }
     std::thread::sleep(Duration::from_secs(2));
-    let clean = |dead_after: &str| -> Run {
-        Command::new(env!("CARGO_BIN_EXE_mirage"))
-            .args(["clean", "-w", &fast.display().to_string()])
-            .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("MIRAGE_DEAD_AFTER", dead_after)
-            .output()
-            .expect("mirage clean")
-            .into()
-    };
+    let clean = |dead_after: &str| mirage_clean(&fast, WORKER_KEY, dead_after);
     let live = clean("600");
     assert_eq!(live.code, 0, "{}", live.all());
     assert!(live.stdout.contains("nothing to clean"), "{}", live.all());
@@ -733,14 +724,7 @@ fn two_lambda_jobs_at_once_survive_a_concurrent_notification_writer() {
             .await
             .expect("put");
     });
-    let clean: Run = Command::new(env!("CARGO_BIN_EXE_mirage"))
-        .args(["clean", "-w", &first.display().to_string()])
-        .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("MIRAGE_DEAD_AFTER", "0")
-        .output()
-        .expect("mirage clean")
-        .into();
+    let clean = mirage_clean(&first, WORKER_KEY, "0");
     assert_eq!(clean.code, 0, "{}", clean.all());
     assert!(clean.stdout.contains("nothing to clean"), "{}", clean.all());
     assert!(
@@ -767,14 +751,7 @@ fn two_lambda_jobs_at_once_survive_a_concurrent_notification_writer() {
             .expect("queue");
     });
     std::thread::sleep(Duration::from_millis(2100));
-    let clean: Run = Command::new(env!("CARGO_BIN_EXE_mirage"))
-        .args(["clean", "-w", &first.display().to_string()])
-        .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("MIRAGE_DEAD_AFTER", "1")
-        .output()
-        .expect("mirage clean")
-        .into();
+    let clean = mirage_clean(&first, WORKER_KEY, "1");
     assert!(
         clean.stdout.contains("probe queue mirage-check-99999")
             && clean.stdout.contains("probe object(s)"),

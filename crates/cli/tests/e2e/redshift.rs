@@ -733,16 +733,7 @@ fn kill_9_mid_unload_then_clean_leaves_no_raw_rows() {
     let _ = child.wait();
     assert_eq!(unloading(), "1", "the UNLOAD outlives the killed worker");
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let clean = |dead_after: &str| -> Run {
-        Command::new(env!("CARGO_BIN_EXE_mirage"))
-            .args(["clean", "-w", &ws.display().to_string()])
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("MIRAGE_DEAD_AFTER", dead_after)
-            .output()
-            .expect("mirage clean")
-            .into()
-    };
+    let clean = |dead_after: &str| crate::util::mirage_clean(&ws, "testing", dead_after);
     // With the default bound the stopped job is named, not removed yet.
     let young = clean("600");
     assert_eq!(young.code, 0, "{}", young.all());

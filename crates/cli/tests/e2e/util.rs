@@ -166,3 +166,15 @@ pub fn mirage_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
     cmd.output().expect("run mirage").into()
 }
+
+/// `mirage clean -w <ws>` with AWS access key `key` and `MIRAGE_DEAD_AFTER=<dead_after>`.
+pub fn mirage_clean(ws: &Path, key: &str, dead_after: &str) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["clean", "-w", &ws.display().to_string()])
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("MIRAGE_DEAD_AFTER", dead_after)
+        .output()
+        .expect("mirage clean")
+        .into()
+}
