@@ -299,7 +299,7 @@ pub fn run(args: &[String]) -> Res<()> {
         }
         c.args(["run", "--no-progress", "-w"])
             .arg(ws)
-            .env("MIRAGE_SEED", "bench")
+            .env("MIRAGE_SEED", "bench-seed-2f0a6c1e9d8b7a65f4e3d2c1b0a99887")
             .env("AWS_ACCESS_KEY_ID", "bench")
             .env("AWS_SECRET_ACCESS_KEY", "bench")
             .env("AWS_REGION", "us-east-1");
@@ -526,7 +526,7 @@ pub fn run(args: &[String]) -> Res<()> {
     if hold {
         eprintln!(
             "holding: emulator at {}, moto at {}; workspaces {} and {}\n\
-             env MIRAGE_SEED=bench AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
+             env MIRAGE_SEED=bench-seed-2f0a6c1e9d8b7a65f4e3d2c1b0a99887 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 \
              mirage run --no-progress -w <workspace>\npress Enter to stop",
             emu.address(),
             moto.endpoint(),

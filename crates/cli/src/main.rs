@@ -311,10 +311,10 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 Err(code) => return Ok(code),
             };
             // The plan does not depend on the seed's value; let it run without one.
-            let seed = ws.seed().unwrap_or_else(|_| {
+            let seed = ws.seed().unwrap_or_else(|e| {
                 err(&format!(
-                    "note: {} is not set; `mirage plan` works without it, `mirage run` will need it",
-                    ws.seed_env
+                    "note: `mirage plan` works without a seed, `mirage run` will need one: {}",
+                    e.message
                 ));
                 "plan-only".into()
             });
@@ -487,10 +487,14 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
-            let seed = ws.seed().unwrap_or_else(|_| {
-                out("(MIRAGE_SEED is not set: the demo uses a fixed seed)");
-                "mirage-demo-seed".into()
-            });
+            let seed = match ws.seed() {
+                Ok(seed) => seed,
+                Err(_) if std::env::var_os(&ws.seed_env).is_none_or(|v| v.is_empty()) => {
+                    out("(MIRAGE_SEED is not set: the demo uses a fixed seed)");
+                    "mirage-demo-seed".into()
+                }
+                Err(e) => return Ok(refuse(color, Mode::Plain, &e.to_string())),
+            };
             out(&format!(
                 "Sample dataset: {} customers in {}\nWorkspace: {}\n",
                 rows,

@@ -53,6 +53,10 @@ pub struct Checks {
     /// input, whatever else failed).
     #[serde(skip)]
     pub same_as_source: bool,
+    /// A failed item is a server that could not be reached (it may be down for now): `mirage
+    /// run` does not call that bad input.
+    #[serde(skip)]
+    pub unreachable: bool,
 }
 
 impl Checks {
@@ -97,6 +101,18 @@ impl Checks {
         fix: impl Into<String>,
     ) {
         self.add(area, check.into(), Status::Fail, detail, Some(fix.into()));
+    }
+
+    /// Record a connection that failed, and whether it reached the server.
+    pub fn fail_connect(
+        &mut self,
+        area: &'static str,
+        check: impl Into<String>,
+        error: &crate::ConnectorError,
+        fix: impl Into<String>,
+    ) {
+        self.unreachable |= error.is_unreachable();
+        self.fail(area, check, Some(error.to_string()), fix);
     }
 
     /// Record a warning.
@@ -234,10 +250,10 @@ pub(crate) async fn sql_source(
     let c = match ep.connect().await {
         Ok(c) => c,
         Err(e) => {
-            out.fail(
+            out.fail_connect(
                 A,
                 format!("connect to {}", ep.display()),
-                Some(e.to_string()),
+                &e,
                 format!(
                     "check source.url, and that ${} holds the password",
                     ws.source.password_env
@@ -446,10 +462,10 @@ pub(crate) async fn sql_destination(
                     format!("CREATE DATABASE {};", quote_ident(&db)),
                 );
             } else {
-                out.fail(
+                out.fail_connect(
                     A,
                     format!("connect to {}", ep.display()),
-                    Some(text),
+                    &e,
                     format!(
                         "check destination.url, and that ${} holds the password",
                         ws.destination.password_env

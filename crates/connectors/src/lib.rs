@@ -49,6 +49,9 @@ pub enum ConnectorError {
         endpoint: String,
         /// The driver's reason, redacted.
         detail: String,
+        /// The server answered (refused the login, has no such database): a setting to fix,
+        /// not a server that is down.
+        answered: bool,
     },
     /// A statement or storage request failed.
     #[error("{what}: {detail}")]
@@ -152,6 +155,18 @@ impl ConnectorError {
             what: what.into(),
             source,
         }
+    }
+
+    /// A connection failed before any server answered (down, unreachable, timed out): perhaps
+    /// for now, unlike a refused login or a missing database.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Connect {
+                answered: false,
+                ..
+            }
+        )
     }
 }
 

@@ -597,6 +597,18 @@ impl Workspace {
     /// The consistency seed, read from the environment.
     pub fn seed(&self) -> Result<String, WorkspaceError> {
         match std::env::var(&self.seed_env) {
+            Ok(s) if seed_bits(&s) < MIN_SEED_BITS && !s.is_empty() => Err(self.error(
+                0,
+                "consistency.seed_env",
+                format!(
+                    "the consistency seed in {env} is too short to keep the fakes secret (about {bits} \
+                     bits; at least {MIN_SEED_BITS} are needed: anyone who guesses it can recompute \
+                     every fake from a known value); make one with `export {env}=$(openssl rand -hex \
+                     32)` and keep it",
+                    env = self.seed_env,
+                    bits = seed_bits(&s),
+                ),
+            )),
             Ok(s) if !s.is_empty() => Ok(s),
             _ => Err(self.error(
                 0,
@@ -617,9 +629,81 @@ impl Workspace {
     }
 }
 
+/// The fewest bits of secret a consistency seed must hold.
+pub const MIN_SEED_BITS: u32 = 128;
+
+/// About how many bits of secret a seed holds, judged by its length and the smallest usual
+/// alphabet that spells it: hex digits (4 bits a character, what `openssl rand -hex` writes),
+/// decimal digits, one case of letters with digits, both cases, printable ASCII; anything else
+/// counts 8 bits a byte. A character repeated through the whole seed counts as one.
+pub fn seed_bits(seed: &str) -> u32 {
+    let distinct: std::collections::BTreeSet<char> = seed.chars().collect();
+    if distinct.len() <= 1 {
+        return if seed.is_empty() { 0 } else { 1 };
+    }
+    let bits_per_char: f64 = if seed.chars().all(|c| c.is_ascii_digit()) {
+        10f64.log2()
+    } else if seed.chars().all(|c| c.is_ascii_hexdigit()) {
+        4.0
+    } else if seed
+        .chars()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == '-' || c == '_')
+        || seed
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || c == '-' || c == '_')
+    {
+        38f64.log2()
+    } else if seed
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/' | '='))
+    {
+        6.0
+    } else if seed.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        95f64.log2()
+    } else {
+        return (seed.len() * 8).min(u32::MAX as usize) as u32;
+    };
+    (seed.chars().count() as f64 * bits_per_char).floor() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeds_under_128_bits_are_refused() {
+        // What `openssl rand -hex 16/32` and `-base64 32` write passes; words and short hex do not.
+        assert!(seed_bits("00112233445566778899aabbccddeeff") >= MIN_SEED_BITS);
+        assert!(seed_bits(&"3f".repeat(32)) >= MIN_SEED_BITS);
+        assert!(seed_bits("q2Vb1Jx9cN7mT0pLr8sW4eYh6aZk3fGd5uIo1nQw2E=") >= MIN_SEED_BITS);
+        for weak in [
+            "s",
+            "same-seed",
+            "0011223344556677",
+            "12345678901234567890123456789012345",
+            &"a".repeat(200),
+        ] {
+            assert!(
+                seed_bits(weak) < MIN_SEED_BITS,
+                "{weak}: {}",
+                seed_bits(weak)
+            );
+        }
+        let ws = Workspace::parse(
+            Path::new("w.toml"),
+            "[source]\nurl = \"files:./a\"\n[destination]\nurl = \"files:./b\"\n\
+             [consistency]\nseed_env = \"MIRAGE_TEST_WEAK_SEED\"\n",
+        )
+        .expect("parses");
+        // SAFETY: this test alone reads or writes this variable.
+        unsafe { std::env::set_var("MIRAGE_TEST_WEAK_SEED", "hunter2-secret") };
+        let message = ws.seed().expect_err("a weak seed is refused").to_string();
+        assert!(message.contains("openssl rand -hex 32"), "{message}");
+        assert!(
+            !message.contains("hunter2"),
+            "the seed is never shown: {message}"
+        );
+    }
 
     const GOOD: &str = r#"
 [source]

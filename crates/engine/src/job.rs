@@ -30,9 +30,15 @@ pub enum RunError {
     /// A connector failed.
     #[error(transparent)]
     Connector(ConnectorError),
-    /// Checks made before anything is written failed.
-    #[error("{}", preflight_message(.0))]
-    Preflight(Vec<String>),
+    /// Checks made before anything is written failed: bad input (exit 2) unless a server could
+    /// not be reached at all (`unreachable`: it may be down for now).
+    #[error("{}", preflight_message(failures))]
+    Preflight {
+        /// Each failed item, with its fix.
+        failures: Vec<String>,
+        /// A connection failed before the server answered.
+        unreachable: bool,
+    },
     /// The destination is the source.
     #[error(
         "the destination is the same database as the source ({0}); mirage never writes to the source: \
@@ -74,7 +80,10 @@ impl From<ConnectorError> for RunError {
     fn from(e: ConnectorError) -> Self {
         match e {
             ConnectorError::Workspace(w) => RunError::Workspace(vec![w]),
-            ConnectorError::Preflight(f) => RunError::Preflight(f),
+            ConnectorError::Preflight(failures) => RunError::Preflight {
+                failures,
+                unreachable: false,
+            },
             e @ ConnectorError::InUse { .. } => RunError::InUse(e.to_string()),
             other => RunError::Connector(other),
         }
@@ -91,6 +100,10 @@ impl RunError {
                 | RunError::SameDatabase(_)
                 | RunError::InUse(_)
                 | RunError::Report(_)
+                | RunError::Preflight {
+                    unreachable: false,
+                    ..
+                }
         )
     }
 }
@@ -123,6 +136,20 @@ fn job_connector(ws: &Workspace) -> Result<&'static dyn Connector, RunError> {
 /// (staging). The plan tells which schemas and preserved tables the destination's checks concern.
 pub async fn check(ws: &Workspace) -> Checks {
     let mut out = Checks::new();
+    let seed_check = format!("the consistency seed in ${} is set and strong", ws.seed_env);
+    match ws.seed() {
+        Ok(_) => out.pass("workspace", seed_check),
+        // Not set here (a check may run where the seed is not kept): `mirage run` will ask.
+        Err(e) if std::env::var_os(&ws.seed_env).is_none_or(|v| v.is_empty()) => {
+            out.warn("workspace", seed_check, e.message)
+        }
+        Err(e) => out.fail(
+            "workspace",
+            seed_check,
+            Some(e.message),
+            format!("export {}=$(openssl rand -hex 32)", ws.seed_env),
+        ),
+    }
     let connectors = (
         connector_of(ws, Role::Source),
         connector_of(ws, Role::Destination),
@@ -285,7 +312,10 @@ fn require(checks: &Checks) -> Result<(), RunError> {
     if checks.ok {
         Ok(())
     } else {
-        Err(RunError::Preflight(checks.failures()))
+        Err(RunError::Preflight {
+            failures: checks.failures(),
+            unreachable: checks.unreachable,
+        })
     }
 }
 
@@ -335,7 +365,15 @@ pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunErro
     let facts = connector.source_checks(ws, &mut checks).await;
     require(&checks)?;
     let job_id = new_job_id();
-    let (source, dest) = connector.open_job(ws, &job_id).await?;
+    // A setting the connector cannot use (a URL without a database …) is bad input: nothing
+    // was written yet.
+    let (source, dest) = connector.open_job(ws, &job_id).await.map_err(|e| match e {
+        ConnectorError::Invalid(m) => RunError::Preflight {
+            failures: vec![m],
+            unreachable: false,
+        },
+        e => e.into(),
+    })?;
     // Taken once the checks have passed, held until the job's leftovers are gone.
     let mut lock = None;
     let result = execute(

@@ -59,7 +59,7 @@ fn demo_runs_the_whole_job_without_a_server() {
 fn mirage_env(args: &[&str], env: &[(&str, &str)]) -> crate::util::Run {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mirage"));
     cmd.args(args)
-        .env("MIRAGE_SEED", "s")
+        .env("MIRAGE_SEED", crate::util::seed("s"))
         .env_remove("NO_COLOR")
         .stdin(std::process::Stdio::null());
     for (k, v) in env {

@@ -181,7 +181,7 @@ fn interrupt_with(signal: &str) {
     std::fs::create_dir_all(&stale).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
         .args(["run", "-w", ws.to_str().unwrap(), "--no-progress"])
-        .env("MIRAGE_SEED", "s")
+        .env("MIRAGE_SEED", crate::util::seed("s"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -268,7 +268,7 @@ fn a_table_reported_loaded_survives_a_destination_crash() {
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
         .args(["run", "-w", ws.to_str().unwrap(), "--no-progress"])
-        .env("MIRAGE_SEED", "crash-seed")
+        .env("MIRAGE_SEED", crate::util::seed("crash-seed"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -307,7 +307,7 @@ fn running(ws: &std::path::Path) -> std::process::Child {
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
         .args(["run", "-w", ws.to_str().unwrap(), "--no-progress"])
-        .env("MIRAGE_SEED", "first")
+        .env("MIRAGE_SEED", crate::util::seed("first"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -412,6 +412,79 @@ fn including_a_schema_the_source_lacks_is_refused() {
             out.all()
         );
     }
+    assert_eq!(
+        pg.psql(
+            "dst",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
+        .unwrap(),
+        "0",
+        "nothing was written"
+    );
+}
+
+/// Bad input found before anything is written exits with 2 and names what to fix: a weak seed
+/// (never shown), a URL without a database, a preserved table the destination lacks.
+#[test]
+fn bad_input_exits_2_before_writing() {
+    let pg = cluster();
+    pg.psql("src", SCHEMA).unwrap();
+    let dir = Dir::new();
+    let ws = dir.write("workspace.toml", &workspace(&pg, ""));
+    let ws = ws.to_str().unwrap();
+    let weak = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["run", "-w", ws, "--no-progress"])
+        .env("MIRAGE_SEED", "tuesday-42")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&weak.stderr);
+    assert_eq!(weak.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("too short") && text.contains("openssl rand -hex 32"),
+        "{text}"
+    );
+    assert!(!text.contains("tuesday"), "the seed is never shown: {text}");
+    let check = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["check", "-w", ws])
+        .env("MIRAGE_SEED", "tuesday-42")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{text}");
+    assert!(text.contains("openssl rand -hex 32"), "{text}");
+
+    let no_db = dir.write(
+        "no-db.toml",
+        &workspace(&pg, "").replace(&pg.url("dst"), &pg.url("dst").replace("/dst", "/")),
+    );
+    let out = mirage(
+        &["run", "-w", no_db.to_str().unwrap(), "--no-progress"],
+        "s",
+    );
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("destination.url names no database"),
+        "{}",
+        out.all()
+    );
+
+    let preserved = dir.write(
+        "preserved.toml",
+        &workspace(
+            &pg,
+            "[tables.\"public.small\"]\nmode = \"preserve-destination\"\n",
+        ),
+    );
+    let out = mirage(
+        &["run", "-w", preserved.to_str().unwrap(), "--no-progress"],
+        "s",
+    );
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("preserve-destination") && out.stderr.contains("public.small"),
+        "{}",
+        out.all()
+    );
     assert_eq!(
         pg.psql(
             "dst",

@@ -138,7 +138,7 @@ fn lambda_staging(extra: &str) -> String {
 fn command(ws: &Path, seed: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirage"));
     cmd.args(["run", "-w", &ws.display().to_string(), "--no-progress"])
-        .env("MIRAGE_SEED", seed)
+        .env("MIRAGE_SEED", crate::util::seed(seed))
         .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")

@@ -59,7 +59,7 @@ fn hostile_names_are_printed_escaped() {
             &format!("{} run -w {ws} --color never", env!("CARGO_BIN_EXE_mirage")),
             "/dev/null",
         ])
-        .env("MIRAGE_SEED", "s")
+        .env("MIRAGE_SEED", crate::util::seed("s"))
         .stdin(Stdio::null())
         .output()
         .expect("script (util-linux) runs mirage on a terminal");
@@ -174,7 +174,7 @@ fn the_error_prefix_is_red_only_when_colour_is_on() {
             &format!("{} run -w {ws}", env!("CARGO_BIN_EXE_mirage")),
             "/dev/null",
         ])
-        .env("MIRAGE_SEED", "s")
+        .env("MIRAGE_SEED", crate::util::seed("s"))
         .env_remove("NO_COLOR")
         .stdin(Stdio::null());
         if no_color {

@@ -179,7 +179,7 @@ impl Redshift {
     pub fn run(&self, workspace: &std::path::Path, seed: &str, failpoint: Option<&str>) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirage"));
         cmd.args(["run", "-w", &workspace.display().to_string()])
-            .env("MIRAGE_SEED", seed)
+            .env("MIRAGE_SEED", crate::util::seed(seed))
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
@@ -696,7 +696,7 @@ fn kill_9_mid_unload_then_clean_leaves_no_raw_rows() {
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
         .args(["run", "-w", &ws.display().to_string(), "--no-progress"])
-        .env("MIRAGE_SEED", "kill-seed")
+        .env("MIRAGE_SEED", crate::util::seed("kill-seed"))
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")

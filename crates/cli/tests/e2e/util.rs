@@ -53,11 +53,17 @@ impl From<Output> for Run {
     }
 }
 
+/// A seed strong enough for `mirage run` (128 bits or more), named by `tag`: two tags give two
+/// seeds.
+pub fn seed(tag: &str) -> String {
+    format!("{tag}:9f86d081884c7d659a2feaa0c55ad015")
+}
+
 /// `mirage <args>` with a seed in the environment.
 pub fn mirage(args: &[&str], seed: &str) -> Run {
     Command::new(env!("CARGO_BIN_EXE_mirage"))
         .args(args)
-        .env("MIRAGE_SEED", seed)
+        .env("MIRAGE_SEED", crate::util::seed(seed))
         .env_remove("MIRAGE_LOG")
         .stdin(Stdio::null())
         .output()
@@ -157,7 +163,7 @@ pub fn files_workspace(dir: &Dir, source: &str, destination: &str, tables: &str)
 pub fn mirage_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirage"));
     cmd.args(args)
-        .env("MIRAGE_SEED", "s")
+        .env("MIRAGE_SEED", crate::util::seed("s"))
         .env_remove("NO_COLOR")
         .env_remove("MIRAGE_LOG")
         .stdin(Stdio::null());

@@ -285,6 +285,7 @@ impl PgEndpoint {
             role: self.role,
             endpoint: self.display(),
             detail: self.connect_failure(&e),
+            answered: e.as_db_error().is_some() || self.password_missing(&e),
         };
         let client = if self.tls {
             let (client, connection) = self.config.connect(tls()?).await.map_err(failed)?;
@@ -308,12 +309,16 @@ impl PgEndpoint {
 
     /// Why a connection failed. The driver says "password missing" when the server asks for a
     /// password and none was given: name the variable that holds it.
+    /// The server asked for a password and none is set.
+    fn password_missing(&self, e: &tokio_postgres::Error) -> bool {
+        self.config.get_password().is_none()
+            && e.as_db_error().is_none()
+            && describe(e).ends_with("password missing")
+    }
+
     fn connect_failure(&self, e: &tokio_postgres::Error) -> String {
         let detail = describe(e);
-        if self.config.get_password().is_none()
-            && e.as_db_error().is_none()
-            && detail.ends_with("password missing")
-        {
+        if self.password_missing(e) {
             return format!(
                 "the server asks for a password and ${} is not set; set it to the {} user's password",
                 self.password_env, self.role
