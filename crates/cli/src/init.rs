@@ -1,6 +1,7 @@
 //! `mirage init`: a starter workspace listing every table and column, all passthrough.
 
 use mirage_connectors::registry::connector_for;
+use mirage_core::display::printable;
 use mirage_core::schema::{Catalog, TableKind};
 use mirage_core::workspace::{SchemaFilter, Workspace};
 use mirage_engine::RunError;
@@ -60,7 +61,21 @@ fn key(name: &str) -> String {
     {
         name.to_string()
     } else {
-        toml::Value::String(name.to_string()).to_string()
+        // A basic string on one line (a key cannot be a multi-line string): quotes,
+        // backslashes and control characters escaped.
+        let mut out = String::from("\"");
+        for c in name.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
     }
 }
 
@@ -187,7 +202,7 @@ pub fn starter(
             let _ = writeln!(
                 s,
                 "# partitioned; these settings apply to its partitions: {}",
-                partitions.join(", ")
+                printable(&partitions.join(", "))
             );
         }
         let _ = writeln!(s, "[tables.{}]", key(&name));
@@ -214,11 +229,13 @@ pub fn starter(
             if c.generated {
                 notes.push("generated".into());
             }
+            // A comment ends at the line's end: control characters of the names it quotes are
+            // escaped, so no name can start a line of its own.
             let _ = writeln!(
                 s,
                 "{:<28} # {}",
                 format!("{} = {{ generator = \"passthrough\" }}", key(&c.name)),
-                notes.join(", ")
+                printable(&notes.join(", "))
             );
         }
     }
@@ -244,5 +261,10 @@ mod tests {
         assert_eq!(key("email"), "email");
         assert_eq!(key("public.users"), "\"public.users\"");
         assert_eq!(key("Mixed Case"), "\"Mixed Case\"");
+        for odd in ["a\nb", "q\"uote", "back\\slash", "bell\u{7}", "'\"\"'"] {
+            let text = format!("[t]\n{} = 1\n", key(odd));
+            let parsed: toml::Table = toml::from_str(&text).expect("parses");
+            assert!(parsed["t"].get(odd).is_some(), "{odd:?}: {text}");
+        }
     }
 }

@@ -21,8 +21,29 @@ impl QualifiedName {
         }
     }
 
-    /// Parse `schema.table`; a bare `table` means `public.table`.
+    /// Parse `schema.table`; a bare `table` means `public.table`. Either part may be written in
+    /// double quotes, with `""` for a quote, to hold dots: `"a.b".c` is table `c` of schema
+    /// `a.b`, `a."b.c"` table `b.c` of schema `a` (how [`fmt::Display`] writes such names).
+    /// Unquoted, the first dot splits.
     pub fn parse(text: &str) -> QualifiedName {
+        let (schema, rest) = match unquote_prefix(text) {
+            Some((schema, rest)) => match rest.strip_prefix('.') {
+                Some(table) => (schema, table),
+                None if rest.is_empty() => return QualifiedName::new("public", schema),
+                None => return QualifiedName::naive(text),
+            },
+            None => match text.split_once('.') {
+                Some((s, t)) => (s.to_string(), t),
+                None => return QualifiedName::new("public", text),
+            },
+        };
+        match unquote_prefix(rest) {
+            Some((table, "")) => QualifiedName::new(schema, table),
+            _ => QualifiedName::new(schema, rest),
+        }
+    }
+
+    fn naive(text: &str) -> QualifiedName {
         match text.split_once('.') {
             Some((s, t)) => QualifiedName::new(s, t),
             None => QualifiedName::new("public", text),
@@ -35,9 +56,45 @@ impl QualifiedName {
     }
 }
 
+/// `"name"…` → (name, what follows the closing quote), `""` read as one quote; None when `text`
+/// does not start with a quote or the quote is not closed.
+fn unquote_prefix(text: &str) -> Option<(String, &str)> {
+    let body = text.strip_prefix('"')?;
+    let mut name = String::new();
+    let mut chars = body.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '"' {
+            if matches!(chars.peek(), Some((_, '"'))) {
+                chars.next();
+                name.push('"');
+            } else {
+                return Some((name, &body[i + 1..]));
+            }
+        } else {
+            name.push(c);
+        }
+    }
+    None
+}
+
+/// A part of a name as [`QualifiedName`]'s display writes it: quoted when it holds a dot or a
+/// quote (or is empty), so that the text parses back to the same two parts.
+fn display_part(part: &str) -> std::borrow::Cow<'_, str> {
+    if part.is_empty() || part.contains(['.', '"']) {
+        std::borrow::Cow::Owned(quote_ident(part))
+    } else {
+        std::borrow::Cow::Borrowed(part)
+    }
+}
+
 impl fmt::Display for QualifiedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.schema, self.name)
+        write!(
+            f,
+            "{}.{}",
+            display_part(&self.schema),
+            display_part(&self.name)
+        )
     }
 }
 
@@ -370,6 +427,28 @@ mod tests {
         assert_eq!(q.schema, "sales");
         assert_eq!(q.quoted(), "\"sales\".\"order\"\"s\"");
         assert_eq!(QualifiedName::parse("users").to_string(), "public.users");
+        // Dots and quotes in names: written quoted, parsed back to the same parts.
+        let dotted_schema = QualifiedName::new("a.b", "c");
+        let dotted_table = QualifiedName::new("a", "b.c");
+        assert_eq!(dotted_schema.to_string(), "\"a.b\".c");
+        assert_eq!(dotted_table.to_string(), "a.\"b.c\"");
+        for name in [
+            dotted_schema,
+            dotted_table,
+            QualifiedName::new("we\"ird", "t\"."),
+            QualifiedName::new("s", "line\nbreak"),
+            QualifiedName::new("public", ""),
+        ] {
+            assert_eq!(QualifiedName::parse(&name.to_string()), name, "{name}");
+        }
+        assert_eq!(
+            QualifiedName::parse("\"public\".\"users\""),
+            QualifiedName::new("public", "users")
+        );
+        assert_eq!(
+            QualifiedName::parse("\"Users\""),
+            QualifiedName::new("public", "Users")
+        );
         assert_eq!(quote_literal("it's"), "'it''s'");
     }
 

@@ -623,9 +623,14 @@ impl Workspace {
         }
     }
 
-    /// The entry written for a table, by its `schema.table` name spelled exactly as in the file.
+    /// The entry written for a table, by its `schema.table` name: the file's key and `name` are
+    /// compared as names ([`crate::QualifiedName::parse`]), so `"a.b".c` and `a."b.c"` differ
+    /// and `public.users` is `"public"."users"`.
     pub fn table_config(&self, name: &str) -> Option<&TableConfig> {
-        self.tables.iter().find(|t| t.name == name)
+        let name = crate::QualifiedName::parse(name);
+        self.tables
+            .iter()
+            .find(|t| crate::QualifiedName::parse(&t.name) == name)
     }
 }
 

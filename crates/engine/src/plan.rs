@@ -4,7 +4,7 @@
 
 use mirage_connectors::SchemaOptions;
 use mirage_core::display::printable;
-use mirage_core::schema::{Catalog, Table, TableKind};
+use mirage_core::schema::{Catalog, QualifiedName, Table, TableKind};
 use mirage_core::suggest::did_you_mean;
 use mirage_core::workspace::{TableMode, Workspace, WorkspaceError, column_key, table_key};
 use mirage_generators::{ColumnContext, Generator, Prf};
@@ -103,14 +103,26 @@ impl Plan {
             }
         }
         // Check table and column names first.
-        for tc in &ws.tables {
-            let Some(table) = catalog
-                .tables
+        for (i, tc) in ws.tables.iter().enumerate() {
+            let parsed = QualifiedName::parse(&tc.name);
+            if let Some(first) = ws.tables[..i]
                 .iter()
-                .find(|t| t.name.to_string() == tc.name)
-            else {
+                .find(|o| QualifiedName::parse(&o.name) == parsed)
+            {
+                errors.push(ws.error(
+                    tc.line,
+                    table_key(&tc.name),
+                    format!(
+                        "names the same table as tables.\"{}\" (line {}); keep one entry",
+                        printable(&first.name),
+                        first.line
+                    ),
+                ));
+                continue;
+            }
+            let Some(table) = catalog.tables.iter().find(|t| t.name == parsed) else {
                 let hint = did_you_mean(&tc.name, names.iter().map(String::as_str));
-                let why = if ws.schemas.admits(tc.name.split('.').next().unwrap_or("")) {
+                let why = if ws.schemas.admits(&parsed.schema) {
                     "no such table in the source"
                 } else {
                     "its schema is not included by [schemas]"

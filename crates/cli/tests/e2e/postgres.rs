@@ -477,6 +477,82 @@ fn init_lists_every_table_and_column_and_plans_cleanly() {
     assert_eq!(run.code, 0, "{}", run.all());
 }
 
+/// Names with dots, quotes and line breaks: `init` writes keys that parse and tell `"a.b".c` from
+/// `a."b.c"`, no name can add lines to the file, and a generator given to one of the two tables
+/// masks that table only.
+#[test]
+fn init_keys_stay_unambiguous_for_hostile_names() {
+    let pg = cluster();
+    pg.psql(
+        "src",
+        r#"CREATE SCHEMA "a.b"; CREATE SCHEMA a;
+           CREATE TABLE "a.b".c (id int PRIMARY KEY, secret text);
+           CREATE TABLE a."b.c" (id int PRIMARY KEY, secret text);
+           CREATE TABLE public."x
+[source]
+url = ""files:./evil""" ("e""
+mail" text);
+           INSERT INTO "a.b".c SELECT i, 'left-' || i FROM generate_series(1, 20) i;
+           INSERT INTO a."b.c" SELECT i, 'right-' || i FROM generate_series(1, 20) i;
+           INSERT INTO public."x
+[source]
+url = ""files:./evil""" VALUES ('v');"#,
+    )
+    .expect("schema");
+    let dir = Dir::new();
+    let ws = dir.path().join("workspace.toml");
+    let out = mirage(
+        &[
+            "init",
+            "--source",
+            &pg.url("src"),
+            "--destination",
+            &pg.url("dst"),
+            "-w",
+            ws.to_str().unwrap(),
+        ],
+        "s",
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
+    let text = std::fs::read_to_string(&ws).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("[source]")).count(),
+        1,
+        "a name cannot add a line:\n{text}"
+    );
+    // Mask `"a.b".c` only, by editing its entry as a user would.
+    let key = r#"[tables."\"a.b\".c".columns]"#;
+    assert!(text.contains(key), "{text}");
+    let at = text.find(key).unwrap();
+    let line = "secret = { generator = \"passthrough\" }";
+    let edited = format!(
+        "{}{}",
+        &text[..at],
+        text[at..].replacen(line, "secret = { generator = \"email\" }", 1)
+    );
+    std::fs::write(&ws, &edited).unwrap();
+    let run = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        pg.psql(
+            "dst",
+            r#"SELECT count(*) FROM "a.b".c WHERE secret LIKE 'left-%'"#
+        )
+        .unwrap(),
+        "0",
+        "the table given the generator is masked"
+    );
+    assert_eq!(
+        pg.psql(
+            "dst",
+            r#"SELECT count(*) FROM a."b.c" WHERE secret LIKE 'right-%'"#
+        )
+        .unwrap(),
+        "20",
+        "the other table passes through"
+    );
+}
+
 #[test]
 fn preserve_ownership_copies_owners() {
     let pg = cluster();

@@ -350,9 +350,42 @@ pub fn folder_of(url: &str, base: &Path) -> Option<PathBuf> {
     Some(if p.is_absolute() { p } else { base.join(p) })
 }
 
-/// The file holding a table's rows.
+/// The file holding a table's rows: `<schema>.<table>.csv`, each name encoded by
+/// [`file_part`] so that no name leaves the folder and two tables never share a file.
 pub fn table_file(dir: &Path, table: &QualifiedName) -> PathBuf {
-    dir.join(format!("{}.{}.csv", table.schema, table.name))
+    dir.join(table_file_name(table))
+}
+
+fn table_file_name(table: &QualifiedName) -> String {
+    format!(
+        "{}.{}.csv",
+        file_part(&table.schema),
+        file_part(&table.name)
+    )
+}
+
+/// A schema or table name as part of a file name: `%`, `.`, path separators, control characters
+/// and the characters other systems refuse in file names (`:*?"<>|`) become `%XX` (their UTF-8
+/// bytes in hex); everything else stays. So `a.b`+`c` (`a%2Eb.c.csv`) and `a`+`b.c`
+/// (`a.b%2Ec.csv`) differ, `..` is `%2E%2E`, and `x/../y` cannot climb out of the folder.
+pub fn file_part(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_control()
+            || matches!(
+                c,
+                '%' | '.' | '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|'
+            )
+        {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The header line for a table's columns.
@@ -688,10 +721,9 @@ impl Destination for FilesDestination {
         mut parts: PartStream,
     ) -> Result<LoadStats> {
         let final_path = table_file(&self.dir, &table.name);
-        let tmp = self.dir.join(format!(
-            ".{}.{}.csv.partial",
-            table.name.schema, table.name.name
-        ));
+        let tmp = self
+            .dir
+            .join(format!(".{}.partial", table_file_name(&table.name)));
         let mut file = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| self.io("creating a table file", e))?;
