@@ -528,3 +528,81 @@ fn text_raised_by_user_code_never_reaches_the_output() {
         assert!(!text.contains("CANARY9931"), "{text}");
     }
 }
+
+/// A files source is checked whole: schema.json that does not parse, a table whose CSV is
+/// missing, a name that would climb out of the folder (exit 2, nothing written); a row with too
+/// many fields or an unterminated quote in a table without generators (the table fails, named
+/// with file and line, its content never shown).
+#[test]
+fn a_files_source_is_validated_for_every_table() {
+    use crate::util::{dataset, files_workspace};
+    let dir = Dir::new();
+    dataset(dir.path(), "src", "people", "name", 3);
+    let ws = files_workspace(&dir, "./src", "./dst", "");
+    let src = dir.path().join("src");
+    let run = || mirage(&["run", "-w", &ws, "--no-progress"], "s");
+
+    // A CSV missing: named, before anything is written.
+    std::fs::remove_file(src.join("public.other.csv")).unwrap();
+    let out = run();
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(
+        out.stderr.contains("public.other.csv does not exist"),
+        "{}",
+        out.all()
+    );
+    assert!(!dir.path().join("dst").exists(), "nothing was written");
+
+    // Ragged rows in `other`, which has no generator.
+    for (csv, says) in [
+        (
+            "id\n1\n2,CANARY-9f1\n",
+            "public.other.csv, line 3: 2 field(s)",
+        ),
+        (
+            "id\n1\n\"CANARY-9f1\n2\n",
+            "line 3: a quoted field is not closed",
+        ),
+    ] {
+        std::fs::write(src.join("public.other.csv"), csv).unwrap();
+        let out = run();
+        assert_eq!(out.code, 1, "{}", out.all());
+        assert!(out.all().contains(says), "{says}: {}", out.all());
+        assert!(!out.all().contains("CANARY"), "{}", out.all());
+        assert!(
+            !dir.path().join("dst/public.other.csv").exists(),
+            "the failed table is not written"
+        );
+    }
+    std::fs::write(src.join("public.other.csv"), "id\n1\n").unwrap();
+
+    // A name that climbs out of the folder is written encoded, inside it.
+    let schema = std::fs::read_to_string(src.join("schema.json")).unwrap();
+    let hostile = schema.replace("\"other\"", "\"../../escaped\"");
+    std::fs::write(src.join("schema.json"), &hostile).unwrap();
+    let out = run();
+    assert_eq!(out.code, 2, "the encoded file is missing: {}", out.all());
+    std::fs::rename(
+        src.join("public.other.csv"),
+        src.join("public.%2E%2E%2F%2E%2E%2Fescaped.csv"),
+    )
+    .unwrap();
+    let out = run();
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(
+        dir.path()
+            .join("dst/public.%2E%2E%2F%2E%2E%2Fescaped.csv")
+            .exists()
+    );
+    assert!(
+        !dir.path().join("escaped.csv").exists() && !dir.path().join("dst/escaped.csv").exists()
+    );
+
+    // schema.json that does not parse, or lists a table twice.
+    for bad in ["{\"tables\": [", &schema.replace("\"other\"", "\"people\"")] {
+        std::fs::write(src.join("schema.json"), bad).unwrap();
+        let out = run();
+        assert_eq!(out.code, 2, "{}", out.all());
+        assert!(out.stderr.contains("schema.json"), "{}", out.all());
+    }
+}

@@ -160,6 +160,93 @@ impl SchemaFile {
         }
     }
 
+    /// What makes the file unusable, each naming the table or key: empty or duplicate names,
+    /// names whose file name would be too long, keys naming columns or tables that do not exist.
+    fn problems(&self) -> Vec<String> {
+        use mirage_core::display::printable;
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, t) in self.tables.iter().enumerate() {
+            let name = QualifiedName::new(&t.schema, &t.name);
+            let shown = printable(&name.to_string()).into_owned();
+            if t.schema.is_empty() || t.name.is_empty() {
+                out.push(format!("tables[{i}] has an empty schema or name"));
+                continue;
+            }
+            if t.schema.contains('\0') || t.name.contains('\0') {
+                out.push(format!(
+                    "tables[{i}] ({shown}): a name holds a NUL character"
+                ));
+                continue;
+            }
+            if table_file_name(&name).len() > 250 {
+                out.push(format!(
+                    "tables[{i}] ({shown}): the name is too long for a file name"
+                ));
+            }
+            if !seen.insert(name.clone()) {
+                out.push(format!("tables[{i}] ({shown}) is listed twice"));
+            }
+            if t.columns.is_empty() {
+                out.push(format!("tables[{i}] ({shown}) has no columns"));
+            }
+            let mut columns = std::collections::BTreeSet::new();
+            for c in &t.columns {
+                if c.name.is_empty() {
+                    out.push(format!("table {shown}: a column has an empty name"));
+                } else if !columns.insert(c.name.as_str()) {
+                    out.push(format!(
+                        "table {shown}: column {} is listed twice",
+                        printable(&c.name)
+                    ));
+                }
+            }
+            for k in &t.primary_key {
+                if !columns.contains(k.as_str()) {
+                    out.push(format!(
+                        "table {shown}: primary_key names column {}, which it does not have",
+                        printable(k)
+                    ));
+                }
+            }
+        }
+        for (i, f) in self.foreign_keys.iter().enumerate() {
+            for (table, cols, key) in [
+                (&f.table, &f.columns, "table"),
+                (&f.references, &f.referenced_columns, "references"),
+            ] {
+                let name = QualifiedName::parse(table);
+                match self
+                    .tables
+                    .iter()
+                    .find(|t| QualifiedName::new(&t.schema, &t.name) == name)
+                {
+                    None => out.push(format!(
+                        "foreign_keys[{i}].{key}: no table {} in tables",
+                        printable(table)
+                    )),
+                    Some(t) => {
+                        for c in cols.iter() {
+                            if !t.columns.iter().any(|tc| &tc.name == c) {
+                                out.push(format!(
+                                    "foreign_keys[{i}]: table {} has no column {}",
+                                    printable(table),
+                                    printable(c)
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if f.columns.is_empty() || f.columns.len() != f.referenced_columns.len() {
+                out.push(format!(
+                    "foreign_keys[{i}]: columns and referenced_columns must list as many columns"
+                ));
+            }
+        }
+        out
+    }
+
     fn from_catalog(catalog: &Catalog) -> SchemaFile {
         SchemaFile {
             tables: catalog
@@ -234,6 +321,26 @@ impl Connector for FilesConnector {
             match source {
                 Ok(s) => {
                     out.pass("source", format!("{}/schema.json is readable", s.dir.display()));
+                    // Every table the job reads has its file (truncated and preserved ones
+                    // are not read).
+                    for t in s.schema.tables.iter().filter(|t| ws.schemas.admits(&t.schema)) {
+                        let name = QualifiedName::new(&t.schema, &t.name);
+                        let read = ws.table_config(&name.to_string()).is_none_or(|c| {
+                            c.mode == mirage_core::workspace::TableMode::DeIdentify
+                        });
+                        let path = table_file(&s.dir, &name);
+                        if read && !path.exists() {
+                            out.fail(
+                                "source",
+                                format!(
+                                    "{} exists",
+                                    mirage_core::display::printable(&path.display().to_string())
+                                ),
+                                Some(missing_file(&name, &path).to_string()),
+                                "add the file (its header line alone for a table without rows)",
+                            );
+                        }
+                    }
                     SourceFacts {
                         schemas: s
                             .schema
@@ -422,6 +529,14 @@ impl FilesSource {
         })?;
         let schema: SchemaFile = serde_json::from_str(&text)
             .map_err(|e| ConnectorError::Invalid(format!("{}: {e}", path.display())))?;
+        let problems = schema.problems();
+        if !problems.is_empty() {
+            return Err(ConnectorError::Invalid(format!(
+                "{}: {}",
+                path.display(),
+                problems.join("; ")
+            )));
+        }
         Ok(FilesSource {
             dir: dir.to_path_buf(),
             schema,
@@ -591,9 +706,8 @@ impl Source for FilesSource {
         let what = path.display().to_string();
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
-            // A table without a file has no rows.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Extract::streamed(futures_util::stream::empty().boxed()));
+                return Err(missing_file(&table.name, &path));
             }
             Err(e) => return Err(ConnectorError::io(format!("opening {what}"), e)),
         };
@@ -642,6 +756,8 @@ impl Source for FilesSource {
             )));
         }
         let first = Bytes::from(pending.split_off(header_len));
+        let header_lines = pending.iter().filter(|b| **b == b'\n').count() as u64;
+        let shape = Shape::new(what.clone(), columns.len(), header_lines + 1);
         let rest = futures_util::stream::unfold((file, what), |(mut file, what)| async move {
             let mut buf = vec![0u8; 1 << 20];
             match file.read(&mut buf).await {
@@ -656,11 +772,142 @@ impl Source for FilesSource {
                 )),
             }
         });
-        Ok(Extract::streamed(
-            futures_util::stream::once(async move { Ok(first) })
-                .chain(rest)
-                .boxed(),
-        ))
+        let chunks = futures_util::stream::once(async move { Ok(first) }).chain(rest);
+        Ok(Extract::streamed(shape.checked(chunks.boxed())))
+    }
+}
+
+/// The error for a table listed in `schema.json` whose CSV file is missing.
+fn missing_file(table: &QualifiedName, path: &Path) -> ConnectorError {
+    ConnectorError::Invalid(format!(
+        "table {} is listed in schema.json but {} does not exist; add the file (its header line \
+         alone for a table without rows) or remove the table from schema.json",
+        mirage_core::display::printable(&table.to_string()),
+        path.display()
+    ))
+}
+
+/// Checks the records of a CSV file as they stream past: each must have as many fields as the
+/// table has columns, and no quoted field may run to the end of the file. Errors name the file
+/// and line, never the content.
+struct Shape {
+    what: String,
+    columns: usize,
+    /// The line the current record started on (1-based).
+    record_line: u64,
+    line: u64,
+    /// Fields of the current record so far (the one being read included).
+    fields: usize,
+    state: CsvState,
+    /// The current record has a byte (an empty line is a record of one empty field).
+    in_record: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CsvState {
+    /// At the start of a field.
+    FieldStart,
+    /// Inside an unquoted field.
+    Unquoted,
+    /// Inside a quoted field.
+    Quoted,
+    /// A quote inside a quoted field: the field's end, or the first of `""`.
+    QuoteInQuoted,
+}
+
+impl Shape {
+    fn new(what: String, columns: usize, first_line: u64) -> Shape {
+        Shape {
+            what,
+            columns,
+            record_line: first_line,
+            line: first_line,
+            fields: 1,
+            state: CsvState::FieldStart,
+            in_record: false,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        use CsvState::*;
+        for &b in bytes {
+            self.state = match (self.state, b) {
+                (Quoted, b'"') => QuoteInQuoted,
+                (Quoted, b'\n') => {
+                    self.line += 1;
+                    Quoted
+                }
+                (Quoted, _) => Quoted,
+                (QuoteInQuoted, b'"') => Quoted,
+                (_, b'\n') => {
+                    self.end_record()?;
+                    self.line += 1;
+                    self.record_line = self.line;
+                    FieldStart
+                }
+                (_, b',') => {
+                    self.fields += 1;
+                    self.in_record = true;
+                    FieldStart
+                }
+                (FieldStart, b'"') => {
+                    self.in_record = true;
+                    Quoted
+                }
+                _ => {
+                    self.in_record = true;
+                    Unquoted
+                }
+            };
+        }
+        Ok(())
+    }
+
+    fn end_record(&mut self) -> Result<()> {
+        if self.fields != self.columns {
+            return Err(ConnectorError::Invalid(format!(
+                "{}, line {}: {} field(s) where schema.json lists {} column(s); its content is not \
+                 shown. Fix the line (a field holding a comma, quote or line break must be quoted, \
+                 its quotes doubled)",
+                self.what, self.record_line, self.fields, self.columns
+            )));
+        }
+        self.fields = 1;
+        self.in_record = false;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if matches!(self.state, CsvState::Quoted) {
+            return Err(ConnectorError::Invalid(format!(
+                "{}, line {}: a quoted field is not closed before the end of the file; its \
+                 content is not shown. Close the quote (a quote inside a field is written twice)",
+                self.what, self.record_line
+            )));
+        }
+        if self.in_record {
+            self.end_record()?;
+        }
+        Ok(())
+    }
+
+    /// `chunks`, each passed on once checked; an error ends the stream.
+    fn checked(self, chunks: crate::ChunkStream) -> crate::ChunkStream {
+        futures_util::stream::unfold((chunks, Some(self)), |(mut chunks, shape)| async move {
+            let mut shape = shape?;
+            match chunks.next().await {
+                Some(Ok(b)) => match shape.feed(&b) {
+                    Ok(()) => Some((Ok(b), (chunks, Some(shape)))),
+                    Err(e) => Some((Err(e), (chunks, None))),
+                },
+                Some(Err(e)) => Some((Err(e), (chunks, None))),
+                None => match shape.finish() {
+                    Ok(()) => None,
+                    Err(e) => Some((Err(e), (chunks, None))),
+                },
+            }
+        })
+        .boxed()
     }
 }
 
@@ -894,6 +1141,84 @@ mod tests {
             public.foreign_keys.is_empty(),
             "a key into an excluded schema is not reported"
         );
+    }
+
+    fn shape_of(text: &[u8], columns: usize, chunk: usize) -> Result<()> {
+        let mut shape = Shape::new("f.csv".into(), columns, 2);
+        for part in text.chunks(chunk.max(1)) {
+            shape.feed(part)?;
+        }
+        shape.finish()
+    }
+
+    #[test]
+    fn every_record_is_checked_against_the_columns() {
+        let good: &[u8] = b"1,\"a,b\"\n2,\"line\nbreak \"\"q\"\"\"\n3,\n4,\"\"\n5,last";
+        for chunk in [1, 2, 3, 7, 1000] {
+            shape_of(good, 2, chunk).unwrap_or_else(|e| panic!("chunk {chunk}: {e}"));
+        }
+        // One column: an empty line is a record (NULL).
+        shape_of(b"1\n\n3\n", 1, 1).unwrap();
+        let ragged = shape_of(b"1,a\n2,b,SECRET\n", 2, 4)
+            .unwrap_err()
+            .to_string();
+        assert!(ragged.contains("f.csv, line 3: 3 field(s)"), "{ragged}");
+        assert!(!ragged.contains("SECRET"), "{ragged}");
+        let short = shape_of(b"1,a\n2,\"x\ny\"\n3\n", 2, 5)
+            .unwrap_err()
+            .to_string();
+        assert!(short.contains("line 5: 1 field(s)"), "{short}");
+        let open = shape_of(b"1,a\n2,\"SECRET,\n", 2, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            open.contains("line 3") && open.contains("not closed"),
+            "{open}"
+        );
+        assert!(!open.contains("SECRET"), "{open}");
+        let last = shape_of(b"1,a\n2", 2, 100).unwrap_err().to_string();
+        assert!(last.contains("line 3: 1 field(s)"), "{last}");
+    }
+
+    #[test]
+    fn names_become_safe_distinct_file_names() {
+        let dir = Path::new("/d");
+        let a = table_file(dir, &QualifiedName::new("a.b", "c"));
+        let b = table_file(dir, &QualifiedName::new("a", "b.c"));
+        assert_ne!(a, b);
+        assert_eq!(a, Path::new("/d/a%2Eb.c.csv"));
+        let climbing = table_file(dir, &QualifiedName::new("..", "../../etc/passwd"));
+        assert_eq!(climbing.parent(), Some(dir), "{}", climbing.display());
+        assert!(
+            !climbing.to_string_lossy().contains(".."),
+            "{}",
+            climbing.display()
+        );
+        let control = table_file(dir, &QualifiedName::new("s", "new\nline\u{0}"));
+        assert_eq!(control, Path::new("/d/s.new%0Aline%00.csv"));
+        assert_eq!(file_part("Ünïcode name"), "Ünïcode name");
+    }
+
+    #[test]
+    fn schema_file_mistakes_are_named() {
+        let file: SchemaFile = serde_json::from_str(
+            r#"{"tables": [
+                {"schema": "public", "name": "t", "columns": [{"name": "id", "type": "int"}, {"name": "id", "type": "text"}], "primary_key": ["nope"]},
+                {"schema": "public", "name": "t", "columns": [{"name": "id", "type": "int"}]},
+                {"schema": "", "name": "x", "columns": []}
+            ], "foreign_keys": [{"table": "public.t", "columns": ["id"], "references": "public.gone", "referenced_columns": ["id"]}]}"#,
+        )
+        .unwrap();
+        let problems = file.problems().join("\n");
+        for expected in [
+            "column id is listed twice",
+            "primary_key names column nope",
+            "tables[1] (public.t) is listed twice",
+            "tables[2] has an empty schema or name",
+            "foreign_keys[0].references: no table public.gone",
+        ] {
+            assert!(problems.contains(expected), "{expected}: {problems}");
+        }
     }
 
     #[test]
