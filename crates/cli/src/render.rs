@@ -219,7 +219,9 @@ impl Renderer {
                         mirage_core::size::ByteSize(bytes)
                     )),
                 }
-                if let (Some(e), TableStatus::Failed) = (error, status) {
+                if let (Some(e), TableStatus::Failed | TableStatus::PostDataFailed) =
+                    (error, status)
+                {
                     drop(tables);
                     self.line(&format!(
                         "{} {}: {}",

@@ -90,6 +90,10 @@ pub enum ConnectorError {
     /// The parts stream was aborted by the caller (e.g. a generator failed); nothing was loaded.
     #[error("load aborted; the table was left as it was")]
     Aborted,
+    /// Objects of the post-data (indexes, constraints, triggers …) that did not build; every
+    /// table's rows are loaded.
+    #[error("{}", post_data_message(.0))]
+    PostData(Vec<PostDataItem>),
     /// Another job holds the destination; nothing was written.
     #[error(
         "the destination {destination} is in use by {holder}; nothing was written: wait for \
@@ -147,6 +151,46 @@ fn humantime_now() -> String {
 
 /// What holds a destination for a job until dropped (or until the process ends).
 pub type DestinationLock = Box<dyn std::any::Any + Send + Sync>;
+
+/// An object of the post-data that did not build: its kind, table and name, and the server's
+/// reason as SQLSTATE and fixed wording (never a value).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PostDataItem {
+    /// `index`, `constraint`, `trigger`, `rule`, `policy`.
+    pub kind: &'static str,
+    /// The table it belongs to, `schema.table`.
+    pub table: String,
+    /// Its name.
+    pub name: String,
+    /// Why it did not build.
+    pub reason: String,
+}
+
+impl std::fmt::Display for PostDataItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} on {} ({})",
+            self.kind,
+            mirage_core::display::printable(&self.name),
+            mirage_core::display::printable(&self.table),
+            self.reason
+        )
+    }
+}
+
+fn post_data_message(items: &[PostDataItem]) -> String {
+    format!(
+        "{} index(es), constraint(s) or trigger(s) did not build: {}; every table's rows are \
+         loaded: fix the cause and run again",
+        items.len(),
+        items
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
 
 impl ConnectorError {
     /// An I/O error with what was being done.

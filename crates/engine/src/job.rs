@@ -553,10 +553,31 @@ async fn execute(
                 tables: plan.tables.len(),
             });
             tokio::select! {
-                r = dest.finish_schema(loader, &schema, &plan.schema_options) => if let Err(e) = r {
-                    job_error = Some(format!(
-                        "creating indexes, constraints and triggers after the load: {e}"
-                    ));
+                r = dest.finish_schema(loader, &schema, &plan.schema_options) => match r {
+                    Ok(()) => {}
+                    // Each table says which of its objects did not build; the job failed.
+                    Err(ConnectorError::PostData(items)) => {
+                        for t in &mut tables {
+                            let mine: Vec<_> = items.iter().filter(|i| i.table == t.table).collect();
+                            if !mine.is_empty() {
+                                t.post_data_failed(&mine);
+                                emit(Event::TableFinished {
+                                    table: t.table.clone(),
+                                    status: t.status,
+                                    rows: t.rows,
+                                    bytes: t.bytes_read,
+                                    seconds: t.seconds,
+                                    error: t.error.clone(),
+                                });
+                            }
+                        }
+                        job_error = Some(ConnectorError::PostData(items).to_string());
+                    }
+                    Err(e) => {
+                        job_error = Some(format!(
+                            "creating indexes, constraints and triggers after the load: {e}"
+                        ));
+                    }
                 },
                 _ = cancel.triggered() => {
                     canceled = true;
@@ -768,6 +789,7 @@ async fn copy_one(
         masked_columns: tp.masked().map(|c| c.name.clone()).collect(),
         lambda: stats.remote,
         error,
+        post_data_failed: Vec::new(),
     };
     if let Ok(mut r) = ctx.reports.lock() {
         r.push(report);

@@ -59,6 +59,9 @@ pub enum TableStatus {
     Failed,
     /// Never started or stopped before commit: holds no rows from this job.
     NotLoaded,
+    /// Its rows are loaded, but some of its indexes, constraints or triggers did not build
+    /// (the report's `post_data_failed` names them).
+    PostDataFailed,
 }
 
 impl TableStatus {
@@ -70,6 +73,7 @@ impl TableStatus {
             TableStatus::Preserved => "preserved",
             TableStatus::Failed => "failed",
             TableStatus::NotLoaded => "not loaded",
+            TableStatus::PostDataFailed => "loaded, constraints failed",
         }
     }
 
@@ -112,6 +116,9 @@ pub struct TableReport {
     pub lambda: Option<mirage_connectors::RemoteStats>,
     /// Why it failed (redacted).
     pub error: Option<String>,
+    /// Its indexes, constraints, triggers … that did not build (`kind name`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_data_failed: Vec<String>,
 }
 
 impl TableReport {
@@ -130,7 +137,25 @@ impl TableReport {
             masked_columns: tp.masked().map(|c| c.name.clone()).collect(),
             lambda: None,
             error: canceled.then(|| "interrupted before it was committed".to_string()),
+            post_data_failed: Vec::new(),
         }
+    }
+
+    /// Its rows are loaded and these objects of it did not build.
+    pub fn post_data_failed(&mut self, items: &[&mirage_connectors::PostDataItem]) {
+        self.status = TableStatus::PostDataFailed;
+        self.post_data_failed = items
+            .iter()
+            .map(|i| format!("{} {}", i.kind, i.name))
+            .collect();
+        self.error = Some(format!(
+            "rows loaded; not built: {}",
+            items
+                .iter()
+                .map(|i| format!("{} {} ({})", i.kind, printable(&i.name), i.reason))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
 }
 

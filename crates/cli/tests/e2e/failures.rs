@@ -606,3 +606,95 @@ fn a_files_source_is_validated_for_every_table() {
         assert!(out.stderr.contains("schema.json"), "{}", out.all());
     }
 }
+
+/// Indexes and constraints that cannot build (a unique index over a column masked with one
+/// constant): every other object still builds, each table says what did not (names only, never
+/// a value), the report lists them, and the job fails.
+#[test]
+fn a_post_data_failure_is_named_per_table() {
+    let pg = cluster();
+    pg.psql(
+        "src",
+        "CREATE TABLE people (id int PRIMARY KEY, email text, code text CONSTRAINT people_code_key UNIQUE);
+         CREATE UNIQUE INDEX people_email_idx ON people (email);
+         CREATE TABLE notes (id int PRIMARY KEY, person int REFERENCES people (id), body text);
+         CREATE INDEX notes_body_idx ON notes (body);
+         INSERT INTO people SELECT i, 'p' || i || '@x.org', 'c' || i FROM generate_series(1, 50) i;
+         INSERT INTO notes SELECT i, i, 'b' || i FROM generate_series(1, 50) i;",
+    )
+    .unwrap();
+    let dir = Dir::new();
+    let tables = r#"
+[tables."public.people".columns]
+email = { generator = "constant", value = "CANARY-CONST@x.org" }
+code = { generator = "constant", value = "CANARY-CODE" }
+"#;
+    let ws = dir.write("workspace.toml", &workspace(&pg, tables));
+    let report = dir.path().join("report.json");
+    let out = mirage(
+        &[
+            "run",
+            "-w",
+            ws.to_str().unwrap(),
+            "--no-progress",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        "s",
+    );
+    assert_eq!(out.code, 1, "{}", out.all());
+    let all = out.all();
+    assert!(!all.contains("CANARY"), "no value in the output: {all}");
+    assert!(
+        all.contains("public.people loaded, constraints failed")
+            && all.contains("index people_email_idx")
+            && all.contains("constraint people_code_key")
+            && all.contains("23505"),
+        "{all}"
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(!text.contains("CANARY"), "no value in the report: {text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["status"], "failed");
+    let table = |name: &str| {
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(table("public.people")["status"], "post_data_failed");
+    let failed: Vec<String> = table("public.people")["post_data_failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        failed,
+        ["constraint people_code_key", "index people_email_idx"]
+    );
+    assert_eq!(table("public.notes")["status"], "loaded");
+    // Everything else was built, the rows are in.
+    assert_eq!(
+        pg.psql(
+            "dst",
+            "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c \
+             WHERE c.relkind = 'i' AND c.relnamespace = 'public'::regnamespace"
+        )
+        .unwrap(),
+        "notes_body_idx,notes_pkey,people_pkey"
+    );
+    assert_eq!(
+        pg.psql(
+            "dst",
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f'"
+        )
+        .unwrap(),
+        "1",
+        "the foreign key was built"
+    );
+    assert_eq!(pg.psql("dst", "SELECT count(*) FROM people").unwrap(), "50");
+}

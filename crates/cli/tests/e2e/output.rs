@@ -70,12 +70,19 @@ fn hostile_names_are_printed_escaped() {
         "{tty:?}"
     );
     // The rows arrived under the table's real name.
-    let dst = std::fs::read_to_string(dir.path().join(format!("dst/public.{table}.csv"))).unwrap();
+    let dst = std::fs::read_to_string(dir.path().join(format!(
+        "dst/public.{}.csv",
+        mirage_connectors::files::file_part(table)
+    )))
+    .unwrap();
     assert_eq!(dst.lines().count(), 6);
 
     // A failing table: its name and error in the failure summary, escaped too.
     std::fs::write(
-        dir.path().join(format!("src/public.{table}.csv")),
+        dir.path().join(format!(
+            "src/public.{}.csv",
+            mirage_connectors::files::file_part(table)
+        )),
         "id,wrong\n1,a\n",
     )
     .unwrap();

@@ -397,7 +397,7 @@ fn preserve_destination_keeps_rows_and_ownership_needs_a_superuser() {
     dir.write("workspace.toml", &ws);
     let before = pg.psql("dst", "SELECT count(*) FROM customers").unwrap();
     let out = run(&dir, "s");
-    assert_eq!(out.code, 1, "{}", out.all());
+    assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("superuser"), "{}", out.stderr);
     assert_eq!(
         pg.psql("dst", "SELECT count(*) FROM customers").unwrap(),

@@ -143,7 +143,14 @@ pub fn dataset(dir: &Path, name: &str, table: &str, column: &str, rows: u32) {
     for i in 1..=rows {
         csv.push_str(&format!("{i},name {i}\n"));
     }
-    std::fs::write(d.join(format!("public.{table}.csv")), csv).unwrap();
+    std::fs::write(
+        d.join(format!(
+            "public.{}.csv",
+            mirage_connectors::files::file_part(table)
+        )),
+        csv,
+    )
+    .unwrap();
     std::fs::write(d.join("public.other.csv"), "id\n1\n2\n").unwrap();
 }
 

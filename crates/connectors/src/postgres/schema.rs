@@ -16,6 +16,135 @@ pub struct PgSchema {
     toc: Vec<String>,
     schemas: Vec<(String, String)>,
     sequences: Vec<(String, i64, bool)>,
+    /// The objects the post-data creates, as the source names them, with their TOC lines.
+    post_items: Vec<PostItem>,
+}
+
+/// An object the post-data creates (index, constraint, trigger, rule, policy).
+#[derive(Debug, Clone)]
+struct PostItem {
+    kind: PostKind,
+    schema: String,
+    table: String,
+    name: String,
+    /// Its line of the archive's table of contents.
+    toc: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PostKind {
+    Constraint,
+    Index,
+    Trigger,
+    Rule,
+    Policy,
+}
+
+impl PostKind {
+    /// The kind of a TOC line's object: its catalog's OID (and the entry type, for pg_class).
+    fn of_toc(catalog: u32, entry_type: &str) -> Option<PostKind> {
+        match catalog {
+            2606 => Some(PostKind::Constraint),
+            1259 if entry_type == "INDEX" => Some(PostKind::Index),
+            2620 => Some(PostKind::Trigger),
+            2618 => Some(PostKind::Rule),
+            3256 => Some(PostKind::Policy),
+            _ => None,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            PostKind::Constraint => "constraint",
+            PostKind::Index => "index",
+            PostKind::Trigger => "trigger",
+            PostKind::Rule => "rule",
+            PostKind::Policy => "policy",
+        }
+    }
+
+    /// (schema, table, name) of this kind's objects: those with the OIDs `$1`, or when `$1` is
+    /// NULL every one in the schemas `$2`.
+    fn query(self) -> &'static str {
+        match self {
+            PostKind::Constraint => {
+                "SELECT o.oid, n.nspname::text, c.relname::text, o.conname::text FROM pg_constraint o \
+                 JOIN pg_class c ON c.oid = o.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE ($1::oid[] IS NULL OR o.oid = ANY($1)) AND n.nspname = ANY($2)"
+            }
+            PostKind::Index => {
+                "SELECT i.oid, n.nspname::text, c.relname::text, i.relname::text FROM pg_index x \
+                 JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE ($1::oid[] IS NULL OR i.oid = ANY($1)) AND n.nspname = ANY($2)"
+            }
+            PostKind::Trigger => {
+                "SELECT o.oid, n.nspname::text, c.relname::text, o.tgname::text FROM pg_trigger o \
+                 JOIN pg_class c ON c.oid = o.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE ($1::oid[] IS NULL OR o.oid = ANY($1)) AND n.nspname = ANY($2)"
+            }
+            PostKind::Rule => {
+                "SELECT o.oid, n.nspname::text, c.relname::text, o.rulename::text FROM pg_rewrite o \
+                 JOIN pg_class c ON c.oid = o.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE ($1::oid[] IS NULL OR o.oid = ANY($1)) AND n.nspname = ANY($2)"
+            }
+            PostKind::Policy => {
+                "SELECT o.oid, n.nspname::text, c.relname::text, o.polname::text FROM pg_policy o \
+                 JOIN pg_class c ON c.oid = o.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE ($1::oid[] IS NULL OR o.oid = ANY($1)) AND n.nspname = ANY($2)"
+            }
+        }
+    }
+
+    const ALL: [PostKind; 5] = [
+        PostKind::Constraint,
+        PostKind::Index,
+        PostKind::Trigger,
+        PostKind::Rule,
+        PostKind::Policy,
+    ];
+}
+
+/// The post-data objects of a table of contents, named as the source (read under the job's
+/// snapshot through `main`) names them.
+async fn post_items(main: &Client, toc: &[String], schemas: &[String]) -> Result<Vec<PostItem>> {
+    let mut wanted: Vec<(PostKind, u32, &String)> = Vec::new();
+    for line in toc {
+        let Some((_, rest)) = line.split_once(';') else {
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        if let [catalog, oid, entry_type, ..] = words[..]
+            && let (Ok(catalog), Ok(oid)) = (catalog.parse::<u32>(), oid.parse::<u32>())
+            && let Some(kind) = PostKind::of_toc(catalog, entry_type)
+        {
+            wanted.push((kind, oid, line));
+        }
+    }
+    let mut items = Vec::new();
+    for kind in PostKind::ALL {
+        let oids: Vec<u32> = wanted.iter().filter(|w| w.0 == kind).map(|w| w.1).collect();
+        if oids.is_empty() {
+            continue;
+        }
+        let rows = main
+            .query(kind.query(), &[&Some(&oids), &schemas])
+            .await
+            .map_err(db_error("listing the source's indexes and constraints"))?;
+        for r in rows {
+            let oid: u32 = r.get(0);
+            if let Some(w) = wanted.iter().find(|w| w.0 == kind && w.1 == oid) {
+                items.push(PostItem {
+                    kind,
+                    schema: r.get(1),
+                    table: r.get(2),
+                    name: r.get(3),
+                    toc: w.2.clone(),
+                });
+            }
+        }
+    }
+    Ok(items)
 }
 
 async fn run_tool(tool: &'static str, mut cmd: tokio::process::Command) -> Result<String> {
@@ -187,6 +316,7 @@ impl PgSchema {
                 toc: Vec::new(),
                 schemas,
                 sequences,
+                post_items: Vec::new(),
             });
         }
         remove_stale_dump_folders();
@@ -210,18 +340,20 @@ impl PgSchema {
         run_tool("pg_dump", cmd).await?;
         let mut list = endpoint.tool("pg_restore");
         list.arg("--list").arg(&archive);
-        let toc = run_tool("pg_restore", list)
+        let toc: Vec<String> = run_tool("pg_restore", list)
             .await?
             .lines()
             .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
             .map(str::to_string)
             .collect();
+        let post_items = post_items(main, &toc, &catalog.schemas).await?;
         Ok(PgSchema {
             _dir: Some(dir),
             archive,
             toc,
             schemas,
             sequences,
+            post_items,
         })
     }
 
@@ -249,18 +381,18 @@ impl PgSchema {
             .map_err(|e| ConnectorError::io("writing the restore list", e))?;
         let mut cmd = endpoint.tool("pg_restore");
         cmd.arg(format!("--section={section}"))
-            .arg("--exit-on-error")
             .arg("--use-list")
             .arg(&list_path);
         if section == "post-data" {
             // Indexes and constraints build in parallel (the rows are already committed, so
-            // there is nothing to keep atomic); pre-data stays one transaction.
+            // there is nothing to keep atomic), and one that fails does not stop the others:
+            // `finish` names each that did not build. Pre-data stays one transaction.
             let jobs = std::thread::available_parallelism()
                 .map_or(2, |n| n.get())
                 .clamp(2, 8);
             cmd.arg(format!("--jobs={jobs}"));
         } else {
-            cmd.arg("--single-transaction");
+            cmd.arg("--exit-on-error").arg("--single-transaction");
         }
         if !options.preserve_ownership {
             cmd.args(["--no-owner", "--no-privileges"]);
@@ -339,8 +471,9 @@ impl PgSchema {
         endpoint: &PgEndpoint,
         options: &SchemaOptions,
     ) -> Result<()> {
-        self.restore(endpoint, "post-data", options).await?;
+        let restored = self.restore(endpoint, "post-data", options).await;
         let client = endpoint.connect().await?;
+        let not_built = self.not_built(endpoint, &client, options).await?;
         let mut sql = String::from("BEGIN;\n");
         for (name, value, called) in &self.sequences {
             sql += &format!(
@@ -371,6 +504,108 @@ impl PgSchema {
                 .await
                 .map_err(db_error("dropping the preserve schema"))?;
         }
+        if !not_built.is_empty() {
+            return Err(ConnectorError::PostData(not_built));
+        }
+        // Everything the source has is built: what pg_restore still reported concerns no
+        // object of the list (or was retried above).
+        restored.or_else(|e| match e {
+            ConnectorError::Tool { .. } => {
+                tracing::warn!(error = %e, "pg_restore reported errors, yet every object was built");
+                Ok(())
+            }
+            e => Err(e),
+        })
+    }
+
+    /// The post-data objects the destination lacks after the restore, each retried alone once
+    /// (a parallel restore can fail on a lock) and, if it fails again, named with the server's
+    /// reason (SQLSTATE and fixed wording, never a value).
+    async fn not_built(
+        &self,
+        endpoint: &PgEndpoint,
+        client: &Client,
+        options: &SchemaOptions,
+    ) -> Result<Vec<crate::PostDataItem>> {
+        let schemas: Vec<String> = self.schemas.iter().map(|(s, _)| s.clone()).collect();
+        let mut present = std::collections::HashSet::new();
+        for kind in PostKind::ALL {
+            let none: Option<Vec<u32>> = None;
+            for r in client
+                .query(kind.query(), &[&none, &schemas])
+                .await
+                .map_err(db_error(
+                    "listing the destination's indexes and constraints",
+                ))?
+            {
+                present.insert((
+                    kind,
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(3),
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        for item in &self.post_items {
+            let key = (
+                item.kind,
+                item.schema.clone(),
+                item.table.clone(),
+                item.name.clone(),
+            );
+            if present.contains(&key) {
+                continue;
+            }
+            let reason = match self.retry(endpoint, client, item, options).await {
+                Ok(()) => continue,
+                Err(reason) => reason,
+            };
+            out.push(crate::PostDataItem {
+                kind: item.kind.word(),
+                table: mirage_core::QualifiedName::new(&item.schema, &item.table).to_string(),
+                name: item.name.clone(),
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Create one post-data object alone: its SQL from the archive, run on `client`.
+    async fn retry(
+        &self,
+        endpoint: &PgEndpoint,
+        client: &Client,
+        item: &PostItem,
+        options: &SchemaOptions,
+    ) -> std::result::Result<(), String> {
+        let Some(dir) = &self._dir else {
+            return Err("the schema dump is gone".into());
+        };
+        let list = dir.path().join("retry.list");
+        tokio::fs::write(&list, format!("{}\n", item.toc))
+            .await
+            .map_err(|e| format!("writing the restore list: {e}"))?;
+        let mut cmd = endpoint.tool("pg_restore");
+        cmd.arg("--use-list").arg(&list).arg("--file").arg("-");
+        if !options.preserve_ownership {
+            cmd.args(["--no-owner", "--no-privileges"]);
+        }
+        cmd.arg(&self.archive);
+        // A script for psql: its meta-commands (`\restrict …`) are not SQL.
+        let sql: String = run_tool("pg_restore", cmd)
+            .await
+            .map_err(|e| e.to_string())?
+            .lines()
+            .filter(|l| !l.starts_with('\\'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| super::describe(&e))?;
+        // The script's settings (search_path …) end with the session's next reset.
+        let _ = client.batch_execute("RESET ALL").await;
         Ok(())
     }
 }
