@@ -530,6 +530,101 @@ impl Staging {
             .map_err(s3_error(format!("writing {}", self.url(key))))
     }
 
+    /// `<prefix>/_destinations/<destination>.<what>`: what the jobs writing one destination
+    /// share (its lock, the foreign keys a job dropped). Outside every job's folder: no sweep
+    /// removes it.
+    pub fn destination_key(&self, destination: &str, what: &str) -> String {
+        format!(
+            "{}/_destinations/{}.{what}",
+            self.jobs_prefix(),
+            crate::files::file_part(destination)
+        )
+    }
+
+    /// Take `destination` for this job: `Ok(None)` once held, `Ok(Some(holder))` when a live
+    /// job holds it. The lock is an object created only if absent (S3 conditional writes); one
+    /// whose job is dead, or whose process is gone from this machine, is taken over (only if
+    /// unchanged since read, so two jobs never both take it).
+    pub async fn take_destination(
+        &self,
+        destination: &str,
+        tag: &crate::JobTag,
+    ) -> Result<Option<String>> {
+        use object_store::{PutMode, PutOptions, UpdateVersion};
+        let key = self.destination_key(destination, "lock");
+        let path = Path::from(key.as_str());
+        let body = Bytes::from(serde_json::to_vec(tag).unwrap_or_default());
+        let what = || format!("locking the destination with {}", self.url(&key));
+        for _ in 0..5 {
+            let create = PutOptions::from(PutMode::Create);
+            match self
+                .store
+                .put_opts(&path, body.clone().into(), create)
+                .await
+            {
+                Ok(_) => return Ok(None),
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(s3_error(what())(e)),
+            }
+            let got = match self.store.get(&path).await {
+                Ok(g) => g,
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(s3_error(what())(e)),
+            };
+            let version = UpdateVersion {
+                e_tag: got.meta.e_tag.clone(),
+                version: got.meta.version.clone(),
+            };
+            let held = got.bytes().await.map_err(s3_error(what()))?;
+            let holder: Option<crate::JobTag> = serde_json::from_slice(&held).ok();
+            let live = match &holder {
+                Some(h) => self.liveness(&h.job).await? == Liveness::Alive,
+                None => false,
+            };
+            if live {
+                return Ok(Some(holder.map_or_else(
+                    || "another mirage job".to_string(),
+                    |h| h.to_string(),
+                )));
+            }
+            let update = PutOptions::from(PutMode::Update(version));
+            match self
+                .store
+                .put_opts(&path, body.clone().into(), update)
+                .await
+            {
+                Ok(_) => return Ok(None),
+                Err(object_store::Error::Precondition { .. })
+                | Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(s3_error(what())(e)),
+            }
+        }
+        Ok(Some(
+            "another mirage job (the lock kept changing hands)".into(),
+        ))
+    }
+
+    /// Give `destination` back, if this job holds it.
+    pub async fn free_destination(&self, destination: &str) -> Result<()> {
+        let key = self.destination_key(destination, "lock");
+        let held = self.get(&key).await?;
+        let ours = held
+            .and_then(|b| serde_json::from_slice::<crate::JobTag>(&b).ok())
+            .is_some_and(|t| t.job == self.job_id());
+        if ours {
+            self.delete(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Delete one object (none is fine).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(s3_error(format!("deleting {}", self.url(key)))(e)),
+        }
+    }
+
     /// The objects under a prefix: (key, size).
     pub async fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
         self.store

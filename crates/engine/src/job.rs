@@ -588,14 +588,16 @@ async fn execute(
                     );
                 }
             }
-        } else if !canceled {
+        } else {
+            // After a failure or an interruption alike: what the job took away for its loads
+            // (Redshift's foreign keys) goes back now, not at some later run.
             match dest.finish_after_failure(loader, &schema).await {
                 Some(problems) => {
                     for p in problems {
                         emit(Event::Warning { message: p });
                     }
                 }
-                None if job_error.is_none() => {
+                None if job_error.is_none() && !canceled => {
                     job_error = Some(
                         "indexes, constraints and triggers were not created because some tables failed; \
                          fix the cause and run again"

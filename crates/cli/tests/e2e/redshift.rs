@@ -759,3 +759,139 @@ fn kill_9_mid_unload_then_clean_leaves_no_raw_rows() {
         rs.listing()
     );
 }
+
+/// Jobs stopped mid-load (SIGINT, then kill -9) on a destination whose foreign keys the load
+/// drops: SIGINT puts them back before it exits, kill -9 leaves a record in S3 from which the
+/// next run puts them back; neither leaves a `_mirage_load` table. While a job runs, a second
+/// one on the same destination stops before writing (exit 2) and names it; the lock of a
+/// killed job does not block the next.
+#[test]
+fn stopped_redshift_jobs_keep_foreign_keys_and_hold_the_destination() {
+    let rs = Redshift::start();
+    rs.sql(
+        "src",
+        "CREATE TABLE sales.big (id INTEGER, who VARCHAR(60), what VARCHAR(200)); \
+         INSERT INTO sales.big SELECT i, 'person ' || i, repeat('row ' || i, 10) \
+         FROM generate_series(1, 400000) i; GRANT SELECT ON sales.big TO src_user;",
+    );
+    let dir = Dir::new();
+    let ws = rs.workspace(&dir, "dst_user", "");
+    // `big` is transformed in the worker: a rows phase long enough to stop it in.
+    let text = std::fs::read_to_string(&ws).unwrap()
+        + "\n[tables.\"sales.big\".columns]\nwho = { generator = \"full_name\" }\n";
+    std::fs::write(&ws, text).unwrap();
+    let first = rs.run(&ws, "fk-seed", None);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let fks = || {
+        rs.pg
+            .psql(
+                "dst",
+                "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
+            )
+            .unwrap()
+    };
+    let loading = || {
+        rs.pg
+            .psql(
+                "dst",
+                "SELECT count(*) FROM pg_class WHERE relname LIKE '%mirage_load'",
+            )
+            .unwrap()
+    };
+    assert_eq!(fks(), "1", "orders references customers");
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_mirage"))
+            .args(["run", "-w", &ws.display().to_string(), "--no-progress"])
+            .env("MIRAGE_SEED", crate::util::seed("fk-seed"))
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("MIRAGE_FAILPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mirage")
+    };
+    // Once the keys are dropped and sales.big is loading (its loading table is made in the
+    // load's transaction: other sessions see the statements, not the table).
+    let big_loading = || {
+        rs.pg
+            .psql(
+                "dst",
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%big_mirage_load%' \
+                 AND pid <> pg_backend_pid()",
+            )
+            .unwrap()
+    };
+    let wait_mid_load = |child: &mut std::process::Child| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while fks() != "0" || big_loading() == "0" {
+            assert!(child.try_wait().unwrap().is_none(), "the job ended first");
+            assert!(std::time::Instant::now() < deadline, "never mid-load");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+
+    let mut child = spawn();
+    wait_mid_load(&mut child);
+    let second = rs.run(&ws, "fk-seed", None);
+    assert_eq!(second.code, 2, "{}", second.all());
+    assert!(
+        second.stderr.contains("is in use by job")
+            && second.stderr.contains(&child.id().to_string()),
+        "{}",
+        second.all()
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let out: Run = child.wait_with_output().expect("wait").into();
+    assert_eq!(out.code, 130, "{}", out.all());
+    assert_eq!(
+        fks(),
+        "1",
+        "Ctrl-C puts the foreign key back: {}",
+        out.all()
+    );
+    assert_eq!(loading(), "0", "no loading table is left");
+
+    let mut child = spawn();
+    wait_mid_load(&mut child);
+    Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let _ = child.wait();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(fks(), "0", "kill -9 cannot put it back");
+    assert_eq!(
+        loading(),
+        "0",
+        "the killed load's table went with its transaction"
+    );
+    assert!(
+        rs.listing().contains("dropped-foreign-keys.json"),
+        "the dropped keys are recorded: {}",
+        rs.listing()
+    );
+    // The next run: the killed job's lock does not block it, and it ends with the keys.
+    let again = rs.run(&ws, "fk-seed", Some("copy:sales.orders"));
+    assert_eq!(again.code, 1, "{}", again.all());
+    assert_eq!(
+        fks(),
+        "1",
+        "a failed run puts the recorded key back: {}",
+        again.all()
+    );
+    let last = rs.run(&ws, "fk-seed", None);
+    assert_eq!(last.code, 0, "{}", last.all());
+    assert_eq!(fks(), "1");
+    assert_eq!(loading(), "0");
+    let listing = rs.listing();
+    assert!(
+        !listing.contains("dropped-foreign-keys.json") && !listing.contains(".lock"),
+        "nothing of the destination's is left in S3: {listing}"
+    );
+}

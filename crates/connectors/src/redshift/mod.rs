@@ -848,6 +848,10 @@ pub struct RedshiftLoader {
     tables: HashMap<QualifiedName, (String, String)>,
     /// `ALTER TABLE … ADD FOREIGN KEY …`, run after the data.
     foreign_keys: Vec<String>,
+    /// The destination's foreign keys dropped for the load (and those a killed job dropped),
+    /// as `ALTER TABLE … ADD CONSTRAINT …`: recorded in S3 before they were dropped, put back
+    /// when the job does not complete.
+    dropped: Vec<String>,
     preserve_ownership: bool,
 }
 
@@ -922,16 +926,11 @@ impl RedshiftDestination {
         let client = self.endpoint.connect().await?;
         let stage = Self::staging_name(&table.name);
         let what = format!("loading {}", table.name);
-        exec(
-            &client,
-            &format!(
-                "DROP TABLE IF EXISTS {}; {}",
-                stage.quoted(),
-                rename_ddl(&ddl, &stage)?
-            ),
-            &format!("creating the staging table for {}", table.name),
-        )
-        .await?;
+        let create_stage = format!(
+            "DROP TABLE IF EXISTS {}; {}",
+            stage.quoted(),
+            rename_ddl(&ddl, &stage)?
+        );
         let explicit_ids = if table.columns.iter().any(|c| c.identity) {
             " EXPLICIT_IDS"
         } else {
@@ -944,7 +943,15 @@ impl RedshiftDestination {
             .join(", ");
         let result = async {
             let started = std::time::Instant::now();
+            // The loading table is made in the transaction too: a job stopped in any way
+            // (Ctrl-C, kill -9, a lost connection) leaves none behind.
             exec(&client, "BEGIN", &what).await?;
+            exec(
+                &client,
+                &create_stage,
+                &format!("creating the staging table for {}", table.name),
+            )
+            .await?;
             // Batches of files are COPYed while the next ones are made; all in one transaction
             // with the swap, so the table appears only complete.
             let writer = feed;
@@ -1022,6 +1029,38 @@ impl RedshiftDestination {
         }
         self.staging.forget_output(&table.name).await;
         result
+    }
+
+    /// Where the foreign keys a job dropped are recorded until put back.
+    fn dropped_key(&self) -> String {
+        self.staging.destination_key(
+            &endpoint_identity(&self.endpoint),
+            "dropped-foreign-keys.json",
+        )
+    }
+
+    /// The foreign keys recorded as dropped (by this job or a killed one).
+    async fn dropped_foreign_keys(&self) -> Result<Vec<String>> {
+        let key = self.dropped_key();
+        match self.staging.get(&key).await? {
+            None => Ok(Vec::new()),
+            Some(b) => serde_json::from_slice(&b).map_err(|e| {
+                ConnectorError::Invalid(format!(
+                    "{}: not a list of statements ({e}); delete it once its foreign keys are back",
+                    self.staging.url(&key)
+                ))
+            }),
+        }
+    }
+
+    /// Record `statements` as the dropped foreign keys (none: the record goes).
+    async fn record_dropped(&self, statements: &[String]) -> Result<()> {
+        let key = self.dropped_key();
+        if statements.is_empty() {
+            return self.staging.delete(&key).await;
+        }
+        let body = serde_json::to_vec_pretty(statements).unwrap_or_default();
+        self.staging.put(&key, body.into()).await
     }
 
     fn staging_name(table: &QualifiedName) -> QualifiedName {
@@ -1177,11 +1216,15 @@ impl Destination for RedshiftDestination {
             exec(&client, &sql, &format!("creating schema {s}")).await?;
         }
         // Foreign keys between the tables about to be replaced go first (finish_schema adds
-        // them back): otherwise swapping two related tables at once locks each other's.
+        // them back): otherwise swapping two related tables at once locks each other's. They
+        // are recorded in S3 before they are dropped, with those a killed job dropped and did
+        // not put back, so that a job that does not complete (failed, Ctrl-C, or killed: then
+        // the next job) restores them.
+        let mut dropping = Vec::new();
         for r in rows(
             &client,
-            "SELECT n.nspname AS schema_name, c.relname AS table_name, con.conname \
-             FROM pg_constraint con \
+            "SELECT n.nspname AS schema_name, c.relname AS table_name, con.conname, \
+             pg_get_constraintdef(con.oid) AS definition FROM pg_constraint con \
              JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE con.contype = 'f'",
             "listing destination foreign keys",
@@ -1190,17 +1233,32 @@ impl Destination for RedshiftDestination {
         {
             let name = QualifiedName::new(r.text("schema_name"), r.text("table_name"));
             if schema.schemas.iter().any(|(s, _)| s == &name.schema) {
-                exec(
-                    &client,
-                    &format!(
-                        "ALTER TABLE {} DROP CONSTRAINT {}",
+                let con = quote_ident(&r.text("conname"));
+                dropping.push((
+                    format!("ALTER TABLE {} DROP CONSTRAINT {con}", name.quoted()),
+                    format!(
+                        "ALTER TABLE {} ADD CONSTRAINT {con} {}",
                         name.quoted(),
-                        quote_ident(&r.text("conname"))
+                        r.text("definition")
                     ),
-                    &format!("dropping foreign keys of {name} until the load is done"),
-                )
-                .await?;
+                    name,
+                ));
             }
+        }
+        let mut dropped = self.dropped_foreign_keys().await?;
+        for (_, add, _) in &dropping {
+            if !dropped.contains(add) {
+                dropped.push(add.clone());
+            }
+        }
+        self.record_dropped(&dropped).await?;
+        for (drop, _, name) in &dropping {
+            exec(
+                &client,
+                drop,
+                &format!("dropping foreign keys of {name} until the load is done"),
+            )
+            .await?;
         }
         // Tables the source no longer has, and staging tables a crashed run left, go.
         for r in rows(
@@ -1234,6 +1292,7 @@ impl Destination for RedshiftDestination {
         Ok(RedshiftLoader {
             tables,
             foreign_keys,
+            dropped,
             preserve_ownership: options.preserve_ownership,
         })
     }
@@ -1328,45 +1387,88 @@ impl Destination for RedshiftDestination {
         _schema: &RedshiftSchema,
         _options: &SchemaOptions,
     ) -> Result<()> {
-        if loader.foreign_keys.is_empty() {
-            return Ok(());
+        if !loader.foreign_keys.is_empty() {
+            let client = self.endpoint.connect().await?;
+            for fk in &loader.foreign_keys {
+                exec(&client, fk, "adding foreign keys").await?;
+            }
         }
-        let client = self.endpoint.connect().await?;
-        for fk in &loader.foreign_keys {
-            exec(&client, fk, "adding foreign keys").await?;
-        }
-        Ok(())
+        // The source's keys are in: the record of the dropped ones is done with.
+        self.record_dropped(&[]).await
     }
 
-    /// The foreign keys dropped for the load go back one by one: Redshift does not enforce
-    /// them, so tables that kept their old rows take them again as they are.
+    /// The foreign keys dropped for the load (and by a killed job before) go back one by one:
+    /// Redshift does not enforce them, so tables that kept their old rows take them again as
+    /// they are. Those that cannot stay recorded for the next job.
     async fn finish_after_failure(
         &self,
         loader: &RedshiftLoader,
         _schema: &RedshiftSchema,
     ) -> Option<Vec<String>> {
-        if loader.foreign_keys.is_empty() {
+        if loader.dropped.is_empty() {
             return Some(Vec::new());
         }
         let client = match self.endpoint.connect().await {
             Ok(c) => c,
-            Err(e) => return Some(vec![format!("foreign keys not restored: {e}")]),
+            Err(e) => {
+                return Some(vec![format!(
+                    "foreign keys not restored: {e}; the next run restores them"
+                )]);
+            }
         };
         let mut problems = Vec::new();
-        for fk in &loader.foreign_keys {
-            if let Err(e) = client.batch_execute(fk).await {
-                problems.push(format!(
-                    "could not restore a foreign key ({}): {}; run the job again",
-                    fk.split(" ADD ").next().unwrap_or_default(),
-                    describe(&e)
-                ));
+        let mut left = Vec::new();
+        for fk in &loader.dropped {
+            match client.batch_execute(fk).await {
+                Ok(()) => {}
+                Err(e) => match e.as_db_error().map(|d| d.code().code()) {
+                    // Back already (the source's), or its table is gone: nothing to restore.
+                    Some("42710") | Some("42P01") | Some("42P07") => {}
+                    _ => {
+                        problems.push(format!(
+                            "could not restore a foreign key ({}): {}; the next run restores it",
+                            fk.split(" ADD ").next().unwrap_or_default(),
+                            describe(&e)
+                        ));
+                        left.push(fk.clone());
+                    }
+                },
             }
+        }
+        if let Err(e) = self.record_dropped(&left).await {
+            problems.push(format!(
+                "could not update the record of dropped foreign keys: {e}"
+            ));
         }
         Some(problems)
     }
 
+    /// An object in the staging bucket, `<prefix>/_destinations/<endpoint>.lock`, created only
+    /// if absent and naming the job; a lock whose job is dead (lease gone or stale, or its
+    /// process gone from this machine) is taken over. Freed by [`Destination::end_job`].
+    async fn lock(&self, tag: &crate::JobTag) -> Result<crate::DestinationLock> {
+        match self
+            .staging
+            .take_destination(&endpoint_identity(&self.endpoint), tag)
+            .await?
+        {
+            None => Ok(Box::new(())),
+            Some(holder) => Err(ConnectorError::InUse {
+                destination: self.describe(),
+                holder: mirage_core::display::printable(&holder).into_owned(),
+            }),
+        }
+    }
+
     async fn end_job(&self) -> Result<()> {
         let mut problems = Vec::new();
+        if let Err(e) = self
+            .staging
+            .free_destination(&endpoint_identity(&self.endpoint))
+            .await
+        {
+            problems.push(e.to_string());
+        }
         if let Some(lease) = self.lease.lock().ok().and_then(|mut l| l.take()) {
             lease.abort();
         }
