@@ -167,6 +167,26 @@ fn host_id() -> String {
     )
 }
 
+/// A destination's identity (`host:port/db`) as a key segment: letters, digits and `-` kept,
+/// anything else `_`, then a hash of the whole identity so that two never share a name.
+fn destination_name(identity: &str) -> String {
+    let readable: String = identity
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // FNV-1a, 64 bits: stable across versions and machines.
+    let hash = identity.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{readable}-{hash:016x}")
+}
+
 /// Whether process `pid` of this machine runs mirage.
 fn mirage_alive(pid: u32) -> bool {
     host_id() != "/"
@@ -537,8 +557,30 @@ impl Staging {
         format!(
             "{}/_destinations/{}.{what}",
             self.jobs_prefix(),
-            crate::files::file_part(destination)
+            destination_name(destination)
         )
+    }
+
+    /// Remove the locks of destinations whose job is dead; their ids.
+    pub async fn free_dead_locks(&self) -> Result<Vec<String>> {
+        let mut freed = Vec::new();
+        let prefix = format!("{}/_destinations/", self.jobs_prefix());
+        for (key, _) in self.list(&prefix).await? {
+            if !key.ends_with(".lock") {
+                continue;
+            }
+            let Some(body) = self.get(&key).await? else {
+                continue;
+            };
+            let Ok(tag) = serde_json::from_slice::<crate::JobTag>(&body) else {
+                continue;
+            };
+            if self.liveness(&tag.job).await? != Liveness::Alive {
+                self.delete(&key).await?;
+                freed.push(tag.job);
+            }
+        }
+        Ok(freed)
     }
 
     /// Take `destination` for this job: `Ok(None)` once held, `Ok(Some(holder))` when a live

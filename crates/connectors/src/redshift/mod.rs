@@ -110,6 +110,14 @@ async fn sweep_dead_jobs(
             ));
         }
     }
+    match staging.free_dead_locks().await {
+        Ok(freed) => lines.extend(
+            freed
+                .into_iter()
+                .map(|id| format!("freed the destination lock of stopped job {id}")),
+        ),
+        Err(e) => lines.push(format!("could not look for stale destination locks: {e}")),
+    }
     for id in dead {
         match staging.remove_job(&id).await {
             Ok(()) => lines.push(format!(
