@@ -698,3 +698,141 @@ code = { generator = "constant", value = "CANARY-CODE" }
     );
     assert_eq!(pg.psql("dst", "SELECT count(*) FROM people").unwrap(), "50");
 }
+
+/// Stopped at each point of a job — copying the schema, copying rows, building indexes and
+/// constraints — by SIGINT, SIGTERM or kill -9, a PostgreSQL job run again gives exactly the
+/// reference copy (rows, indexes, foreign keys), and so does a files job stopped mid-rows.
+#[test]
+fn a_job_stopped_anywhere_then_run_again_gives_the_reference_copy() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let pg = cluster();
+    pg.psql(
+        "src",
+        "CREATE TABLE big (id integer PRIMARY KEY, name text, note text);
+         INSERT INTO big SELECT i, 'name ' || i, repeat(md5(i::text), 4) FROM generate_series(1, 250000) i;
+         CREATE INDEX big_note_name ON big (note, name);
+         CREATE TABLE child (id integer PRIMARY KEY, big_id integer REFERENCES big (id));
+         INSERT INTO child SELECT i, i FROM generate_series(1, 1000) i;",
+    )
+    .unwrap();
+    pg.create_database("ref").unwrap();
+    let tables = "[tables.\"public.big\".columns]\nid = { generator = \"integer_key\" }\nname = { generator = \"full_name\" }\n";
+    let dir = Dir::new();
+    let reference = dir.write(
+        "reference.toml",
+        &workspace(&pg, tables).replace(&pg.url("dst"), &pg.url("ref")),
+    );
+    let out = mirage(&["run", "-w", reference.to_str().unwrap()], "stop-seed");
+    assert_eq!(out.code, 0, "{}", out.all());
+    let digest = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT (SELECT md5(string_agg(b::text, ',' ORDER BY id)) FROM big b) || \
+             (SELECT md5(string_agg(c::text, ',' ORDER BY id)) FROM child c) || \
+             (SELECT string_agg(conname::text || contype::text, ',' ORDER BY conname) FROM pg_constraint \
+              WHERE connamespace = 'public'::regnamespace) || \
+             (SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public')",
+        )
+        .unwrap()
+    };
+    let want = digest("ref");
+    assert!(want.contains("child_big_id_fkey"), "{want}");
+    let ws = dir.write("workspace.toml", &workspace(&pg, tables));
+    let building = || {
+        pg.psql(
+            "dst",
+            "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND \
+             (query ILIKE 'CREATE INDEX%' OR query ILIKE 'ALTER TABLE%ADD CONSTRAINT%')",
+        )
+        .unwrap()
+            != "0"
+    };
+    for (signal, point) in [
+        ("-9", "schema"),
+        ("-INT", "rows"),
+        ("-9", "rows"),
+        ("-TERM", "post-data"),
+        ("-9", "post-data"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
+            .args(["run", "-w", ws.to_str().unwrap(), "--no-progress"])
+            .env("MIRAGE_SEED", crate::util::seed("stop-seed"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let wanted = match point {
+            "schema" => "copying the schema",
+            _ => "public.big started",
+        };
+        for line in lines.by_ref() {
+            if line.unwrap().contains(wanted) {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        if point == "rows" {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        if point == "post-data" {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !building() {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "{signal} {point}: the job ended before its post-data"
+                );
+                assert!(std::time::Instant::now() < deadline, "no post-data seen");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        if signal != "-9" {
+            assert_eq!(status.code(), Some(130), "{signal} {point}");
+        }
+        let again = mirage(&["run", "-w", ws.to_str().unwrap()], "stop-seed");
+        assert_eq!(again.code, 0, "{signal} {point}: {}", again.all());
+        assert_eq!(digest("dst"), want, "{signal} {point}: the reference copy");
+    }
+
+    // Files: stopped mid-rows, then run again: byte for byte the reference output.
+    crate::util::dataset(dir.path(), "fsrc", "big", "name", 1_000_000);
+    let files = |to: &str| {
+        dir.write(
+            &format!("{to}.toml"),
+            &format!(
+                "[source]\nurl = \"files:./fsrc\"\n\n[destination]\nurl = \"files:./{to}\"\n\n{}",
+                tables.replace("id = { generator = \"integer_key\" }\n", "")
+            ),
+        )
+    };
+    let (fref, fout) = (files("fref"), files("fout"));
+    assert_eq!(
+        mirage(&["run", "-w", fref.to_str().unwrap()], "stop-seed").code,
+        0
+    );
+    for signal in ["-INT", "-9"] {
+        let mut child = running(&fout);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let _ = child.wait();
+        let again = mirage(&["run", "-w", fout.to_str().unwrap()], "stop-seed");
+        assert_eq!(again.code, 0, "files {signal}: {}", again.all());
+        for f in ["public.big.csv", "public.other.csv", "schema.json"] {
+            assert!(
+                std::fs::read(dir.path().join("fref").join(f)).unwrap()
+                    == std::fs::read(dir.path().join("fout").join(f)).unwrap(),
+                "files {signal}: {f} differs from the reference"
+            );
+        }
+    }
+}

@@ -793,6 +793,21 @@ fn stopped_redshift_jobs_keep_foreign_keys_and_hold_the_destination() {
     std::fs::write(&ws, text).unwrap();
     let first = rs.run(&ws, "fk-seed", None);
     assert_eq!(first.code, 0, "{}", first.all());
+    // The reference copy: what every later run with this seed must give again.
+    let digest = || {
+        ["customers", "orders", "regions", "big"]
+            .iter()
+            .map(|t| {
+                rs.pg
+                    .psql(
+                        "dst",
+                        &format!("SELECT count(*) || ':' || md5(string_agg(x::text, ',' ORDER BY x::text)) FROM sales.{t} x"),
+                    )
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    let reference = digest();
     let fks = || {
         rs.pg
             .psql(
@@ -898,6 +913,7 @@ fn stopped_redshift_jobs_keep_foreign_keys_and_hold_the_destination() {
     );
     let last = rs.run(&ws, "fk-seed", None);
     assert_eq!(last.code, 0, "{}", last.all());
+    assert_eq!(digest(), reference, "the re-run gives the reference copy");
     assert_eq!(fks(), "1");
     assert_eq!(loading(), "0");
     let listing = rs.listing();
