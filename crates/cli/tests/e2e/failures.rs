@@ -514,10 +514,11 @@ fn text_raised_by_user_code_never_reaches_the_output() {
     pg.psql("src", setup).unwrap();
     let dir = Dir::new();
     let ws = dir.write("workspace.toml", &workspace(&pg, ""));
-    for format in ["text", "json"] {
-        let out = mirage(
+    // The events as text and JSON, and the debug log.
+    for (format, log) in [("text", "warn"), ("json", "warn"), ("text", "debug")] {
+        let out = crate::util::mirage_env(
             &["run", "-w", ws.to_str().unwrap(), "--format", format],
-            "s",
+            &[("MIRAGE_LOG", log)],
         );
         assert_eq!(out.code, 1, "{}", out.all());
         assert!(out.all().contains("P0001"), "{}", out.all());
@@ -565,7 +566,10 @@ fn a_files_source_is_validated_for_every_table() {
         ),
     ] {
         std::fs::write(src.join("public.other.csv"), csv).unwrap();
-        let out = run();
+        let out = crate::util::mirage_env(
+            &["run", "-w", &ws, "--no-progress"],
+            &[("MIRAGE_LOG", "debug")],
+        );
         assert_eq!(out.code, 1, "{}", out.all());
         assert!(out.all().contains(says), "{says}: {}", out.all());
         assert!(!out.all().contains("CANARY"), "{}", out.all());
@@ -631,7 +635,7 @@ code = { generator = "constant", value = "CANARY-CODE" }
 "#;
     let ws = dir.write("workspace.toml", &workspace(&pg, tables));
     let report = dir.path().join("report.json");
-    let out = mirage(
+    let out = crate::util::mirage_env(
         &[
             "run",
             "-w",
@@ -640,7 +644,7 @@ code = { generator = "constant", value = "CANARY-CODE" }
             "--report",
             report.to_str().unwrap(),
         ],
-        "s",
+        &[("MIRAGE_LOG", "debug")],
     );
     assert_eq!(out.code, 1, "{}", out.all());
     let all = out.all();

@@ -218,8 +218,11 @@ fn a_headerless_csv_is_refused_without_showing_its_row() {
         "./out",
         "[tables.\"public.people\".columns]\nname = { generator = \"full_name\" }\n",
     );
-    for format in ["text", "json"] {
-        let run = mirage_env(&["run", "-w", &ws, "--format", format], &[]);
+    for (format, log) in [("text", "warn"), ("json", "warn"), ("text", "debug")] {
+        let run = mirage_env(
+            &["run", "-w", &ws, "--format", format],
+            &[("MIRAGE_LOG", log)],
+        );
         assert_ne!(run.code, 0, "{}", run.all());
         assert!(
             run.all().contains("public.people.csv") && run.all().contains("line 1"),
