@@ -183,9 +183,25 @@ impl Plan {
         }
 
         // Foreign keys take the generator of the key they reference, so they keep joining.
-        // Repeat so chains (a → b → c) settle.
+        // A key declared on a partition, or referencing one, counts as its parent's: partitions
+        // are configured through it. Repeat so chains (a → b → c) settle.
+        let owner = |name: &QualifiedName| {
+            catalog
+                .table(name)
+                .map(|t| mirage_connectors::settings_owner(t).clone())
+                .unwrap_or_else(|| name.clone())
+        };
+        let foreign_keys: Vec<mirage_core::schema::ForeignKey> = catalog
+            .foreign_keys
+            .iter()
+            .map(|fk| mirage_core::schema::ForeignKey {
+                table: owner(&fk.table),
+                referenced: owner(&fk.referenced),
+                ..fk.clone()
+            })
+            .collect();
         for _ in 0..4 {
-            for fk in &catalog.foreign_keys {
+            for fk in &foreign_keys {
                 for (col, rcol) in fk.columns.iter().zip(&fk.referenced_columns) {
                     let key = (fk.table.to_string(), col.clone());
                     let rkey = (fk.referenced.to_string(), rcol.clone());
@@ -229,7 +245,7 @@ impl Plan {
 
         // A foreign key into a truncated table cannot hold once rows arrive.
         let mode_of = |t: &Table| settings_of(t).map(|c| c.mode).unwrap_or_default();
-        for fk in &catalog.foreign_keys {
+        for fk in &foreign_keys {
             let (Some(child), Some(parent)) =
                 (catalog.table(&fk.table), catalog.table(&fk.referenced))
             else {

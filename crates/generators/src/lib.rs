@@ -879,7 +879,20 @@ pub fn build(
             "generator `{name}`: fallback \"null\" on a NOT NULL column"
         )));
     }
+    // `keep_empty` too: '' stays '' (as NULL stays NULL) unless it is false.
+    let keep_empty = match options.remove("keep_empty") {
+        None => true,
+        Some(toml::Value::Boolean(b)) => b,
+        Some(_) => {
+            return Err(BuildError::BadOption(format!(
+                "generator `{name}`: `keep_empty` is true or false"
+            )));
+        }
+    };
     let mut generator = (entry.build)(&options, ctx, prf)?;
+    if keep_empty && !matches!(name, "passthrough" | "null" | "constant") {
+        generator = Arc::new(KeepEmpty { inner: generator });
+    }
     if let Some(fallback) = fallback {
         generator = Arc::new(Fallback {
             inner: generator,
@@ -914,6 +927,45 @@ pub fn fit_bytes(generator: Arc<dyn Generator>, value_type: &ValueType) -> Arc<d
             unit: Unit::SingleBytes,
         }),
         _ => generator,
+    }
+}
+
+/// Writes '' for '' (an empty value usually means "none" to the application, like NULL), and
+/// lets the generator replace every other value.
+struct KeepEmpty {
+    inner: Arc<dyn Generator>,
+}
+
+impl Generator for KeepEmpty {
+    fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
+        match input {
+            Some("") => Ok(true),
+            _ => self.inner.generate(input, out),
+        }
+    }
+
+    fn generate_in_row(
+        &self,
+        input: Option<&str>,
+        row: &dyn Row,
+        out: &mut String,
+    ) -> Result<bool, GenerateError> {
+        match input {
+            Some("") => Ok(true),
+            _ => self.inner.generate_in_row(input, row, out),
+        }
+    }
+
+    fn reads(&self) -> &[RowRead] {
+        self.inner.reads()
+    }
+
+    fn uses_fingerprint(&self) -> bool {
+        self.inner.uses_fingerprint()
+    }
+
+    fn is_passthrough(&self) -> bool {
+        self.inner.is_passthrough()
     }
 }
 
@@ -1249,7 +1301,37 @@ mod tests {
             let mut n = String::new();
             let null_kept = !a.generate(None, &mut n).unwrap();
             assert!(null_kept, "{} turned NULL into a value", info.name);
+            // '' stays '' (text columns: other types have no empty value), but for the
+            // generators whose point is one output for every row.
+            if matches!(ty, ValueType::Text { .. }) && !["null", "constant"].contains(&info.name) {
+                let mut e = String::new();
+                let written = a.generate(Some(""), &mut e).unwrap();
+                assert!(
+                    written && e.is_empty(),
+                    "{} turned '' into {e:?}",
+                    info.name
+                );
+            }
         }
+    }
+
+    #[test]
+    fn keep_empty_false_generates_for_empty_values() {
+        let ty = ValueType::Text { max_chars: None };
+        let mut opts = toml::Table::new();
+        opts.insert("keep_empty".into(), toml::Value::Boolean(false));
+        let g = build("first_name", &opts, &ctx(&ty), &Prf::from_seed("s")).unwrap();
+        let mut out = String::new();
+        assert!(g.generate(Some(""), &mut out).unwrap());
+        assert!(!out.is_empty(), "a name for ''");
+        opts.insert("keep_empty".into(), toml::Value::String("yes".into()));
+        let e = build("first_name", &opts, &ctx(&ty), &Prf::from_seed("s"))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("`keep_empty` is true or false"),
+            "{e}"
+        );
     }
 
     #[test]

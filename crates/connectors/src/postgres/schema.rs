@@ -18,6 +18,9 @@ pub struct PgSchema {
     sequences: Vec<(String, i64, bool)>,
     /// The objects the post-data creates, as the source names them, with their TOC lines.
     post_items: Vec<PostItem>,
+    /// The materialized views populated in the source (schema, name): refreshed once the
+    /// de-identified rows are in (a schema-only dump creates them empty).
+    matviews: Vec<(String, String)>,
 }
 
 /// An object the post-data creates (index, constraint, trigger, rule, policy).
@@ -317,6 +320,7 @@ impl PgSchema {
                 schemas,
                 sequences,
                 post_items: Vec::new(),
+                matviews: Vec::new(),
             });
         }
         remove_stale_dump_folders();
@@ -347,6 +351,18 @@ impl PgSchema {
             .map(str::to_string)
             .collect();
         let post_items = post_items(main, &toc, &catalog.schemas).await?;
+        let matviews = main
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'm' AND c.relispopulated AND n.nspname = ANY($1) ORDER BY 1, 2",
+                &[&catalog.schemas],
+            )
+            .await
+            .map_err(db_error("listing materialized views"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
         Ok(PgSchema {
             _dir: Some(dir),
             archive,
@@ -354,6 +370,7 @@ impl PgSchema {
             schemas,
             sequences,
             post_items,
+            matviews,
         })
     }
 
@@ -473,7 +490,8 @@ impl PgSchema {
     ) -> Result<()> {
         let restored = self.restore(endpoint, "post-data", options).await;
         let client = endpoint.connect().await?;
-        let not_built = self.not_built(endpoint, &client, options).await?;
+        let mut not_built = self.not_built(endpoint, &client, options).await?;
+        not_built.extend(self.refresh_matviews(&client).await);
         let mut sql = String::from("BEGIN;\n");
         for (name, value, called) in &self.sequences {
             sql += &format!(
@@ -486,6 +504,7 @@ impl PgSchema {
             .batch_execute(&sql)
             .await
             .map_err(db_error("setting sequence values"))?;
+        not_built.extend(self.sequences_past_keys(&client).await?);
         let left: i64 = client
             .query_one(
                 "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -569,6 +588,106 @@ impl PgSchema {
             });
         }
         Ok(out)
+    }
+
+    /// Refresh the materialized views the source has populated, from the destination's
+    /// (de-identified) rows. A view over another is refreshed after it: views that cannot be
+    /// refreshed yet (SQLSTATE 55000, a view they read is not populated) wait for the next pass.
+    async fn refresh_matviews(&self, client: &Client) -> Vec<crate::PostDataItem> {
+        let mut pending: Vec<&(String, String)> = self.matviews.iter().collect();
+        let mut failed = Vec::new();
+        while !pending.is_empty() {
+            let mut waiting = Vec::new();
+            let mut last = Vec::new();
+            for mv in pending.iter().copied() {
+                let sql = format!(
+                    "REFRESH MATERIALIZED VIEW {}.{}",
+                    quote_ident(&mv.0),
+                    quote_ident(&mv.1)
+                );
+                match client.batch_execute(&sql).await {
+                    Ok(()) => {}
+                    Err(e)
+                        if e.code()
+                            == Some(
+                                &tokio_postgres::error::SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            ) =>
+                    {
+                        waiting.push(mv);
+                        last.push((mv, super::describe(&e)));
+                    }
+                    Err(e) => failed.push((mv, super::describe(&e))),
+                }
+            }
+            if waiting.len() == pending.len() {
+                failed.extend(last);
+                break;
+            }
+            pending = waiting;
+        }
+        failed
+            .into_iter()
+            .map(|(mv, reason)| crate::PostDataItem {
+                kind: "materialized view",
+                table: mirage_core::QualifiedName::new(&mv.0, &mv.1).to_string(),
+                name: mirage_core::QualifiedName::new(&mv.0, &mv.1).to_string(),
+                reason,
+            })
+            .collect()
+    }
+
+    /// Sequences that feed an integer column (owned by it — serial, identity — or named in its
+    /// default) move past the largest value the destination's column holds: keys remapped by
+    /// a generator spread over the column's range, and the application's next insert must not
+    /// collide. They never move back from the source's value.
+    async fn sequences_past_keys(&self, client: &Client) -> Result<Vec<crate::PostDataItem>> {
+        let schemas: Vec<String> = self.schemas.iter().map(|(s, _)| s.clone()).collect();
+        let fed = client
+            .query(
+                "WITH fed AS ( \
+                   SELECT d.objid AS seq, d.refobjid AS rel, d.refobjsubid AS att FROM pg_depend d \
+                   WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+                     AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0 \
+                   UNION \
+                   SELECT d.refobjid, ad.adrelid, ad.adnum FROM pg_attrdef ad \
+                   JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid \
+                     AND d.refclassid = 'pg_class'::regclass) \
+                 SELECT DISTINCT quote_ident(sn.nspname) || '.' || quote_ident(s.relname), \
+                   quote_ident(tn.nspname) || '.' || quote_ident(t.relname), quote_ident(a.attname), \
+                   tn.nspname::text, t.relname::text, s.relname::text \
+                 FROM fed JOIN pg_class s ON s.oid = fed.seq AND s.relkind = 'S' \
+                 JOIN pg_sequence ps ON ps.seqrelid = s.oid AND ps.seqincrement > 0 \
+                 JOIN pg_namespace sn ON sn.oid = s.relnamespace \
+                 JOIN pg_class t ON t.oid = fed.rel AND t.relkind IN ('r', 'p') \
+                 JOIN pg_namespace tn ON tn.oid = t.relnamespace \
+                 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = fed.att \
+                 WHERE tn.nspname = ANY($1) AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)",
+                &[&schemas],
+            )
+            .await
+            .map_err(db_error("listing the sequences of key columns"))?;
+        let mut failed = Vec::new();
+        for r in fed {
+            let (seq, table, column): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let sql = format!(
+                "SELECT setval({lit}, x.m, true) FROM (SELECT max({column})::bigint AS m FROM {table}) x, \
+                 {seq} s WHERE x.m IS NOT NULL AND (x.m > s.last_value OR (x.m = s.last_value AND NOT s.is_called))",
+                lit = quote_literal(&seq),
+            );
+            if let Err(e) = client.batch_execute(&sql).await {
+                failed.push(crate::PostDataItem {
+                    kind: "sequence",
+                    table: mirage_core::QualifiedName::new(
+                        r.get::<_, String>(3),
+                        r.get::<_, String>(4),
+                    )
+                    .to_string(),
+                    name: r.get(5),
+                    reason: super::describe(&e),
+                });
+            }
+        }
+        Ok(failed)
     }
 
     /// Create one post-data object alone: its SQL from the archive, run on `client`.
