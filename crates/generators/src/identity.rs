@@ -58,9 +58,37 @@ impl Generator for Name {
             }
         }
         let mut generated = out.split_off(start);
+        match letter_case(v) {
+            Some(Case::Upper) => generated = generated.to_uppercase(),
+            Some(Case::Lower) => generated = generated.to_lowercase(),
+            None => {}
+        }
         truncate_chars(&mut generated, self.max_chars);
         out.push_str(&generated);
         Ok(true)
+    }
+}
+
+/// A value's letter case when all its letters (two or more) share one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Case {
+    Upper,
+    Lower,
+}
+
+/// `Some(Upper)` for `JOHN O'NEIL`, `Some(Lower)` for `john`, `None` for `John` or `J`.
+pub(crate) fn letter_case(v: &str) -> Option<Case> {
+    let letters = v.chars().filter(|c| c.is_alphabetic());
+    let (mut upper, mut lower, mut n) = (0, 0, 0);
+    for c in letters {
+        n += 1;
+        upper += usize::from(c.is_uppercase());
+        lower += usize::from(c.is_lowercase());
+    }
+    match (n >= 2, upper == n, lower == n) {
+        (true, true, _) => Some(Case::Upper),
+        (true, _, true) => Some(Case::Lower),
+        _ => None,
     }
 }
 
@@ -601,6 +629,29 @@ mod tests {
         let mut s = String::new();
         g.generate(Some(v), &mut s).unwrap();
         s
+    }
+
+    #[test]
+    fn names_keep_the_letter_case_of_the_source() {
+        let ty = ValueType::Text { max_chars: None };
+        for g in ["first_name", "last_name", "full_name"] {
+            let upper = gen_with(g, toml::Table::new(), &ty, "GRACE HOPPER");
+            assert!(
+                upper.chars().any(|c| c.is_alphabetic())
+                    && !upper.chars().any(|c| c.is_lowercase()),
+                "{g}: {upper}"
+            );
+            let lower = gen_with(g, toml::Table::new(), &ty, "grace");
+            assert!(!lower.chars().any(|c| c.is_uppercase()), "{g}: {lower}");
+            let title = gen_with(g, toml::Table::new(), &ty, "Grace");
+            assert!(
+                title.chars().next().is_some_and(char::is_uppercase),
+                "{g}: {title}"
+            );
+            assert!(title.chars().any(char::is_lowercase), "{g}: {title}");
+        }
+        assert_eq!(letter_case("J"), None);
+        assert_eq!(letter_case("O'NEIL-SMITH"), Some(Case::Upper));
     }
 
     #[test]

@@ -601,10 +601,10 @@ fn registry() -> &'static [Entry] {
             "hash",
             C,
             &[Text],
-            "keyed BLAKE3 hash of the value, cut to the column's length",
+            "keyed BLAKE3 hash of the value; by default as long as the value, hex digits for hex input (a digest stays a digest), letters and digits otherwise",
             &[
-                "length: characters kept (default: the column's length, at most 64 hex / 43 base64)",
-                "encoding: hex (default) or base64",
+                "length: characters kept (with it or `encoding`: the column's length by default, at most 64 hex / 43 base64)",
+                "encoding: hex or base64 (default: the value's own alphabet and length)",
             ],
             text::hash,
         ),

@@ -9,7 +9,7 @@ use crate::{
     truncate_chars,
 };
 use fake::Fake;
-use fake::faker::address::en::{CityName, CountryCode, CountryName, StreetName, StreetSuffix};
+use fake::faker::address::en::{CityName, CountryCode, CountryName, StreetName};
 use fake::locales::{Data, EN};
 use serde::Deserialize;
 use std::fmt::Write;
@@ -51,7 +51,6 @@ impl Address {
     fn draw(rng: &mut ValueRng) -> Address {
         let building = 1 + rng.below(9999);
         let name: String = StreetName().fake_with_rng(rng);
-        let suffix: String = StreetSuffix().fake_with_rng(rng);
         let city: String = CityName().fake_with_rng(rng);
         let state = rng.below(EN::ADDRESS_STATE.len() as u64) as usize;
         let zip = 501 + rng.below(99_450) as u32;
@@ -62,7 +61,8 @@ impl Address {
         let lon = -124.0 + rng.below(5_700_000) as f64 / 100_000.0;
         Address {
             building,
-            street: format!("{name} {suffix}"),
+            // The name already ends with a suffix ("Ericka Bypass").
+            street: name,
             city,
             state,
             zip,

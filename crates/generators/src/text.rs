@@ -10,23 +10,66 @@ use std::sync::Arc;
 
 struct Hash {
     prf: Prf,
-    length: usize,
-    base64: bool,
+    /// `None`: the input's length and alphabet (hex digits stay hex digits, anything else
+    /// becomes letters and digits), at most `max_chars`.
+    fixed: Option<(usize, bool)>,
+    max_chars: Option<usize>,
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+const ALNUM: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+impl Hash {
+    /// `n` keyed bytes for `v`: the hash, then further blocks for long values.
+    fn bytes(&self, v: &str, n: usize) -> Vec<u8> {
+        let mut out = self.prf.hash("text", v.as_bytes()).to_vec();
+        let mut block = 1u32;
+        while out.len() < n {
+            let mut more = v.as_bytes().to_vec();
+            more.extend_from_slice(&block.to_le_bytes());
+            out.extend_from_slice(&self.prf.hash("text-more", &more));
+            block += 1;
+        }
+        out.truncate(n);
+        out
+    }
+}
 
 impl Generator for Hash {
     fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
         let Some(v) = input else { return Ok(false) };
-        let h = self.prf.hash("text", v.as_bytes());
-        if self.base64 {
-            use base64::Engine;
-            let enc = base64::engine::general_purpose::STANDARD_NO_PAD.encode(h);
-            out.push_str(&enc[..self.length.min(enc.len())]);
-        } else {
-            for b in h.iter().flat_map(|b| [b >> 4, b & 15]).take(self.length) {
-                out.push(HEX[b as usize] as char);
+        match self.fixed {
+            Some((length, true)) => {
+                use base64::Engine;
+                let h = self.prf.hash("text", v.as_bytes());
+                let enc = base64::engine::general_purpose::STANDARD_NO_PAD.encode(h);
+                out.push_str(&enc[..length.min(enc.len())]);
+            }
+            Some((length, false)) => {
+                let h = self.prf.hash("text", v.as_bytes());
+                for b in h.iter().flat_map(|b| [b >> 4, b & 15]).take(length) {
+                    out.push(HEX[b as usize] as char);
+                }
+            }
+            None => {
+                let n = v.chars().count().min(self.max_chars.unwrap_or(usize::MAX));
+                if v.chars().all(|c| c.is_ascii_hexdigit()) {
+                    let upper = v.chars().any(|c| c.is_ascii_uppercase())
+                        && !v.chars().any(|c| c.is_ascii_lowercase());
+                    for b in self
+                        .bytes(v, n.div_ceil(2))
+                        .iter()
+                        .flat_map(|b| [b >> 4, b & 15])
+                        .take(n)
+                    {
+                        let c = HEX[b as usize] as char;
+                        out.push(if upper { c.to_ascii_uppercase() } else { c });
+                    }
+                } else {
+                    for b in self.bytes(v, n) {
+                        out.push(ALNUM[b as usize % ALNUM.len()] as char);
+                    }
+                }
             }
         }
         Ok(true)
@@ -41,6 +84,14 @@ pub(crate) fn hash(opts: &toml::Table, ctx: &ColumnContext, prf: &Prf) -> Built 
         encoding: Option<String>,
     }
     let o: Opts = options("hash", opts)?;
+    let col_max = ctx.value_type.max_chars().map(|m| m as usize);
+    if o.length.is_none() && o.encoding.is_none() {
+        return Ok(Arc::new(Hash {
+            prf: prf.derive("hash"),
+            fixed: None,
+            max_chars: col_max,
+        }));
+    }
     let base64 = match o.encoding.as_deref() {
         None | Some("hex") => false,
         Some("base64") => true,
@@ -51,7 +102,6 @@ pub(crate) fn hash(opts: &toml::Table, ctx: &ColumnContext, prf: &Prf) -> Built 
         }
     };
     let full = if base64 { 43 } else { 64 };
-    let col_max = ctx.value_type.max_chars().map(|m| m as usize);
     let length = o.length.unwrap_or(full).min(col_max.unwrap_or(full));
     if length == 0 || length > full {
         return Err(BuildError::BadOption(format!(
@@ -60,8 +110,8 @@ pub(crate) fn hash(opts: &toml::Table, ctx: &ColumnContext, prf: &Prf) -> Built 
     }
     Ok(Arc::new(Hash {
         prf: prf.derive("hash"),
-        length,
-        base64,
+        fixed: Some((length, base64)),
+        max_chars: col_max,
     }))
 }
 
@@ -375,6 +425,10 @@ mod tests {
     use mirage_core::ValueType;
 
     fn run(name: &str, ty: &ValueType, v: &str) -> String {
+        with_type(name, toml::Table::new(), ty, v)
+    }
+
+    fn with_type(name: &str, opts: toml::Table, ty: &ValueType, v: &str) -> String {
         let ctx = ColumnContext {
             table: "t",
             column: "c",
@@ -383,7 +437,7 @@ mod tests {
             columns: &[],
             stats: None,
         };
-        let g = crate::build(name, &toml::Table::new(), &ctx, &Prf::from_seed("k")).unwrap();
+        let g = crate::build(name, &opts, &ctx, &Prf::from_seed("k")).unwrap();
         let mut s = String::new();
         g.generate(Some(v), &mut s).unwrap();
         s
@@ -410,11 +464,32 @@ mod tests {
     }
 
     #[test]
-    fn hash_fits_the_column() {
-        let ty = ValueType::Text {
+    fn hash_keeps_length_and_alphabet_and_fits_the_column() {
+        let unbounded = ValueType::Text { max_chars: None };
+        // A 40-character hex digest stays 40 hex characters, upper case kept.
+        let digest = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B";
+        let h = run("hash", &unbounded, digest);
+        assert_eq!(h.len(), 40);
+        assert!(
+            h.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()),
+            "{h}"
+        );
+        assert_ne!(h, digest);
+        // Other text: letters and digits, same length, longer than one hash too.
+        let long = "p@ss word ".repeat(12);
+        let h = run("hash", &unbounded, &long);
+        assert_eq!(h.chars().count(), long.len());
+        assert!(h.bytes().all(|b| b.is_ascii_alphanumeric()), "{h}");
+        let ten = ValueType::Text {
             max_chars: Some(10),
         };
-        let h = run("hash", &ty, "secret");
+        assert_eq!(run("hash", &ten, "secret").len(), 6);
+        assert_eq!(run("hash", &ten, &long).len(), 10);
+        // An explicit encoding: the column's length in that alphabet.
+        let mut opts = toml::Table::new();
+        opts.insert("encoding".into(), "hex".into());
+        let h = with_type("hash", opts, &ten, "secret");
         assert_eq!(h.len(), 10);
         assert!(h.bytes().all(|b| b.is_ascii_hexdigit()));
     }
