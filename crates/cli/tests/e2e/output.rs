@@ -267,3 +267,40 @@ fn an_unwritable_report_path_is_refused_first() {
             .contains("\"tables\"")
     );
 }
+
+/// Closed stdout and stderr (a reader that went away: `… | head -1`) never stop a job: it
+/// completes, with its tables and report written, even logging at debug level.
+#[test]
+fn closed_stdout_and_stderr_do_not_stop_a_job() {
+    use std::process::{Command, Stdio};
+    let dir = Dir::new();
+    dataset(dir.path(), "src", "people", "name", 20_000);
+    let ws = files_workspace(
+        &dir,
+        "./src",
+        "./out",
+        "[tables.\"public.people\".columns]\nname = { generator = \"full_name\" }\n",
+    );
+    let report = dir.path().join("report.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mirage"))
+        .args(["run", "-w", &ws, "--report", report.to_str().unwrap()])
+        .env("MIRAGE_SEED", crate::util::seed("s"))
+        .env("MIRAGE_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads: both pipes are closed before the job writes its first line.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains("\"status\": \"completed\""), "{text}");
+    let rows = std::fs::read_to_string(dir.path().join("out/public.people.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(rows, 20_001, "header and every row");
+}
