@@ -212,6 +212,123 @@ impl PgCluster {
         c
     }
 
+    /// Turn TLS on with certificates made for the test: a CA, a server certificate naming only
+    /// `db.example` (so `verify-full` at 127.0.0.1 fails on the name), and a client certificate
+    /// for role `certuser` (created). TCP connections must then use TLS (`hostnossl … reject`);
+    /// `certuser` logs in with its certificate. Returns the folder holding `ca.crt`,
+    /// `other-ca.crt` (a CA that signed nothing here), `client.crt` and `client.key`.
+    pub fn enable_tls(&self) -> Result<PathBuf> {
+        let dir = self.dir.path().join("tls");
+        std::fs::create_dir_all(&dir).map_err(|e| HarnessError(format!("tls dir: {e}")))?;
+        let openssl = |args: &[&str]| {
+            check(
+                "openssl",
+                Command::new("openssl")
+                    .args(args)
+                    .current_dir(&dir)
+                    .stdin(Stdio::null())
+                    .output(),
+            )
+            .map(|_| ())
+        };
+        for ca in ["ca", "other-ca"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=mirage test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.crt"),
+            ])?;
+        }
+        for (name, cn, ext) in [
+            ("server", "db.example", "subjectAltName=DNS:db.example"),
+            ("client", "certuser", "keyUsage=digitalSignature"),
+        ] {
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ])?;
+            std::fs::write(dir.join(format!("{name}.ext")), format!("{ext}\n"))
+                .map_err(|e| HarnessError(format!("ext: {e}")))?;
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &format!("{name}.crt"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ])?;
+        }
+        // The server's copies, owned by the server's user and private to it.
+        let data = self.data_dir();
+        for f in ["server.crt", "server.key", "ca.crt"] {
+            let to = data.join(f);
+            std::fs::copy(dir.join(f), &to).map_err(|e| HarnessError(format!("copy {f}: {e}")))?;
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| HarnessError(format!("chmod {f}: {e}")))?;
+            if let Some((uid, gid)) = self.owner {
+                std::os::unix::fs::chown(&to, Some(uid), Some(gid))
+                    .map_err(|e| HarnessError(format!("chown {f}: {e}")))?;
+            }
+        }
+        std::fs::set_permissions(
+            dir.join("client.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(|e| HarnessError(format!("chmod client.key: {e}")))?;
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all certuser 127.0.0.1/32 cert\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .map_err(|e| HarnessError(format!("pg_hba.conf: {e}")))?;
+        for sql in [
+            "ALTER SYSTEM SET ssl = on",
+            "ALTER SYSTEM SET ssl_cert_file = 'server.crt'",
+            "ALTER SYSTEM SET ssl_key_file = 'server.key'",
+            "ALTER SYSTEM SET ssl_ca_file = 'ca.crt'",
+            "CREATE ROLE certuser LOGIN SUPERUSER",
+        ] {
+            self.psql("postgres", sql)?;
+        }
+        self.psql("postgres", "SELECT pg_reload_conf()")?;
+        // The reload is asynchronous: wait until TCP connections need TLS.
+        for _ in 0..50 {
+            if self.psql("postgres", "SHOW ssl")? == "on" {
+                return Ok(dir);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(HarnessError("TLS did not turn on".into()))
+    }
+
     /// The loopback TCP port the cluster listens on (at 127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port

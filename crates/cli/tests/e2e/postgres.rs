@@ -726,3 +726,83 @@ last = { generator = "last_name" }
         "0"
     );
 }
+
+/// TLS as libpq documents it, against a server that refuses plain TCP and one without TLS:
+/// each `sslmode`, a CA file, a certificate for another host name (`verify-full` fails,
+/// `verify-ca` passes), another CA, a client certificate; `pg_dump`/`pg_restore` get the same
+/// settings (the server takes no plain connection, so a run that completes used TLS end to
+/// end). No key material in any output.
+#[test]
+fn tls_connections_follow_sslmode() {
+    let tls = cluster();
+    let certs = tls.enable_tls().expect("TLS");
+    tls.psql("src", "CREATE TABLE t (id int PRIMARY KEY, name text); INSERT INTO t SELECT i, 'n' || i FROM generate_series(1, 100) i")
+        .unwrap();
+    let plain = cluster();
+    plain
+        .psql("src", "CREATE TABLE t (id int PRIMARY KEY)")
+        .unwrap();
+    let dir = Dir::new();
+    let file = |f: &str| certs.join(f).display().to_string();
+    let key = std::fs::read_to_string(certs.join("client.key")).unwrap();
+    let key_line = key.lines().nth(1).unwrap().to_string();
+    let run = |pg: &PgCluster, user: &str, query: &str| {
+        let ws = dir.write(
+            "workspace.toml",
+            &format!(
+                "[source]\nurl = \"{}?{query}\"\n\n[destination]\nurl = \"{}?{query}\"\n",
+                pg.url_as(user, "src"),
+                pg.url_as(user, "dst")
+            ),
+        );
+        let out = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
+        assert!(
+            !out.all().contains(&key_line) && !out.all().contains("PRIVATE KEY"),
+            "{query}: {}",
+            out.all()
+        );
+        out
+    };
+    let ca = format!("sslrootcert={}", file("ca.crt"));
+    for (query, code, says) in [
+        (String::new(), 0, ""),
+        ("sslmode=require".into(), 0, ""),
+        (format!("sslmode=verify-ca&{ca}"), 0, ""),
+        ("sslmode=disable".into(), 2, "no encryption"),
+        (
+            format!("sslmode=verify-full&{ca}"),
+            1,
+            "does not name the host in source.url",
+        ),
+        (
+            format!("sslmode=verify-ca&sslrootcert={}", file("other-ca.crt")),
+            1,
+            "certificate",
+        ),
+        (
+            "sslmode=verify-ca".into(),
+            1,
+            "give the CA that signed it as sslrootcert",
+        ),
+        ("sslmode=strict".into(), 2, "sslmode=strict"),
+    ] {
+        let out = run(&tls, "postgres", &query);
+        assert_eq!(out.code, code, "{query}: {}", out.all());
+        assert!(out.all().contains(says), "{query}: {}", out.all());
+    }
+    // A client certificate: certuser logs in with it, and only with it.
+    let client = format!(
+        "sslmode=verify-ca&{ca}&sslcert={}&sslkey={}",
+        file("client.crt"),
+        file("client.key")
+    );
+    let out = run(&tls, "certuser", &client);
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(tls.psql("dst", "SELECT count(*) FROM t").unwrap(), "100");
+    let out = run(&tls, "certuser", &format!("sslmode=verify-ca&{ca}"));
+    assert_ne!(out.code, 0, "{}", out.all());
+    // A server without TLS: prefer falls back to plain TCP, require refuses.
+    assert_eq!(run(&plain, "postgres", "").code, 0);
+    let out = run(&plain, "postgres", "sslmode=require");
+    assert_ne!(out.code, 0, "{}", out.all());
+}

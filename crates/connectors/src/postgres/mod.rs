@@ -5,6 +5,7 @@
 
 pub mod catalog;
 mod schema;
+pub mod tls;
 
 pub use schema::PgSchema;
 pub(crate) use schema::client_tools_check;
@@ -182,8 +183,8 @@ pub struct PgEndpoint {
     password: Option<String>,
     /// The environment variable the password is read from, for messages.
     password_env: String,
-    /// Connect with TLS (rustls, the system's root certificates).
-    tls: bool,
+    /// TLS, as the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey` say.
+    tls: tls::TlsSettings,
 }
 
 impl std::fmt::Debug for PgEndpoint {
@@ -195,7 +196,17 @@ impl std::fmt::Debug for PgEndpoint {
 impl PgEndpoint {
     /// `role` is "source" or "destination", used in messages.
     pub fn new(role: &'static str, conn: &ConnectionConfig) -> Result<PgEndpoint> {
-        let mut config = tokio_postgres::Config::from_str(&conn.url).map_err(|e| {
+        // libpq's default: TLS when the server offers it.
+        Self::with_tls_default(role, conn, tls::SslMode::Prefer)
+    }
+
+    fn with_tls_default(
+        role: &'static str,
+        conn: &ConnectionConfig,
+        default: tls::SslMode,
+    ) -> Result<PgEndpoint> {
+        let (driver_url, tls) = tls::split(&conn.url, role, default)?;
+        let mut config = tokio_postgres::Config::from_str(&driver_url).map_err(|e| {
             ConnectorError::Invalid(format!(
                 "{role}.url is not a PostgreSQL URL ({e}); write postgres://user@host:5432/database"
             ))
@@ -219,18 +230,20 @@ impl PgEndpoint {
             )));
         }
         config.application_name("mirage");
+        config.ssl_mode(tls.driver_mode());
         Ok(PgEndpoint {
             role,
             config,
-            url: conn.url.clone(),
+            url: driver_url,
             password,
             password_env: conn.password_env.clone(),
-            tls: false,
+            tls,
         })
     }
 
-    /// A Redshift endpoint: `redshift://user@host[:5439]/database[?sslmode=disable]`. TLS is
-    /// required unless the URL turns it off (the local emulator speaks plain TCP).
+    /// A Redshift endpoint: `redshift://user@host[:5439]/database[?sslmode=…]`. TLS with the
+    /// certificate checked against the system's roots (`verify-full`) unless the URL says
+    /// otherwise (the local emulator speaks plain TCP: `sslmode=disable`).
     pub fn redshift(role: &'static str, conn: &ConnectionConfig) -> Result<PgEndpoint> {
         let rest = conn.url.strip_prefix("redshift://").ok_or_else(|| {
             ConnectorError::Invalid(format!(
@@ -239,21 +252,18 @@ impl PgEndpoint {
         })?;
         let mut c = conn.clone();
         c.url = format!("postgresql://{rest}");
-        let mut ep = PgEndpoint::new(role, &c).map_err(|_| {
-            ConnectorError::Invalid(format!(
-                "{role}.url is not a Redshift URL; write redshift://user@host:5439/database"
-            ))
-        })?;
+        let mut ep = PgEndpoint::with_tls_default(role, &c, tls::SslMode::VerifyFull).map_err(
+            |e| match e {
+                e @ ConnectorError::Invalid(_) if e.to_string().contains("ssl") => e,
+                _ => ConnectorError::Invalid(format!(
+                    "{role}.url is not a Redshift URL; write redshift://user@host:5439/database"
+                )),
+            },
+        )?;
         ep.url = conn.url.clone();
         let host = rest.split('/').next().unwrap_or("");
         if !host.rsplit('@').next().unwrap_or(host).contains(':') {
             ep.config.port(5439);
-        }
-        let explicit = rest.contains("sslmode=");
-        ep.tls =
-            !(explicit && ep.config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable);
-        if ep.tls {
-            ep.config.ssl_mode(tokio_postgres::config::SslMode::Require);
         }
         Ok(ep)
     }
@@ -287,8 +297,9 @@ impl PgEndpoint {
             detail: self.connect_failure(&e),
             answered: e.as_db_error().is_some() || self.password_missing(&e),
         };
-        let client = if self.tls {
-            let (client, connection) = self.config.connect(tls()?).await.map_err(failed)?;
+        let client = if self.tls.mode != tls::SslMode::Disable {
+            let connector = self.tls.connector(self.role)?;
+            let (client, connection) = self.config.connect(connector).await.map_err(failed)?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %describe(&e), "connection closed");
@@ -318,6 +329,20 @@ impl PgEndpoint {
 
     fn connect_failure(&self, e: &tokio_postgres::Error) -> String {
         let detail = describe(e);
+        if detail.contains("NotValidForName") || detail.contains("certificate not valid for name") {
+            return format!(
+                "{detail}: the server's certificate does not name the host in {}.url; connect \
+                 with a host name the certificate names, or use sslmode=verify-ca",
+                self.role
+            );
+        }
+        if detail.contains("invalid peer certificate") {
+            return format!(
+                "{detail}: the server's certificate is not trusted; give the CA that signed it \
+                 as sslrootcert=<PEM file> in {}.url (sslmode=require encrypts without checking)",
+                self.role
+            );
+        }
         if self.password_missing(e) {
             return format!(
                 "the server asks for a password and ${} is not set; set it to the {} user's password",
@@ -329,8 +354,8 @@ impl PgEndpoint {
 
     /// Ask the server to cancel the statement running on the connection `token` came from.
     pub async fn cancel(&self, token: tokio_postgres::CancelToken) {
-        let r = if self.tls {
-            match tls() {
+        let r = if self.tls.mode != tls::SslMode::Disable {
+            match self.tls.connector(self.role) {
                 Ok(t) => token.cancel_query(t).await,
                 Err(_) => return,
             }
@@ -349,6 +374,9 @@ impl PgEndpoint {
             cmd.env("PGPASSWORD", p);
         }
         cmd.env("PGAPPNAME", "mirage");
+        for (k, v) in self.tls.env() {
+            cmd.env(k, v);
+        }
         cmd.kill_on_drop(true);
         cmd
     }
@@ -356,22 +384,6 @@ impl PgEndpoint {
     pub(crate) fn url(&self) -> &str {
         &self.url
     }
-}
-
-/// TLS with the system's root certificates.
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ConnectorError::Invalid(format!("TLS setup: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// Identify a server + database, to refuse copying a database onto itself (the checks compare

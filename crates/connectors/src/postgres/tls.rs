@@ -1,0 +1,401 @@
+//! TLS for PostgreSQL and Redshift connections, as libpq spells it in the URL: `sslmode`
+//! (`disable`, `prefer` — libpq's default —, `require`, `verify-ca`, `verify-full`),
+//! `sslrootcert` (a PEM file, or `system` for the operating system's roots), and a client
+//! certificate (`sslcert`, `sslkey`). The driver does not know the last three nor the two verify
+//! modes: [`split`] takes them out of the URL and [`TlsSettings::connector`] builds the rustls
+//! configuration they describe.
+
+use crate::{ConnectorError, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How a connection uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, plain otherwise; the certificate is not checked.
+    Prefer,
+    /// TLS or no connection; the certificate is not checked (unless `sslrootcert` is given:
+    /// then as `verify-ca`, like libpq).
+    Require,
+    /// TLS, the certificate signed by a trusted root; its host name is not checked.
+    VerifyCa,
+    /// TLS, the certificate signed by a trusted root and naming the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    fn parse(v: &str) -> Option<SslMode> {
+        Some(match v {
+            "disable" => SslMode::Disable,
+            "allow" | "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    /// libpq's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Where trusted roots come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Roots {
+    /// The operating system's store.
+    System,
+    /// A PEM file of CA certificates.
+    File(PathBuf),
+}
+
+/// A URL's TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The mode.
+    pub mode: SslMode,
+    /// `sslrootcert`.
+    pub roots: Option<Roots>,
+    /// `sslcert` and `sslkey`.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// Take the TLS parameters out of a URL's query: (the URL the driver parses, the settings).
+/// `default` is the mode when the URL gives none. Unknown `sslmode` values are an error naming
+/// the role's key.
+pub fn split(url: &str, role: &str, default: SslMode) -> Result<(String, TlsSettings)> {
+    let mut settings = TlsSettings {
+        mode: default,
+        roots: None,
+        client: None,
+    };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), settings));
+    };
+    let (mut cert, mut key) = (None, None);
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v);
+        match k {
+            "sslmode" => {
+                settings.mode = SslMode::parse(&v).ok_or_else(|| {
+                    ConnectorError::Invalid(format!(
+                        "{role}.url: sslmode={v} is not one of disable, prefer, require, verify-ca, \
+                         verify-full"
+                    ))
+                })?;
+            }
+            "sslrootcert" => {
+                settings.roots = Some(if v == "system" {
+                    Roots::System
+                } else {
+                    Roots::File(PathBuf::from(v))
+                })
+            }
+            "sslcert" => cert = Some(PathBuf::from(v)),
+            "sslkey" => key = Some(PathBuf::from(v)),
+            _ => kept.push(pair),
+        }
+    }
+    settings.client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => {
+            return Err(ConnectorError::Invalid(format!(
+                "{role}.url: a client certificate needs both sslcert and sslkey"
+            )));
+        }
+    };
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, settings))
+}
+
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            v.get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok()),
+        ) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl TlsSettings {
+    /// What the driver is told: no TLS, TLS if offered, or TLS required.
+    pub fn driver_mode(&self) -> tokio_postgres::config::SslMode {
+        match self.mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        }
+    }
+
+    /// The certificate check this mode asks for.
+    fn check(&self) -> Check {
+        match (self.mode, &self.roots) {
+            (SslMode::VerifyFull, _) => Check::Full,
+            (SslMode::VerifyCa, _) | (SslMode::Require, Some(_)) => Check::Ca,
+            _ => Check::None,
+        }
+    }
+
+    /// The environment `pg_dump` and `pg_restore` get for the same settings (libpq's `PGSSL…`
+    /// variables: never arguments).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("PGSSLMODE", self.mode.as_str().to_string())];
+        match &self.roots {
+            Some(Roots::System) => env.push(("PGSSLROOTCERT", "system".into())),
+            Some(Roots::File(p)) => env.push(("PGSSLROOTCERT", p.display().to_string())),
+            None => {}
+        }
+        if let Some((c, k)) = &self.client {
+            env.push(("PGSSLCERT", c.display().to_string()));
+            env.push(("PGSSLKEY", k.display().to_string()));
+        }
+        env
+    }
+
+    /// The rustls connector for these settings. `role` names the end in errors.
+    pub fn connector(&self, role: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        // libpq's default root file, when there is one; else the system's roots.
+        let default_roots = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
+            .filter(|p| p.is_file())
+            .map(Roots::File);
+        match self.roots.as_ref().or(default_roots.as_ref()) {
+            None | Some(Roots::System) => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+            Some(Roots::File(path)) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        ConnectorError::Invalid(format!(
+                            "{role}.url: sslrootcert {}: {e}; give a PEM file of CA certificates \
+                             (or sslrootcert=system)",
+                            path.display()
+                        ))
+                    })?;
+                for cert in certs {
+                    roots.add(cert).map_err(|e| {
+                        ConnectorError::Invalid(format!(
+                            "{role}.url: sslrootcert {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConnectorError::Invalid(format!("TLS setup: {e}")))?;
+        let check = self.check();
+        let builder = if check == Check::Full {
+            builder.with_root_certificates(roots)
+        } else {
+            let inner = if roots.is_empty() {
+                None
+            } else {
+                Some(
+                    rustls::client::WebPkiServerVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        provider.clone(),
+                    )
+                    .build()
+                    .map_err(|e| ConnectorError::Invalid(format!("TLS setup: {e}")))?,
+                )
+            };
+            if check == Check::Ca && inner.is_none() {
+                return Err(ConnectorError::Invalid(format!(
+                    "{role}.url: sslmode={} needs trusted roots: give sslrootcert=<CA file> \
+                     (or sslrootcert=system)",
+                    self.mode.as_str()
+                )));
+            }
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Lenient {
+                    inner: inner.filter(|_| check == Check::Ca),
+                    provider,
+                }))
+        };
+        let config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        ConnectorError::Invalid(format!(
+                            "{role}.url: sslcert {}: {e}",
+                            cert.display()
+                        ))
+                    })?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                    ConnectorError::Invalid(format!("{role}.url: sslkey {}: {e}", key.display()))
+                })?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    ConnectorError::Invalid(format!("{role}.url: sslcert/sslkey: {e}"))
+                })?
+            }
+        };
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    None,
+    Ca,
+    Full,
+}
+
+/// `prefer`/`require` (no check of the certificate, as libpq) and `verify-ca` (the chain is
+/// checked, not the host name). Handshake signatures are always verified.
+#[derive(Debug)]
+struct Lenient {
+    inner: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Lenient {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let Some(inner) = &self.inner else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_parameters_leave_the_url_and_keep_the_rest() {
+        let (url, s) = split(
+            "postgres://u@h:5432/db?sslmode=verify-full&application_name=x&sslrootcert=%2Ftmp%2Fca.pem&sslcert=/c.pem&sslkey=/k.pem",
+            "source",
+            SslMode::Prefer,
+        )
+        .unwrap();
+        assert_eq!(url, "postgres://u@h:5432/db?application_name=x");
+        assert_eq!(s.mode, SslMode::VerifyFull);
+        assert_eq!(s.roots, Some(Roots::File("/tmp/ca.pem".into())));
+        assert_eq!(s.client, Some(("/c.pem".into(), "/k.pem".into())));
+        let (url, s) = split("postgres://u@h/db", "source", SslMode::Prefer).unwrap();
+        assert_eq!(
+            (url.as_str(), s.mode),
+            ("postgres://u@h/db", SslMode::Prefer)
+        );
+        let e = split(
+            "postgres://u@h/db?sslmode=strict",
+            "destination",
+            SslMode::Prefer,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("destination.url: sslmode=strict"), "{e}");
+        assert!(
+            split(
+                "postgres://u@h/db?sslcert=/c.pem",
+                "source",
+                SslMode::Prefer
+            )
+            .is_err()
+        );
+        let (_, s) = split(
+            "postgres://u@h/db?sslmode=require&sslrootcert=system",
+            "s",
+            SslMode::Prefer,
+        )
+        .unwrap();
+        assert_eq!(
+            s.check(),
+            Check::Ca,
+            "require with roots checks the chain, as libpq"
+        );
+        assert!(s.env().contains(&("PGSSLROOTCERT", "system".into())));
+    }
+}
