@@ -187,7 +187,7 @@ pub fn starter(
         let _ = writeln!(s, "\n{STAGING_TEMPLATE}");
     }
     for t in &catalog.tables {
-        if matches!(t.kind, TableKind::Partition { .. }) {
+        if t.kind.settings_parent().is_some() {
             continue;
         }
         let name = t.name.to_string();

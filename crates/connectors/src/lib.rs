@@ -489,10 +489,7 @@ pub(crate) fn too_many_categories(table: &QualifiedName, column: &str) -> Connec
 
 /// Resolve the table a partition's settings come from: itself, else its partitioned parent.
 pub fn settings_owner(table: &Table) -> &QualifiedName {
-    match &table.kind {
-        mirage_core::TableKind::Partition { parent } => parent,
-        _ => &table.name,
-    }
+    table.kind.settings_parent().unwrap_or(&table.name)
 }
 
 #[cfg(test)]

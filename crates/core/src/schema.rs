@@ -317,12 +317,28 @@ pub enum TableKind {
     /// An ordinary table that holds rows.
     Table,
     /// A partitioned table: holds no rows itself; its partitions do.
-    Partitioned,
-    /// A partition of the named table.
+    Partitioned {
+        /// When it is itself a partition (sub-partitioning): the top partitioned table, whose
+        /// settings it follows.
+        parent: Option<QualifiedName>,
+    },
+    /// A partition.
     Partition {
-        /// The partitioned table this one is a partition of.
+        /// The top partitioned table it belongs to (through sub-partitions too): the table
+        /// whose settings it follows.
         parent: QualifiedName,
     },
+}
+
+impl TableKind {
+    /// The table whose settings this one follows, when it is a partition (at any depth).
+    pub fn settings_parent(&self) -> Option<&QualifiedName> {
+        match self {
+            TableKind::Partition { parent } => Some(parent),
+            TableKind::Partitioned { parent } => parent.as_ref(),
+            TableKind::Table => None,
+        }
+    }
 }
 
 /// One table of the source.
@@ -352,7 +368,7 @@ impl Table {
 
     /// Whether rows are copied for this relation (partitioned parents hold none).
     pub fn holds_rows(&self) -> bool {
-        !matches!(self.kind, TableKind::Partitioned)
+        !matches!(self.kind, TableKind::Partitioned { .. })
     }
 }
 

@@ -84,7 +84,7 @@ impl Plan {
         let names: Vec<String> = catalog
             .tables
             .iter()
-            .filter(|t| !matches!(t.kind, TableKind::Partition { .. }))
+            .filter(|t| t.kind.settings_parent().is_none())
             .map(|t| t.name.to_string())
             .collect();
 
@@ -130,6 +130,18 @@ impl Plan {
                 errors.push(ws.error(tc.line, table_key(&tc.name), format!("{why}{hint}")));
                 continue;
             };
+            // A partition follows its partitioned table: settings of its own would be ignored.
+            if let Some(root) = table.kind.settings_parent() {
+                errors.push(ws.error(
+                    tc.line,
+                    table_key(&tc.name),
+                    format!(
+                        "is a partition of {root}, and partitions follow their partitioned table's \
+                         settings: move this entry's mode and columns to [tables.\"{root}\"]"
+                    ),
+                ));
+                continue;
+            }
             if tc.mode == TableMode::PreserveDestination && table.kind != TableKind::Table {
                 errors.push(ws.error(
                     tc.line,
@@ -168,7 +180,7 @@ impl Plan {
         for t in catalog
             .tables
             .iter()
-            .filter(|t| !matches!(t.kind, TableKind::Partition { .. }))
+            .filter(|t| t.kind.settings_parent().is_none())
         {
             if let Some(tc) = settings_of(t) {
                 for cc in &tc.columns {

@@ -625,7 +625,10 @@ fn the_copy_is_usable_at_once() {
          FROM generate_series(1, 200) i;
          CREATE TABLE events (id int, account_id int, at date, note text) PARTITION BY RANGE (at);
          CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
-         CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')
+             PARTITION BY RANGE (at);
+         CREATE TABLE events_2025_h1 PARTITION OF events_2025 FOR VALUES FROM ('2025-01-01') TO ('2025-07-01');
+         CREATE TABLE events_2025_h2 PARTITION OF events_2025 FOR VALUES FROM ('2025-07-01') TO ('2026-01-01');
          ALTER TABLE events_2024 ADD FOREIGN KEY (account_id) REFERENCES accounts (id);
          ALTER TABLE events_2025 ADD FOREIGN KEY (account_id) REFERENCES accounts (id);
          INSERT INTO events SELECT i, 1 + i % 300, DATE '2024-06-01' + (i % 400), 'e' FROM generate_series(1, 1000) i;
@@ -647,6 +650,9 @@ addr2 = { generator = "address", part = "street" }
 id = { generator = "integer_key" }
 first = { generator = "first_name" }
 last = { generator = "last_name" }
+
+[tables."public.events".columns]
+note = { generator = "first_name" }
 "#;
     let dir = Dir::new();
     let ws = dir.write("workspace.toml", &workspace(&pg, tables));
@@ -666,9 +672,30 @@ last = { generator = "last_name" }
             plan.stdout
         );
     }
+    // Settings of a partition's own would be ignored: refused, naming the table to use.
+    let own = dir.write(
+        "own.toml",
+        &workspace(
+            &pg,
+            &format!("{tables}\n[tables.\"public.events_2025_h1\"]\nmode = \"truncate\"\n"),
+        ),
+    );
+    let refused = mirage(&["plan", "-w", own.to_str().unwrap()], "s");
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("is a partition of public.events"),
+        "{}",
+        refused.all()
+    );
     let run = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
     assert_eq!(run.code, 0, "{}", run.all());
     let q = |sql: &str| pg.psql("dst", sql).unwrap();
+    // The top table's settings reach the partitions of a sub-partition too.
+    assert_eq!(q("SELECT count(*) FROM events WHERE note = 'e'"), "0");
+    assert_eq!(
+        q("SELECT count(*) FROM events_2025_h2"),
+        q("SELECT count(*) FROM events_2025_h2 WHERE note <> 'e'")
+    );
     assert_eq!(
         q("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conparentid = 0"),
         "3",

@@ -217,10 +217,33 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
         .map_err(db_error("listing tables"))?;
     let mut tables = Vec::with_capacity(rows.len());
     let mut by_oid: HashMap<i64, usize> = HashMap::new();
-    for r in rows.iter().map(TableRow::from) {
-        let kind = match (r.kind.as_str(), r.parent) {
-            ("p", _) => TableKind::Partitioned,
-            (_, Some(parent)) => TableKind::Partition { parent },
+    let rows: Vec<TableRow> = rows.iter().map(TableRow::from).collect();
+    // A partition follows its top partitioned table, through any levels of sub-partitions.
+    let parents: HashMap<QualifiedName, QualifiedName> = rows
+        .iter()
+        .filter_map(|r| {
+            r.parent
+                .clone()
+                .map(|p| (QualifiedName::new(r.schema.clone(), r.name.clone()), p))
+        })
+        .collect();
+    let root = |mut p: QualifiedName| {
+        for _ in 0..64 {
+            match parents.get(&p) {
+                Some(up) => p = up.clone(),
+                None => break,
+            }
+        }
+        p
+    };
+    for r in rows {
+        let kind = match (r.kind.as_str(), r.parent.clone()) {
+            ("p", parent) => TableKind::Partitioned {
+                parent: parent.map(&root),
+            },
+            (_, Some(parent)) => TableKind::Partition {
+                parent: root(parent),
+            },
             _ => TableKind::Table,
         };
         by_oid.insert(r.oid, tables.len());
