@@ -637,38 +637,45 @@ impl Workspace {
 /// The fewest bits of secret a consistency seed must hold.
 pub const MIN_SEED_BITS: u32 = 128;
 
-/// About how many bits of secret a seed holds, judged by its length and the smallest usual
-/// alphabet that spells it: hex digits (4 bits a character, what `openssl rand -hex` writes),
-/// decimal digits, one case of letters with digits, both cases, printable ASCII; anything else
-/// counts 8 bits a byte. A character repeated through the whole seed counts as one.
+/// About how many bits of secret a seed holds, judged conservatively: a seed that repeats a
+/// shorter one counts as that one; a run of neighbouring or equal characters (`abcd`, `1234`,
+/// `aaaa`) counts as one character; each remaining character counts by the smallest usual
+/// alphabet that spells the seed — hex digits (4 bits, what `openssl rand -hex` writes), decimal
+/// digits, one case of letters with digits, both cases, printable ASCII; anything else 8 bits a
+/// byte. `openssl rand -hex 32` (about 200 by this count) passes; words, repeated phrases and
+/// keyboard runs do not.
 pub fn seed_bits(seed: &str) -> u32 {
-    let distinct: std::collections::BTreeSet<char> = seed.chars().collect();
-    if distinct.len() <= 1 {
-        return if seed.is_empty() { 0 } else { 1 };
+    let chars: Vec<char> = seed.chars().collect();
+    if chars.is_empty() {
+        return 0;
     }
-    let bits_per_char: f64 = if seed.chars().all(|c| c.is_ascii_digit()) {
+    // The shortest unit the seed repeats (a prefix of itself).
+    let period = (1..=chars.len())
+        .find(|&p| (p..chars.len()).all(|i| chars[i] == chars[i - p]))
+        .unwrap_or(chars.len());
+    let unit = &chars[..period];
+    // Runs of equal or neighbouring characters count once.
+    let effective = 1 + unit
+        .windows(2)
+        .filter(|w| (w[1] as i64 - w[0] as i64).abs() > 1)
+        .count();
+    let all = |f: fn(&char) -> bool| unit.iter().all(f);
+    let bits_per_char: f64 = if all(|c| c.is_ascii_digit()) {
         10f64.log2()
-    } else if seed.chars().all(|c| c.is_ascii_hexdigit()) {
+    } else if all(|c| c.is_ascii_hexdigit()) {
         4.0
-    } else if seed
-        .chars()
-        .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == '-' || c == '_')
-        || seed
-            .chars()
-            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || c == '-' || c == '_')
+    } else if all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || *c == '-' || *c == '_')
+        || all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || *c == '-' || *c == '_')
     {
         38f64.log2()
-    } else if seed
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/' | '='))
-    {
+    } else if all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/' | '=')) {
         6.0
-    } else if seed.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+    } else if all(|c| c.is_ascii_graphic() || *c == ' ') {
         95f64.log2()
     } else {
-        return (seed.len() * 8).min(u32::MAX as usize) as u32;
+        8.0
     };
-    (seed.chars().count() as f64 * bits_per_char).floor() as u32
+    (effective as f64 * bits_per_char).floor() as u32
 }
 
 #[cfg(test)]
@@ -678,8 +685,25 @@ mod tests {
     #[test]
     fn seeds_under_128_bits_are_refused() {
         // What `openssl rand -hex 16/32` and `-base64 32` write passes; words and short hex do not.
-        assert!(seed_bits("00112233445566778899aabbccddeeff") >= MIN_SEED_BITS);
-        assert!(seed_bits(&"3f".repeat(32)) >= MIN_SEED_BITS);
+        // What openssl writes, whatever it drew (a thousand draws of a keyed hash stand in).
+        for i in 0u32..1000 {
+            let hex: String = (0u32..8)
+                .map(|k| {
+                    format!(
+                        "{:08x}",
+                        (i.wrapping_mul(2654435761) ^ k.wrapping_mul(0x9e37_79b9))
+                            .wrapping_mul(0x85eb_ca6b)
+                            .rotate_left(13)
+                            .wrapping_mul(0xc2b2_ae35)
+                    )
+                })
+                .collect();
+            assert!(
+                seed_bits(&hex) >= MIN_SEED_BITS,
+                "{hex}: {}",
+                seed_bits(&hex)
+            );
+        }
         assert!(seed_bits("q2Vb1Jx9cN7mT0pLr8sW4eYh6aZk3fGd5uIo1nQw2E=") >= MIN_SEED_BITS);
         for weak in [
             "s",
@@ -687,6 +711,13 @@ mod tests {
             "0011223344556677",
             "12345678901234567890123456789012345",
             &"a".repeat(200),
+            "passwordpasswordpasswordpassword",
+            "1234567890123456789012345678901234567890",
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            "correcthorsebatterystaple",
+            "MIRAGE_SEED_MIRAGE_SEED_MIRAGE_SEED",
+            "0123456789abcdef0123456789abcdef",
+            "qwertyuiopasdfghjkl",
         ] {
             assert!(
                 seed_bits(weak) < MIN_SEED_BITS,

@@ -93,6 +93,13 @@ impl From<ConnectorError> for RunError {
 impl RunError {
     /// Whether the user's input is at fault (the CLI exits with 2).
     pub fn is_bad_input(&self) -> bool {
+        // A setting the connector cannot use, or a server that refused the login.
+        if let RunError::Connector(e) = self {
+            return matches!(
+                e,
+                ConnectorError::Invalid(_) | ConnectorError::Connect { answered: true, .. }
+            );
+        }
         matches!(
             self,
             RunError::Workspace(_)
@@ -139,10 +146,6 @@ pub async fn check(ws: &Workspace) -> Checks {
     let seed_check = format!("the consistency seed in ${} is set and strong", ws.seed_env);
     match ws.seed() {
         Ok(_) => out.pass("workspace", seed_check),
-        // Not set here (a check may run where the seed is not kept): `mirage run` will ask.
-        Err(e) if std::env::var_os(&ws.seed_env).is_none_or(|v| v.is_empty()) => {
-            out.warn("workspace", seed_check, e.message)
-        }
         Err(e) => out.fail(
             "workspace",
             seed_check,

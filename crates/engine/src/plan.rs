@@ -105,6 +105,29 @@ impl Plan {
         // Check table and column names first.
         for (i, tc) in ws.tables.iter().enumerate() {
             let parsed = QualifiedName::parse(&tc.name);
+            // `a.b.c` unquoted could be `"a.b".c` or `a."b.c"`: when the source has both, say so.
+            if !tc.name.contains('"') {
+                let readings: Vec<String> = tc
+                    .name
+                    .match_indices('.')
+                    .map(|(i, _)| QualifiedName::new(&tc.name[..i], &tc.name[i + 1..]))
+                    .filter(|n| catalog.table(n).is_some())
+                    .map(|n| n.to_string())
+                    .collect();
+                if readings.len() > 1 {
+                    errors.push(ws.error(
+                        tc.line,
+                        table_key(&tc.name),
+                        format!(
+                            "is ambiguous: the source has {}; quote the part that holds a dot, \
+                             e.g. [tables.'{}']",
+                            readings.join(" and "),
+                            readings[0]
+                        ),
+                    ));
+                    continue;
+                }
+            }
             if let Some(first) = ws.tables[..i]
                 .iter()
                 .find(|o| QualifiedName::parse(&o.name) == parsed)

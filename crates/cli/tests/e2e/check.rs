@@ -13,6 +13,7 @@ fn mirage(args: &[&str], env: &[(&str, &str)]) -> Run {
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
+        .env("MIRAGE_SEED", crate::util::seed("s"))
         .env_remove("MIRAGE_LOG")
         .stdin(Stdio::null());
     for v in mirage_core::lambda::VARIABLES.map(|(v, _)| v) {

@@ -335,6 +335,7 @@ fn lambda_process_matches_v2_cleans_up_and_fails_only_the_poisoned_table() {
     let check_as = |ws: &Path, role: &str| -> Run {
         Command::new(env!("CARGO_BIN_EXE_mirage"))
             .args(["check", "-w", &ws.display().to_string()])
+            .env("MIRAGE_SEED", crate::util::seed("s"))
             .env("AWS_ACCESS_KEY_ID", WORKER_KEY)
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("TONIC_LAMBDA_ROLE", role)

@@ -530,6 +530,19 @@ url = ""files:./evil""" VALUES ('v');"#,
         &text[..at],
         text[at..].replacen(line, "secret = { generator = \"email\" }", 1)
     );
+    // Unquoted, `a.b.c` could be either table: refused, not guessed.
+    std::fs::write(
+        &ws,
+        format!("{text}\n[tables.\"a.b.c\".columns]\nsecret = {{ generator = \"email\" }}\n"),
+    )
+    .unwrap();
+    let ambiguous = mirage(&["plan", "-w", ws.to_str().unwrap()], "s");
+    assert_eq!(ambiguous.code, 2, "{}", ambiguous.all());
+    assert!(
+        ambiguous.stderr.contains("is ambiguous"),
+        "{}",
+        ambiguous.all()
+    );
     std::fs::write(&ws, &edited).unwrap();
     let run = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
     assert_eq!(run.code, 0, "{}", run.all());
@@ -615,7 +628,10 @@ fn the_copy_is_usable_at_once() {
     let pg = cluster();
     pg.psql(
         "src",
-        "CREATE TABLE accounts (id serial PRIMARY KEY, name text, addr2 text);
+        "CREATE EXTENSION citext;
+         CREATE SCHEMA ext; CREATE EXTENSION pg_trgm WITH SCHEMA ext;
+         CREATE TABLE accounts (id serial PRIMARY KEY, name text, addr2 text, login citext);
+         CREATE INDEX accounts_name_trgm ON accounts USING gin (name ext.gin_trgm_ops);
          INSERT INTO accounts (name, addr2) SELECT 'Name ' || i,
              CASE i % 3 WHEN 0 THEN '' WHEN 1 THEN NULL ELSE 'Apt ' || i END
          FROM generate_series(1, 300) i;
@@ -690,6 +706,15 @@ note = { generator = "first_name" }
     let run = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
     assert_eq!(run.code, 0, "{}", run.all());
     let q = |sql: &str| pg.psql("dst", sql).unwrap();
+    assert_eq!(
+        q("SELECT count(*) FROM accounts WHERE login IS NULL"),
+        "300"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM pg_extension WHERE extname IN ('citext', 'pg_trgm')"),
+        "2",
+        "extensions are created where the source has them"
+    );
     // The top table's settings reach the partitions of a sub-partition too.
     assert_eq!(q("SELECT count(*) FROM events WHERE note = 'e'"), "0");
     assert_eq!(
@@ -752,6 +777,23 @@ note = { generator = "first_name" }
         q("SELECT count(*) FROM people WHERE last LIKE 'SMITH%' OR last LIKE 'Jones%'"),
         "0"
     );
+    // A schema the destination refuses half-way (here an event trigger there rejects one
+    // table): the failed run leaves the previous copy as it was, schemas and rows.
+    pg.psql(
+        "dst",
+        "CREATE SCHEMA guard; \
+         CREATE FUNCTION guard.refuse() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE object_identity LIKE '%boom') \
+           THEN RAISE EXCEPTION 'no boom here'; END IF; END $$; \
+         CREATE EVENT TRIGGER refuse ON ddl_command_end EXECUTE FUNCTION guard.refuse();",
+    )
+    .unwrap();
+    pg.psql("src", "CREATE TABLE boom (id int)").unwrap();
+    let before = q("SELECT count(*), sum(id) FROM accounts");
+    let failed = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
+    assert_eq!(failed.code, 1, "{}", failed.all());
+    assert_eq!(q("SELECT count(*), sum(id) FROM accounts"), before);
+    assert_eq!(q("SELECT count(*) FROM account_names"), "300");
 }
 
 /// TLS as libpq documents it, against a server that refuses plain TCP and one without TLS:

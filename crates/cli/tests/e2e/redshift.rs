@@ -614,6 +614,7 @@ fn kill_9_mid_unload_then_clean_leaves_no_raw_rows() {
     let check = || -> Run {
         Command::new(env!("CARGO_BIN_EXE_mirage"))
             .args(["check", "-w", &ws.display().to_string()])
+            .env("MIRAGE_SEED", crate::util::seed("s"))
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .output()

@@ -22,6 +22,7 @@ use mirage_core::workspace::Workspace;
 use mirage_core::{ColumnStats, StatsKind};
 use mirage_transform::codec::{CsvReader, RecordSplitter, count_records, csv_escape};
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -329,7 +330,7 @@ impl Connector for FilesConnector {
                             c.mode == mirage_core::workspace::TableMode::DeIdentify
                         });
                         let path = table_file(&s.dir, &name);
-                        if read && !path.exists() {
+                        if read && !path.is_file() {
                             out.fail(
                                 "source",
                                 format!(
@@ -854,6 +855,16 @@ impl Shape {
                     self.in_record = true;
                     Quoted
                 }
+                // `ab"c` or `"ab"c`: readers disagree on such a field (PostgreSQL opens a quoted
+                // section mid-field, others keep the quote): refused rather than guessed.
+                (Unquoted, b'"') | (QuoteInQuoted, _) if b != b'\r' => {
+                    return Err(ConnectorError::Invalid(format!(
+                        "{}, line {}: a quote inside a field that does not start with one, or text \
+                         after a field's closing quote; its content is not shown. Quote the whole \
+                         field and double the quotes inside it",
+                        self.what, self.line
+                    )));
+                }
                 _ => {
                     self.in_record = true;
                     Unquoted
@@ -952,9 +963,16 @@ impl Destination for FilesDestination {
         let text = serde_json::to_string_pretty(schema)
             .map_err(|e| ConnectorError::Invalid(format!("serializing schema.json: {e}")))?;
         let tmp = self.dir.join(".schema.json.tmp");
-        tokio::fs::write(&tmp, text + "\n")
+        let mut file = create_no_follow(&tmp)
             .await
             .map_err(|e| self.io("writing schema.json", e))?;
+        file.write_all((text + "\n").as_bytes())
+            .await
+            .map_err(|e| self.io("writing schema.json", e))?;
+        file.flush()
+            .await
+            .map_err(|e| self.io("writing schema.json", e))?;
+        drop(file);
         tokio::fs::rename(&tmp, self.dir.join("schema.json"))
             .await
             .map_err(|e| self.io("writing schema.json", e))
@@ -971,7 +989,7 @@ impl Destination for FilesDestination {
         let tmp = self
             .dir
             .join(format!(".{}.partial", table_file_name(&table.name)));
-        let mut file = tokio::fs::File::create(&tmp)
+        let mut file = create_no_follow(&tmp)
             .await
             .map_err(|e| self.io("creating a table file", e))?;
         file.write_all(&header(columns))
@@ -1033,13 +1051,21 @@ impl Destination for FilesDestination {
             .await
             .map_err(|e| self.io("creating the destination folder", e))?;
         let path = self.dir.join(LOCK_FILE);
+        // Never through a symbolic link: the lock file is written, and a link planted in the
+        // folder could point anywhere.
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|e| self.io("opening the lock file", e))?;
+            .map_err(|e| {
+                self.io(
+                    "opening the lock file (a symbolic link named .mirage.lock is refused: remove it)",
+                    e,
+                )
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -1079,6 +1105,18 @@ impl Drop for FolderLock {
     fn drop(&mut self) {
         remove_partials(&self.dir);
     }
+}
+
+/// Create (or empty) a file the job writes before renaming it into place, never through a
+/// symbolic link planted in the folder.
+async fn create_no_follow(path: &Path) -> std::io::Result<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .await
 }
 
 /// The lock file of a files destination.
@@ -1168,6 +1206,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(short.contains("line 5: 1 field(s)"), "{short}");
+        let bare = shape_of(b"1,a\"b\n2,c\"d\n", 2, 4).unwrap_err().to_string();
+        assert!(bare.contains("line 2: a quote inside a field"), "{bare}");
+        let after = shape_of(b"1,\"a\"b\n", 2, 1).unwrap_err().to_string();
+        assert!(after.contains("line 2"), "{after}");
+        shape_of(b"1,\"a\"\r\n2,b\r\n", 2, 1).unwrap();
         let open = shape_of(b"1,a\n2,\"SECRET,\n", 2, 3)
             .unwrap_err()
             .to_string();

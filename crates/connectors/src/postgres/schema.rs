@@ -21,6 +21,8 @@ pub struct PgSchema {
     /// The materialized views populated in the source (schema, name): refreshed once the
     /// de-identified rows are in (a schema-only dump creates them empty).
     matviews: Vec<(String, String)>,
+    /// The source's extensions (name, schema), but PL/pgSQL.
+    extensions: Vec<(String, String)>,
 }
 
 /// An object the post-data creates (index, constraint, trigger, rule, policy).
@@ -265,6 +267,16 @@ pub(crate) async fn client_tools_check(client: &Client, out: &mut crate::check::
     }
 }
 
+/// Restore lists made so far (each gets a file of its own).
+static LISTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A TOC entry that creates a schema: `6; 2615 2200 SCHEMA - name owner`.
+fn is_schema_entry(line: &str) -> bool {
+    line.split_once(';')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+        == Some("SCHEMA")
+}
+
 /// The TOC entry that creates schema `public`: `6; 2615 2200 SCHEMA - public owner`.
 fn is_public_schema_entry(line: &str) -> bool {
     line.split_once(';')
@@ -321,6 +333,7 @@ impl PgSchema {
                 sequences,
                 post_items: Vec::new(),
                 matviews: Vec::new(),
+                extensions: Vec::new(),
             });
         }
         remove_stale_dump_folders();
@@ -363,6 +376,17 @@ impl PgSchema {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
+        let extensions = main
+            .query(
+                "SELECT e.extname::text, n.nspname::text FROM pg_extension e \
+                 JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' ORDER BY 1",
+                &[],
+            )
+            .await
+            .map_err(db_error("listing extensions"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
         Ok(PgSchema {
             _dir: Some(dir),
             archive,
@@ -371,51 +395,92 @@ impl PgSchema {
             sequences,
             post_items,
             matviews,
+            extensions,
         })
     }
 
     /// Restore one section of the archive.
+    /// The archive's restore list without the entry creating `public` (see `create`).
+    async fn list_file(
+        &self,
+        section: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Option<PathBuf>> {
+        if self.toc.is_empty() {
+            return Ok(None);
+        }
+        let Some(dir) = &self._dir else {
+            return Ok(None);
+        };
+        let list: Vec<&str> = self
+            .toc
+            .iter()
+            .filter(|l| !is_public_schema_entry(l) && keep(l))
+            .map(String::as_str)
+            .collect();
+        let n = LISTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let list_path = dir.path().join(format!("{section}-{n}.list"));
+        tokio::fs::write(&list_path, list.join("\n") + "\n")
+            .await
+            .map_err(|e| ConnectorError::io("writing the restore list", e))?;
+        Ok(Some(list_path))
+    }
+
+    /// Restore the post-data section: indexes and constraints build in parallel (the rows are
+    /// already committed, so there is nothing to keep atomic), and one that fails does not stop
+    /// the others — `finish` names each that did not build.
     async fn restore(
         &self,
         endpoint: &PgEndpoint,
         section: &str,
         options: &SchemaOptions,
     ) -> Result<()> {
-        if self.toc.is_empty() {
+        let Some(list_path) = self.list_file(section, |_| true).await? else {
             return Ok(());
-        }
-        let Some(dir) = &self._dir else { return Ok(()) };
-        // `public` already exists (see `create`): skip its CREATE SCHEMA, keep the rest.
-        let list: Vec<&str> = self
-            .toc
-            .iter()
-            .filter(|l| !is_public_schema_entry(l))
-            .map(String::as_str)
-            .collect();
-        let list_path = dir.path().join(format!("{section}.list"));
-        tokio::fs::write(&list_path, list.join("\n") + "\n")
-            .await
-            .map_err(|e| ConnectorError::io("writing the restore list", e))?;
+        };
         let mut cmd = endpoint.tool("pg_restore");
         cmd.arg(format!("--section={section}"))
             .arg("--use-list")
             .arg(&list_path);
-        if section == "post-data" {
-            // Indexes and constraints build in parallel (the rows are already committed, so
-            // there is nothing to keep atomic), and one that fails does not stop the others:
-            // `finish` names each that did not build. Pre-data stays one transaction.
-            let jobs = std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .clamp(2, 8);
-            cmd.arg(format!("--jobs={jobs}"));
-        } else {
-            cmd.arg("--exit-on-error").arg("--single-transaction");
-        }
+        let jobs = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 8);
+        cmd.arg(format!("--jobs={jobs}"));
         if !options.preserve_ownership {
             cmd.args(["--no-owner", "--no-privileges"]);
         }
         cmd.arg("--dbname").arg(endpoint.url()).arg(&self.archive);
         run_tool("pg_restore", cmd).await.map(|_| ())
+    }
+
+    /// A section of the archive as SQL (psql's meta-commands left out), to run in a
+    /// transaction of the caller's.
+    async fn script(
+        &self,
+        endpoint: &PgEndpoint,
+        section: &str,
+        options: &SchemaOptions,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let Some(list_path) = self.list_file(section, keep).await? else {
+            return Ok(String::new());
+        };
+        let mut cmd = endpoint.tool("pg_restore");
+        cmd.arg(format!("--section={section}"))
+            .arg("--use-list")
+            .arg(&list_path)
+            .arg("--file")
+            .arg("-");
+        if !options.preserve_ownership {
+            cmd.args(["--no-owner", "--no-privileges"]);
+        }
+        cmd.arg(&self.archive);
+        Ok(run_tool("pg_restore", cmd)
+            .await?
+            .lines()
+            .filter(|l| !l.starts_with('\\'))
+            .map(|l| format!("{l}\n"))
+            .collect())
     }
 
     /// Keep preserved tables' rows aside, drop and recreate the schemas, then restore pre-data.
@@ -474,12 +539,33 @@ impl PgSchema {
                 );
             }
         }
-        sql += "COMMIT;";
+        // The pre-data runs in this transaction too: a failure (an extension the destination
+        // server does not have, a missing role …) leaves the destination as it was. Schemas
+        // first; then extensions — a dump of chosen schemas leaves them out, and dropping a
+        // schema drops those it holds: each the source has is created where the source has it
+        // —; then the rest.
+        sql += &self
+            .script(endpoint, "pre-data", options, is_schema_entry)
+            .await?;
+        for (name, schema) in &self.extensions {
+            if schema != "pg_catalog" {
+                sql += &format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(schema));
+            }
+            sql += &format!(
+                "CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {};\n",
+                quote_ident(name),
+                quote_ident(schema)
+            );
+        }
+        sql += &self
+            .script(endpoint, "pre-data", options, |l| !is_schema_entry(l))
+            .await?;
+        // The script's settings (search_path …) are the session's: they end with it.
+        sql += "\nCOMMIT;";
         client
             .batch_execute(&sql)
             .await
-            .map_err(db_error("recreating the destination schemas"))?;
-        self.restore(endpoint, "pre-data", options).await
+            .map_err(db_error("recreating the destination schemas"))
     }
 
     /// Post-data (indexes, constraints, triggers), then sequence values.
