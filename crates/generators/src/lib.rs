@@ -891,7 +891,11 @@ pub fn build(
     };
     let mut generator = (entry.build)(&options, ctx, prf)?;
     if keep_empty && !matches!(name, "passthrough" | "null" | "constant") {
-        generator = Arc::new(KeepEmpty { inner: generator });
+        generator = Arc::new(KeepEmpty {
+            inner: generator,
+            // char(n) holds '' as n blanks.
+            blanks: matches!(ctx.value_type, ValueType::Char { .. }),
+        });
     }
     if let Some(fallback) = fallback {
         generator = Arc::new(Fallback {
@@ -934,14 +938,26 @@ pub fn fit_bytes(generator: Arc<dyn Generator>, value_type: &ValueType) -> Arc<d
 /// lets the generator replace every other value.
 struct KeepEmpty {
     inner: Arc<dyn Generator>,
+    /// Blanks count as empty (`char(n)`).
+    blanks: bool,
+}
+
+impl KeepEmpty {
+    fn is_empty(&self, input: Option<&str>) -> bool {
+        match input {
+            Some(v) if self.blanks => v.trim_end_matches(' ').is_empty(),
+            Some(v) => v.is_empty(),
+            None => false,
+        }
+    }
 }
 
 impl Generator for KeepEmpty {
     fn generate(&self, input: Option<&str>, out: &mut String) -> Result<bool, GenerateError> {
-        match input {
-            Some("") => Ok(true),
-            _ => self.inner.generate(input, out),
+        if self.is_empty(input) {
+            return Ok(true);
         }
+        self.inner.generate(input, out)
     }
 
     fn generate_in_row(
@@ -950,10 +966,10 @@ impl Generator for KeepEmpty {
         row: &dyn Row,
         out: &mut String,
     ) -> Result<bool, GenerateError> {
-        match input {
-            Some("") => Ok(true),
-            _ => self.inner.generate_in_row(input, row, out),
+        if self.is_empty(input) {
+            return Ok(true);
         }
+        self.inner.generate_in_row(input, row, out)
     }
 
     fn reads(&self) -> &[RowRead] {
@@ -1324,6 +1340,17 @@ mod tests {
         let mut out = String::new();
         assert!(g.generate(Some(""), &mut out).unwrap());
         assert!(!out.is_empty(), "a name for ''");
+        // char(n) holds '' as blanks: kept too.
+        let blank = build(
+            "hash",
+            &toml::Table::new(),
+            &ctx(&ValueType::Char { len: Some(4) }),
+            &Prf::from_seed("s"),
+        )
+        .unwrap();
+        let mut out = String::new();
+        assert!(blank.generate(Some("    "), &mut out).unwrap());
+        assert_eq!(out, "");
         opts.insert("keep_empty".into(), toml::Value::String("yes".into()));
         let e = build("first_name", &opts, &ctx(&ty), &Prf::from_seed("s"))
             .err()

@@ -346,10 +346,14 @@ enum Piece {
 impl RowGenerator for Template {
     fn generate_in_row(
         &self,
-        _: Option<&str>,
+        input: Option<&str>,
         row: &dyn Row,
         out: &mut String,
     ) -> Result<bool, GenerateError> {
+        // NULL stays NULL, as with every generator.
+        if input.is_none() {
+            return Ok(false);
+        }
         let mut s = String::new();
         for p in &self.pieces {
             match p {
@@ -599,6 +603,11 @@ mod tests {
         let mut s = String::new();
         g.generate_in_row(Some("x"), &R, &mut s).unwrap();
         assert_eq!(s, "Kim Lee (was Lovelace)");
+        let mut n = String::new();
+        assert!(
+            !g.generate_in_row(None, &R, &mut n).unwrap(),
+            "NULL stays NULL"
+        );
         assert_eq!(g.reads().len(), 3);
         let bad = table(&[("template", "{frist}".into())]);
         assert!(crate::build("template", &bad, &ctx, &Prf::from_seed("k")).is_err());

@@ -645,12 +645,17 @@ fn the_copy_is_usable_at_once() {
              PARTITION BY RANGE (at);
          CREATE TABLE events_2025_h1 PARTITION OF events_2025 FOR VALUES FROM ('2025-01-01') TO ('2025-07-01');
          CREATE TABLE events_2025_h2 PARTITION OF events_2025 FOR VALUES FROM ('2025-07-01') TO ('2026-01-01');
+         CREATE SCHEMA arch;
+         CREATE TABLE arch.events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
          ALTER TABLE events_2024 ADD FOREIGN KEY (account_id) REFERENCES accounts (id);
          ALTER TABLE events_2025 ADD FOREIGN KEY (account_id) REFERENCES accounts (id);
          INSERT INTO events SELECT i, 1 + i % 300, DATE '2024-06-01' + (i % 400), 'e' FROM generate_series(1, 1000) i;
          CREATE TABLE visits (id int, person_id int REFERENCES people (id), at date) PARTITION BY RANGE (at);
          CREATE TABLE visits_all PARTITION OF visits DEFAULT;
          INSERT INTO visits SELECT i, 1 + i % 200, DATE '2024-01-01' FROM generate_series(1, 500) i;
+         CREATE SEQUENCE down_seq INCREMENT BY -1 MINVALUE -2000000000 MAXVALUE -1 START -1;
+         CREATE TABLE down (id int PRIMARY KEY DEFAULT nextval('down_seq'), v text);
+         INSERT INTO down (v) SELECT 'v' FROM generate_series(1, 300);
          CREATE MATERIALIZED VIEW account_names AS SELECT id, name FROM accounts;
          CREATE MATERIALIZED VIEW name_count AS SELECT count(DISTINCT name) AS n FROM account_names;
          CREATE MATERIALIZED VIEW never_filled AS SELECT id FROM accounts WITH NO DATA;",
@@ -669,6 +674,9 @@ last = { generator = "last_name" }
 
 [tables."public.events".columns]
 note = { generator = "first_name" }
+
+[tables."public.down".columns]
+id = { generator = "integer_key" }
 "#;
     let dir = Dir::new();
     let ws = dir.write("workspace.toml", &workspace(&pg, tables));
@@ -700,6 +708,20 @@ note = { generator = "first_name" }
     assert_eq!(refused.code, 2, "{}", refused.all());
     assert!(
         refused.stderr.contains("is a partition of public.events"),
+        "{}",
+        refused.all()
+    );
+    // A partition in a schema left out would lose its rows: refused, named.
+    let partial = dir.write(
+        "partial.toml",
+        &workspace(&pg, &format!("[schemas]\nexclude = [\"arch\"]\n{tables}")),
+    );
+    let refused = mirage(&["plan", "-w", partial.to_str().unwrap()], "s");
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("arch.events_2023 (a partition of public.events)"),
         "{}",
         refused.all()
     );
@@ -753,6 +775,7 @@ note = { generator = "first_name" }
     q("INSERT INTO accounts (name) SELECT 'new' FROM generate_series(1, 300)");
     q("INSERT INTO people (first) SELECT 'new' FROM generate_series(1, 200)");
     assert_eq!(q("SELECT count(*) FROM accounts"), "600");
+    q("INSERT INTO down (v) SELECT 'new' FROM generate_series(1, 300)");
     // '' and NULL kept; everything else masked.
     assert_eq!(q("SELECT count(*) FROM accounts WHERE addr2 = ''"), "100");
     assert_eq!(

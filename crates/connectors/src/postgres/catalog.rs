@@ -1,6 +1,7 @@
 //! PostgreSQL introspection from `pg_catalog`.
 
 use super::db_error;
+use crate::ConnectorError;
 use crate::Result;
 use mirage_core::schema::{
     Catalog, Column, ForeignKey, QualifiedName, Table, TableKind, ValueType,
@@ -211,6 +212,29 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
         .map(|r| r.get::<_, String>("nspname"))
         .filter(|s| filter.admits(s))
         .collect();
+    // A partition in a schema left out would silently lose its rows (its partitioned table
+    // is copied without it): refused, naming it.
+    let outside: Vec<String> = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname) || ' (a partition of ' || \
+             format('%I.%I', pn.nspname, p.relname) || ')' FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+             WHERE p.relkind = 'p' AND pn.nspname = ANY($1) AND NOT n.nspname = ANY($1) ORDER BY 1",
+            &[&schemas],
+        )
+        .await
+        .map_err(db_error("listing partitions"))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !outside.is_empty() {
+        return Err(ConnectorError::Invalid(format!(
+            "schemas: {} in a schema [schemas] leaves out: its rows would not be copied; include \
+             its schema too (or detach the partition)",
+            outside.join(", ")
+        )));
+    }
     let rows = client
         .query(TABLES, &[&schemas])
         .await

@@ -740,9 +740,9 @@ impl PgSchema {
                      AND d.refclassid = 'pg_class'::regclass) \
                  SELECT DISTINCT quote_ident(sn.nspname) || '.' || quote_ident(s.relname), \
                    quote_ident(tn.nspname) || '.' || quote_ident(t.relname), quote_ident(a.attname), \
-                   tn.nspname::text, t.relname::text, s.relname::text \
+                   tn.nspname::text, t.relname::text, s.relname::text, ps.seqincrement < 0 \
                  FROM fed JOIN pg_class s ON s.oid = fed.seq AND s.relkind = 'S' \
-                 JOIN pg_sequence ps ON ps.seqrelid = s.oid AND ps.seqincrement > 0 \
+                 JOIN pg_sequence ps ON ps.seqrelid = s.oid \
                  JOIN pg_namespace sn ON sn.oid = s.relnamespace \
                  JOIN pg_class t ON t.oid = fed.rel AND t.relkind IN ('r', 'p') \
                  JOIN pg_namespace tn ON tn.oid = t.relnamespace \
@@ -755,9 +755,15 @@ impl PgSchema {
         let mut failed = Vec::new();
         for r in fed {
             let (seq, table, column): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            // A sequence counting down moves below the smallest value instead.
+            let (agg, past) = if r.get::<_, bool>(6) {
+                ("min", "<")
+            } else {
+                ("max", ">")
+            };
             let sql = format!(
-                "SELECT setval({lit}, x.m, true) FROM (SELECT max({column})::bigint AS m FROM {table}) x, \
-                 {seq} s WHERE x.m IS NOT NULL AND (x.m > s.last_value OR (x.m = s.last_value AND NOT s.is_called))",
+                "SELECT setval({lit}, x.m, true) FROM (SELECT {agg}({column})::bigint AS m FROM {table}) x, \
+                 {seq} s WHERE x.m IS NOT NULL AND (x.m {past} s.last_value OR (x.m = s.last_value AND NOT s.is_called))",
                 lit = quote_literal(&seq),
             );
             if let Err(e) = client.batch_execute(&sql).await {
