@@ -561,7 +561,16 @@ async fn execute(
                     // Each table says which of its objects did not build; the job failed.
                     Err(ConnectorError::PostData(items)) => {
                         for t in &mut tables {
-                            let mine: Vec<_> = items.iter().filter(|i| i.table == t.table).collect();
+                            // A partition answers for its partitioned table's objects too.
+                            let owner = plan
+                                .tables
+                                .iter()
+                                .find(|p| p.table.name.to_string() == t.table)
+                                .map(|p| mirage_connectors::settings_owner(&p.table).to_string());
+                            let mine: Vec<_> = items
+                                .iter()
+                                .filter(|i| i.table == t.table || Some(&i.table) == owner.as_ref())
+                                .collect();
                             if !mine.is_empty() {
                                 t.post_data_failed(&mine);
                                 emit(Event::TableFinished {

@@ -208,6 +208,9 @@ fn a_missing_password_names_its_environment_variable() {
             .env("MIRAGE_SEED", crate::util::seed("s"))
             .env_remove("MIRAGE_SOURCE_PASSWORD")
             .env_remove("MIRAGE_DESTINATION_PASSWORD")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGSERVICE")
+            .env("PGPASSFILE", "/nonexistent/pgpass")
             .stdin(Stdio::null())
             .output()
             .unwrap()
@@ -216,8 +219,9 @@ fn a_missing_password_names_its_environment_variable() {
     let run = without(&["check", "-w", ws]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
-        run.stdout
-            .contains("the server asks for a password and $MIRAGE_SOURCE_PASSWORD is not set"),
+        run.stdout.contains(
+            "the server asks for a password and none was found: set $MIRAGE_SOURCE_PASSWORD"
+        ),
         "{}",
         run.stdout
     );
@@ -229,7 +233,8 @@ fn a_missing_password_names_its_environment_variable() {
     let run = without(&["run", "-w", ws, "--no-progress"]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(
-        run.stderr.contains("$MIRAGE_SOURCE_PASSWORD is not set"),
+        run.stderr
+            .contains("none was found: set $MIRAGE_SOURCE_PASSWORD"),
         "{}",
         run.stderr
     );
@@ -240,8 +245,9 @@ fn a_missing_password_names_its_environment_variable() {
     );
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
-        run.stdout
-            .contains("the server asks for a password and $MIRAGE_DESTINATION_PASSWORD is not set"),
+        run.stdout.contains(
+            "the server asks for a password and none was found: set $MIRAGE_DESTINATION_PASSWORD"
+        ),
         "{}",
         run.stdout
     );
@@ -253,4 +259,55 @@ fn a_missing_password_names_its_environment_variable() {
         ],
     );
     assert_eq!(run.code, 0, "{}", run.all());
+    // libpq's sources: PGPASSWORD; the password file (only when private to its owner); a
+    // connection service naming host, port, database and user, the tools included.
+    let run = mirage_env(&["check", "-w", ws], &[("PGPASSWORD", "secret-pw")]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let pgpass = dir.write(
+        "pgpass",
+        &format!("# comment\n127.0.0.1:{}:*:postgres:secret-pw\n", pg.port()),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let env = [("PGPASSFILE", pgpass.to_str().unwrap())];
+    let run = mirage_env(&["check", "-w", ws], &env);
+    assert_eq!(
+        run.code,
+        1,
+        "a password file others can read is ignored: {}",
+        run.all()
+    );
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = mirage_env(&["check", "-w", ws], &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let services = dir.write(
+        "services.conf",
+        &format!(
+            "[copy-src]\nhost=127.0.0.1\nport={}\ndbname=src\nuser=postgres\n\
+             [copy-dst]\nhost=127.0.0.1\nport={}\ndbname=dst\nuser=postgres\n",
+            pg.port(),
+            pg.port()
+        ),
+    );
+    let by_service = dir.write(
+        "service.toml",
+        "[source]\nurl = \"postgres://?service=copy-src\"\n\n[destination]\nurl = \"postgres://?service=copy-dst\"\n",
+    );
+    let run = mirage_env(
+        &["run", "-w", by_service.to_str().unwrap(), "--no-progress"],
+        &[
+            ("PGSERVICEFILE", services.to_str().unwrap()),
+            ("PGPASSFILE", pgpass.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!run.all().contains("secret-pw"), "{}", run.all());
+    assert_eq!(
+        pg.psql_url(
+            &pg.url("dst").replace("postgres@", "postgres:secret-pw@"),
+            "SELECT count(*) FROM pg_tables WHERE tablename = 't'"
+        )
+        .unwrap(),
+        "1"
+    );
 }

@@ -107,8 +107,8 @@ fn split_fields(line: &str) -> Vec<String> {
     while let Some(c) = chars.next() {
         match c {
             '\\' => {
-                if let Some(n) = chars.next() {
-                    fields.last_mut().map(|f| f.push(n));
+                if let (Some(n), Some(f)) = (chars.next(), fields.last_mut()) {
+                    f.push(n);
                 }
             }
             ':' if fields.len() < 5 => fields.push(String::new()),
@@ -128,7 +128,8 @@ mod tests {
 
     #[test]
     fn service_sections_and_password_lines_match_as_libpq_reads_them() {
-        let text = "# comment\n[other]\nhost=x\n[app]\nhost = db.internal\nport=6432\ndbname=shop\n";
+        let text =
+            "# comment\n[other]\nhost=x\n[app]\nhost = db.internal\nport=6432\ndbname=shop\n";
         let s = parse_service(text, "app").unwrap();
         assert_eq!(s["host"], "db.internal");
         assert_eq!(s["port"], "6432");

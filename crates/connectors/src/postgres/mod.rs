@@ -4,6 +4,7 @@
 //! one transaction, so a table is either fully loaded or not at all.
 
 pub mod catalog;
+pub mod credentials;
 mod schema;
 pub mod tls;
 
@@ -185,6 +186,32 @@ pub struct PgEndpoint {
     password_env: String,
     /// TLS, as the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey` say.
     tls: tls::TlsSettings,
+    /// The connection service the settings came from, for the tools (`PGSERVICE`).
+    service: Option<String>,
+}
+
+/// `url` without its query parameter `key`, and that parameter's value.
+fn take_param(url: &str, key: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut value = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| match p.split_once('=') {
+            Some((k, v)) if k == key => {
+                value = Some(v.to_string());
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (url, value)
 }
 
 impl std::fmt::Debug for PgEndpoint {
@@ -205,7 +232,31 @@ impl PgEndpoint {
         conn: &ConnectionConfig,
         default: tls::SslMode,
     ) -> Result<PgEndpoint> {
-        let (driver_url, tls) = tls::split(&conn.url, role, default)?;
+        // A connection service (`service=` in the URL, or $PGSERVICE): its settings fill in what
+        // the URL leaves out.
+        let (url, service_name) = take_param(&conn.url, "service");
+        let service_name = service_name.or_else(|| std::env::var("PGSERVICE").ok());
+        let service = match &service_name {
+            None => None,
+            Some(name) => Some(credentials::service(name).ok_or_else(|| {
+                ConnectorError::Invalid(format!(
+                    "{role}.url: connection service {name} is in no service file ($PGSERVICEFILE or \
+                     ~/.pg_service.conf, then $PGSYSCONFDIR/pg_service.conf)"
+                ))
+            })?),
+        };
+        let mut url = url;
+        if let Some((_, settings)) = &service {
+            for key in ["sslmode", "sslrootcert", "sslcert", "sslkey"] {
+                if let Some(v) = settings.get(key)
+                    && !url.contains(&format!("{key}="))
+                {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str(&format!("{key}={v}"));
+                }
+            }
+        }
+        let (driver_url, tls) = tls::split(&url, role, default)?;
         let mut config = tokio_postgres::Config::from_str(&driver_url).map_err(|e| {
             ConnectorError::Invalid(format!(
                 "{role}.url is not a PostgreSQL URL ({e}); write postgres://user@host:5432/database"
@@ -220,7 +271,49 @@ impl PgEndpoint {
                 conn.password_env
             )));
         }
-        let password = conn.password();
+        if let Some((_, settings)) = &service {
+            if config.get_hosts().is_empty()
+                && let Some(h) = settings.get("host")
+            {
+                config.host(h);
+            }
+            if config.get_ports().is_empty()
+                && let Some(p) = settings.get("port").and_then(|p| p.parse().ok())
+            {
+                config.port(p);
+            }
+            if config.get_dbname().is_none()
+                && let Some(d) = settings.get("dbname")
+            {
+                config.dbname(d);
+            }
+            if config.get_user().is_none()
+                && let Some(u) = settings.get("user")
+            {
+                config.user(u);
+            }
+        }
+        // The password, in libpq's order after the workspace's own variable: the service's,
+        // $PGPASSWORD, then the password file.
+        let password = conn
+            .password()
+            .or_else(|| {
+                service
+                    .as_ref()
+                    .and_then(|(_, s)| s.get("password").cloned())
+            })
+            .or_else(|| std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()))
+            .or_else(|| {
+                let host = match config.get_hosts().first() {
+                    Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+                    _ => "localhost".to_string(),
+                };
+                let port = config.get_ports().first().copied().unwrap_or(5432);
+                let user = config.get_user().unwrap_or_default();
+                let db = config.get_dbname().unwrap_or(user);
+                credentials::passfile()
+                    .and_then(|f| credentials::from_passfile(&f, &host, port, db, user))
+            });
         if let Some(p) = &password {
             config.password(p);
         }
@@ -238,6 +331,7 @@ impl PgEndpoint {
             password,
             password_env: conn.password_env.clone(),
             tls,
+            service: service_name,
         })
     }
 
@@ -345,7 +439,9 @@ impl PgEndpoint {
         }
         if self.password_missing(e) {
             return format!(
-                "the server asks for a password and ${} is not set; set it to the {} user's password",
+                "the server asks for a password and none was found: set ${} to the {} user's \
+                 password (PGPASSWORD, a connection service's password and the password file \
+                 ~/.pgpass or $PGPASSFILE are read too)",
                 self.password_env, self.role
             );
         }
@@ -376,6 +472,9 @@ impl PgEndpoint {
         cmd.env("PGAPPNAME", "mirage");
         for (k, v) in self.tls.env() {
             cmd.env(k, v);
+        }
+        if let Some(s) = &self.service {
+            cmd.env("PGSERVICE", s);
         }
         cmd.kill_on_drop(true);
         cmd
