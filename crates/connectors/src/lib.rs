@@ -303,6 +303,12 @@ pub trait Source: Send + Sync + 'static {
     /// `user@host:port/db` or a folder: how messages and reports name it (no password).
     fn describe(&self) -> String;
 
+    /// Whether its connections are encrypted (TLS), once one is open; `None` where that does
+    /// not apply (a folder) or is not known.
+    fn encrypted(&self) -> Option<bool> {
+        None
+    }
+
     /// What identifies the database (server + database), to refuse copying one onto itself.
     fn identity(&self) -> impl Future<Output = Result<String>> + Send;
 
@@ -342,6 +348,12 @@ pub trait Destination: Send + Sync + 'static {
 
     /// `user@host:port/db` or a folder: how messages and reports name it (no password).
     fn describe(&self) -> String;
+
+    /// Whether its connections are encrypted (TLS), once one is open; `None` where that does
+    /// not apply (a folder) or is not known.
+    fn encrypted(&self) -> Option<bool> {
+        None
+    }
 
     /// What identifies the database (server + database), to refuse copying one onto itself.
     fn identity(&self) -> impl Future<Output = Result<String>> + Send;

@@ -148,6 +148,8 @@ pub trait AnySource: Send + Sync {
     fn as_any(&self) -> &(dyn Any + Send + Sync);
     /// See [`Source::describe`].
     fn describe(&self) -> String;
+    /// See [`Source::encrypted`].
+    fn encrypted(&self) -> Option<bool>;
     /// See [`Source::identity`].
     fn identity(&self) -> BoxFuture<'_, Result<String>>;
     /// See [`Source::format`].
@@ -177,6 +179,9 @@ impl<S: Source> AnySource for S {
     }
     fn describe(&self) -> String {
         Source::describe(self)
+    }
+    fn encrypted(&self) -> Option<bool> {
+        Source::encrypted(self)
     }
     fn identity(&self) -> BoxFuture<'_, Result<String>> {
         Source::identity(self).boxed()
@@ -211,6 +216,8 @@ impl<S: Source> AnySource for S {
 pub trait AnyDestination: Send + Sync {
     /// See [`Destination::describe`].
     fn describe(&self) -> String;
+    /// See [`Destination::encrypted`].
+    fn encrypted(&self) -> Option<bool>;
     /// See [`Destination::identity`].
     fn identity(&self) -> BoxFuture<'_, Result<String>>;
     /// See [`Destination::create_schema`].
@@ -287,6 +294,9 @@ fn downcast<T: 'static>(b: &(dyn Any + Send + Sync)) -> Result<&T> {
 impl<D: Destination> AnyDestination for D {
     fn describe(&self) -> String {
         Destination::describe(self)
+    }
+    fn encrypted(&self) -> Option<bool> {
+        Destination::encrypted(self)
     }
     fn identity(&self) -> BoxFuture<'_, Result<String>> {
         Destination::identity(self).boxed()

@@ -639,6 +639,8 @@ async fn execute(
         );
     }
     report.error = job_error;
+    report.source_tls = source.encrypted();
+    report.destination_tls = dest.encrypted();
     report.status = if canceled {
         JobStatus::Canceled
     } else if all_ok && report.error.is_none() {

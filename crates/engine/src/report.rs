@@ -187,6 +187,13 @@ pub struct JobReport {
     pub source: String,
     /// The destination, without password.
     pub destination: String,
+    /// Whether the connections to the source and to the destination were encrypted (TLS);
+    /// absent where that does not apply (folders).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_tls: Option<bool>,
+    /// See `source_tls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination_tls: Option<bool>,
     /// Every table of the plan.
     pub tables: Vec<TableReport>,
     /// Seconds spent per phase: schema copy, rows, indexes/constraints/triggers.
@@ -209,6 +216,8 @@ impl JobReport {
             seconds: 0.0,
             source: source.to_string(),
             destination: destination.to_string(),
+            source_tls: None,
+            destination_tls: None,
             tables: Vec::new(),
             phases: Phases::default(),
             error: None,

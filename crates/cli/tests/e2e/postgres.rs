@@ -893,8 +893,29 @@ fn tls_connections_follow_sslmode() {
     assert_eq!(tls.psql("dst", "SELECT count(*) FROM t").unwrap(), "100");
     let out = run(&tls, "certuser", &format!("sslmode=verify-ca&{ca}"));
     assert_ne!(out.code, 0, "{}", out.all());
+    // The report says whether the connections were encrypted.
+    let tls_of = |out: &crate::util::Run| {
+        let path = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("report: "))
+            .expect("a report line")
+            .to_string();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        (
+            report["source_tls"].clone(),
+            report["destination_tls"].clone(),
+        )
+    };
+    assert_eq!(
+        tls_of(&run(&tls, "postgres", "")),
+        (true.into(), true.into())
+    );
     // A server without TLS: prefer falls back to plain TCP, require refuses.
-    assert_eq!(run(&plain, "postgres", "").code, 0);
+    let out = run(&plain, "postgres", "");
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(tls_of(&out), (false.into(), false.into()));
     let out = run(&plain, "postgres", "sslmode=require");
     assert_ne!(out.code, 0, "{}", out.all());
 }

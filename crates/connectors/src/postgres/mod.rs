@@ -188,6 +188,8 @@ pub struct PgEndpoint {
     tls: tls::TlsSettings,
     /// The connection service the settings came from, for the tools (`PGSERVICE`).
     service: Option<String>,
+    /// Whether its connections are encrypted, known once one is open.
+    encrypted: std::sync::Arc<std::sync::OnceLock<bool>>,
 }
 
 /// `url` without its query parameter `key`, and that parameter's value.
@@ -332,6 +334,7 @@ impl PgEndpoint {
             password_env: conn.password_env.clone(),
             tls,
             service: service_name,
+            encrypted: Default::default(),
         })
     }
 
@@ -409,7 +412,30 @@ impl PgEndpoint {
             });
             client
         };
+        if self.encrypted.get().is_none() {
+            // Redshift (and the emulator, which answers for its own server) has no
+            // pg_stat_ssl: there, TLS is on unless the URL turned it off.
+            let tls = if self.url.starts_with("redshift://") {
+                self.tls.mode != tls::SslMode::Disable
+            } else {
+                client
+                    .query_opt(
+                        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        &[],
+                    )
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|r| r.get::<_, bool>(0))
+            };
+            let _ = self.encrypted.set(tls);
+        }
         Ok(client)
+    }
+
+    /// Whether the connections are encrypted (TLS), once one was opened.
+    pub fn encrypted(&self) -> Option<bool> {
+        self.encrypted.get().copied()
     }
 
     /// Why a connection failed. The driver says "password missing" when the server asks for a
@@ -555,6 +581,10 @@ impl Source for PgSource {
         self.endpoint.display()
     }
 
+    fn encrypted(&self) -> Option<bool> {
+        self.endpoint.encrypted()
+    }
+
     async fn identity(&self) -> Result<String> {
         identity(&self.main).await
     }
@@ -692,6 +722,10 @@ impl Destination for PgDestination {
 
     fn describe(&self) -> String {
         self.endpoint.display()
+    }
+
+    fn encrypted(&self) -> Option<bool> {
+        self.endpoint.encrypted()
     }
 
     async fn identity(&self) -> Result<String> {

@@ -567,6 +567,10 @@ impl Source for RedshiftSource {
         self.endpoint.display()
     }
 
+    fn encrypted(&self) -> Option<bool> {
+        self.endpoint.encrypted()
+    }
+
     async fn identity(&self) -> Result<String> {
         Ok(endpoint_identity(&self.endpoint))
     }
@@ -1177,6 +1181,10 @@ impl Destination for RedshiftDestination {
 
     fn describe(&self) -> String {
         self.endpoint.display()
+    }
+
+    fn encrypted(&self) -> Option<bool> {
+        self.endpoint.encrypted()
     }
 
     async fn identity(&self) -> Result<String> {
