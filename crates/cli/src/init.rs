@@ -30,26 +30,7 @@ fn url_password(url: &str) -> Option<String> {
     let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
     let userinfo = authority.rsplit_once('@')?.0;
     let raw = userinfo.split_once(':')?.1;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            raw.get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok()),
-        ) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(mirage_core::display::percent_decode(raw))
 }
 
 /// A TOML key, quoted when it is not a bare key.

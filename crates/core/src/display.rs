@@ -51,6 +51,31 @@ pub fn printable_lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(s.split('\n').map(printable).collect::<Vec<_>>().join("\n"))
 }
 
+/// `%XX` escapes of a URL part decoded (a `%` not followed by two hex digits stays as it is;
+/// bytes that are not UTF-8 become U+FFFD).
+pub fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            v.get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok()),
+        ) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// An error and its sources in one line, each text once: `dispatch failure: io error: tcp
 /// connect error: Connection refused`.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -890,7 +890,12 @@ pub fn build(
         }
     };
     let mut generator = (entry.build)(&options, ctx, prf)?;
-    if keep_empty && !matches!(name, "passthrough" | "null" | "constant") {
+    // Only text holds '' (an empty field of another type is NULL or not a value at all).
+    let text = matches!(
+        ctx.value_type,
+        ValueType::Text { .. } | ValueType::Char { .. }
+    );
+    if keep_empty && text && !matches!(name, "passthrough" | "null" | "constant") {
         generator = Arc::new(KeepEmpty {
             inner: generator,
             // char(n) holds '' as n blanks.

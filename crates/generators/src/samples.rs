@@ -78,7 +78,7 @@ pub fn sample(name: &str, i: usize) -> (ValueType, &'static str, String) {
             "find = \"secret\"\nreplace = \"***\"",
             format!("a secret number {i}"),
         ),
-        "template" => (text, "", String::new()),
+        "template" => (text, "", format!("display {i}")),
         "json_mask" => (
             ValueType::Jsonb,
             "paths = { \"$.name\" = { generator = \"full_name\" } }",

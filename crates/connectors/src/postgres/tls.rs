@@ -89,7 +89,7 @@ pub fn split(url: &str, role: &str, default: SslMode) -> Result<(String, TlsSett
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v);
+        let v = mirage_core::display::percent_decode(v);
         match k {
             "sslmode" => {
                 settings.mode = SslMode::parse(&v).ok_or_else(|| {
@@ -126,29 +126,6 @@ pub fn split(url: &str, role: &str, default: SslMode) -> Result<(String, TlsSett
         format!("{base}?{}", kept.join("&"))
     };
     Ok((url, settings))
-}
-
-fn percent_decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            v.get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok()),
-        ) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl TlsSettings {
