@@ -1008,8 +1008,10 @@ mod tests {
             serde_json::to_string(&schema).unwrap(),
         )
         .unwrap();
+        // Enough rows that a table takes more than one poll: a cancel finds the job mid-way.
+        let rows: String = (1..=50_000).map(|r| format!("{r}\n")).collect();
         for i in 0..n {
-            std::fs::write(src.join(format!("public.t{i}.csv")), "id\n1\n2\n").unwrap();
+            std::fs::write(src.join(format!("public.t{i}.csv")), format!("id\n{rows}")).unwrap();
         }
         Workspace::parse(
             &dir.join("workspace.toml"),
