@@ -877,6 +877,12 @@ fn tls_connections_follow_sslmode() {
             "give the CA that signed it as sslrootcert",
         ),
         ("sslmode=strict".into(), 2, "sslmode=strict"),
+        // A second, encoded sslmode would have turned TLS off for pg_dump alone.
+        (
+            format!("sslmode=verify-ca&{ca}&sslm%6Fde=disable"),
+            2,
+            "sslmode is given twice",
+        ),
     ] {
         let out = run(&tls, "postgres", &query);
         assert_eq!(out.code, code, "{query}: {}", out.all());
@@ -888,6 +894,21 @@ fn tls_connections_follow_sslmode() {
         file("client.crt"),
         file("client.key")
     );
+    // A key others can read is refused, as libpq refuses it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        certs.join("client.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = run(&tls, "certuser", &client);
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.all().contains("chmod 0600"), "{}", out.all());
+    std::fs::set_permissions(
+        certs.join("client.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     let out = run(&tls, "certuser", &client);
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(tls.psql("dst", "SELECT count(*) FROM t").unwrap(), "100");
@@ -912,6 +933,21 @@ fn tls_connections_follow_sslmode() {
         tls_of(&run(&tls, "postgres", "")),
         (true.into(), true.into())
     );
+    // A Unix socket never uses TLS (as libpq), whatever sslmode says.
+    let socket = dir.write(
+        "socket.toml",
+        &format!(
+            "[source]\nurl = \"postgres:///src?host={dir}&port={port}&user=postgres&sslmode=require\"\n\n\
+             [destination]\nurl = \"postgres:///dst?host={dir}&port={port}&user=postgres\"\n",
+            dir = plain.path().display(),
+            port = plain.port()
+        ),
+    );
+    let out = mirage(
+        &["run", "-w", socket.to_str().unwrap(), "--no-progress"],
+        "s",
+    );
+    assert_eq!(out.code, 0, "{}", out.all());
     // A server without TLS: prefer falls back to plain TCP, require refuses.
     let out = run(&plain, "postgres", "");
     assert_eq!(out.code, 0, "{}", out.all());

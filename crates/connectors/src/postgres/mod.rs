@@ -186,8 +186,6 @@ pub struct PgEndpoint {
     password_env: String,
     /// TLS, as the URL's `sslmode`, `sslrootcert`, `sslcert`, `sslkey` say.
     tls: tls::TlsSettings,
-    /// The connection service the settings came from, for the tools (`PGSERVICE`).
-    service: Option<String>,
     /// Whether its connections are encrypted, known once one is open.
     encrypted: std::sync::Arc<std::sync::OnceLock<bool>>,
 }
@@ -325,6 +323,16 @@ impl PgEndpoint {
             )));
         }
         config.application_name("mirage");
+        // libpq never uses TLS over a Unix socket.
+        let mut tls = tls;
+        if !config.get_hosts().is_empty()
+            && config
+                .get_hosts()
+                .iter()
+                .all(|h| matches!(h, tokio_postgres::config::Host::Unix(_)))
+        {
+            tls.mode = tls::SslMode::Disable;
+        }
         config.ssl_mode(tls.driver_mode());
         Ok(PgEndpoint {
             role,
@@ -333,7 +341,6 @@ impl PgEndpoint {
             password,
             password_env: conn.password_env.clone(),
             tls,
-            service: service_name,
             encrypted: Default::default(),
         })
     }
@@ -489,25 +496,71 @@ impl PgEndpoint {
         }
     }
 
-    /// A command for a libpq tool (`pg_dump`, `pg_restore`) aimed at this database.
+    /// A command for a libpq tool (`pg_dump`, `pg_restore`) aimed at this database: the
+    /// connection mirage resolved and checked, spelled out in [`PgEndpoint::conninfo`] for
+    /// `--dbname` (no secret in it), the password in `PGPASSWORD`. Variables that could point the
+    /// tool elsewhere (a service, other TLS files) are removed.
     pub(crate) fn tool(&self, program: &str) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(program);
-        if let Some(p) = &self.password {
-            cmd.env("PGPASSWORD", p);
+        for v in [
+            "PGSERVICE",
+            "PGSERVICEFILE",
+            "PGHOST",
+            "PGHOSTADDR",
+            "PGPORT",
+            "PGDATABASE",
+            "PGUSER",
+            "PGSSLMODE",
+            "PGSSLROOTCERT",
+            "PGSSLCERT",
+            "PGSSLKEY",
+            "PGREQUIRESSL",
+            "PGPASSFILE",
+        ] {
+            cmd.env_remove(v);
         }
-        cmd.env("PGAPPNAME", "mirage");
-        for (k, v) in self.tls.env() {
-            cmd.env(k, v);
-        }
-        if let Some(s) = &self.service {
-            cmd.env("PGSERVICE", s);
-        }
+        match &self.password {
+            Some(p) => cmd.env("PGPASSWORD", p),
+            None => cmd.env_remove("PGPASSWORD"),
+        };
         cmd.kill_on_drop(true);
         cmd
     }
 
-    pub(crate) fn url(&self) -> &str {
-        &self.url
+    /// The connection as a libpq conninfo string: host(s), port(s), database, user, TLS
+    /// settings, application name — what mirage connected with, and nothing else.
+    pub(crate) fn conninfo(&self) -> String {
+        fn quote(v: &str) -> String {
+            format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+        }
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(s) => s.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .collect();
+        let mut parts = Vec::new();
+        if !hosts.is_empty() {
+            parts.push(format!("host={}", quote(&hosts.join(","))));
+        }
+        let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
+        if !ports.is_empty() {
+            parts.push(format!("port={}", quote(&ports.join(","))));
+        }
+        if let Some(d) = self.config.get_dbname() {
+            parts.push(format!("dbname={}", quote(d)));
+        }
+        if let Some(u) = self.config.get_user() {
+            parts.push(format!("user={}", quote(u)));
+        }
+        parts.push("application_name='mirage'".into());
+        for (k, v) in self.tls.libpq() {
+            parts.push(format!("{k}={}", quote(&v)));
+        }
+        parts.join(" ")
     }
 }
 

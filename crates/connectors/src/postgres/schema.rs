@@ -353,7 +353,7 @@ impl PgSchema {
         for (s, _) in &schemas {
             cmd.arg("--schema").arg(quote_ident(s));
         }
-        cmd.arg("--dbname").arg(endpoint.url());
+        cmd.arg("--dbname").arg(endpoint.conninfo());
         run_tool("pg_dump", cmd).await?;
         let mut list = endpoint.tool("pg_restore");
         list.arg("--list").arg(&archive);
@@ -449,7 +449,9 @@ impl PgSchema {
         if !options.preserve_ownership {
             cmd.args(["--no-owner", "--no-privileges"]);
         }
-        cmd.arg("--dbname").arg(endpoint.url()).arg(&self.archive);
+        cmd.arg("--dbname")
+            .arg(endpoint.conninfo())
+            .arg(&self.archive);
         run_tool("pg_restore", cmd).await.map(|_| ())
     }
 

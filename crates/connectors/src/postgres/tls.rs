@@ -87,15 +87,26 @@ pub fn split(url: &str, role: &str, default: SslMode) -> Result<(String, TlsSett
     };
     let (mut cert, mut key) = (None, None);
     let mut kept = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        // Keys are decoded as the driver and libpq decode them (`sslm%6Fde` is `sslmode`).
+        let k = mirage_core::display::percent_decode(k);
         let v = mirage_core::display::percent_decode(v);
+        let k = k.as_str();
+        if matches!(k, "sslmode" | "sslrootcert" | "sslcert" | "sslkey")
+            && !seen.insert(k.to_string())
+        {
+            return Err(ConnectorError::Invalid(format!(
+                "{role}.url: {k} is given twice; give it once"
+            )));
+        }
         match k {
             "sslmode" => {
                 settings.mode = SslMode::parse(&v).ok_or_else(|| {
                     ConnectorError::Invalid(format!(
-                        "{role}.url: sslmode={v} is not one of disable, prefer, require, verify-ca, \
-                         verify-full"
+                        "{role}.url: sslmode={v} is not one of disable, allow, prefer, require, \
+                         verify-ca, verify-full"
                     ))
                 })?;
             }
@@ -147,20 +158,31 @@ impl TlsSettings {
         }
     }
 
-    /// The environment `pg_dump` and `pg_restore` get for the same settings (libpq's `PGSSL…`
-    /// variables: never arguments).
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        let mut env = vec![("PGSSLMODE", self.mode.as_str().to_string())];
-        match &self.roots {
-            Some(Roots::System) => env.push(("PGSSLROOTCERT", "system".into())),
-            Some(Roots::File(p)) => env.push(("PGSSLROOTCERT", p.display().to_string())),
+    /// The same settings for libpq (`pg_dump`, `pg_restore`): `sslmode`, `sslrootcert`,
+    /// `sslcert`, `sslkey`. The system's roots are named by their bundle file (libpq before 16
+    /// does not know `system`), and so is the default when mirage fell back to them.
+    pub fn libpq(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![("sslmode", self.mode.as_str().to_string())];
+        let default_file = default_root_file();
+        let roots = match (&self.roots, &default_file) {
+            (Some(r), _) => Some(r.clone()),
+            (None, Some(f)) => Some(Roots::File(f.clone())),
+            (None, None) if self.check() != Check::None => Some(Roots::System),
+            (None, None) => None,
+        };
+        match roots {
+            Some(Roots::File(p)) => out.push(("sslrootcert", p.display().to_string())),
+            Some(Roots::System) => out.push((
+                "sslrootcert",
+                system_bundle().map_or_else(|| "system".into(), |p| p.display().to_string()),
+            )),
             None => {}
         }
         if let Some((c, k)) = &self.client {
-            env.push(("PGSSLCERT", c.display().to_string()));
-            env.push(("PGSSLKEY", k.display().to_string()));
+            out.push(("sslcert", c.display().to_string()));
+            out.push(("sslkey", k.display().to_string()));
         }
-        env
+        out
     }
 
     /// The rustls connector for these settings. `role` names the end in errors.
@@ -168,10 +190,7 @@ impl TlsSettings {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         // libpq's default root file, when there is one; else the system's roots.
-        let default_roots = std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
-            .filter(|p| p.is_file())
-            .map(Roots::File);
+        let default_roots = default_root_file().map(Roots::File);
         match self.roots.as_ref().or(default_roots.as_ref()) {
             None | Some(Roots::System) => {
                 for cert in rustls_native_certs::load_native_certs().certs {
@@ -234,6 +253,12 @@ impl TlsSettings {
         let config = match &self.client {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
+                key_is_private(key).map_err(|why| {
+                    ConnectorError::Invalid(format!(
+                        "{role}.url: sslkey {}: {why}; chmod 0600 it (libpq refuses it too)",
+                        key.display()
+                    ))
+                })?;
                 let chain = CertificateDer::pem_file_iter(cert)
                     .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
                     .map_err(|e| {
@@ -252,6 +277,43 @@ impl TlsSettings {
         };
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
+}
+
+/// libpq's default root file, `~/.postgresql/root.crt`, when it exists.
+fn default_root_file() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
+        .filter(|p| p.is_file())
+}
+
+/// The system's CA bundle file: `$SSL_CERT_FILE`, else where the usual distributions keep it.
+fn system_bundle() -> Option<PathBuf> {
+    std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/ca-bundle.pem",
+                "/etc/ssl/cert.pem",
+            ]
+            .map(PathBuf::from),
+        )
+        .find(|p| p.is_file())
+}
+
+/// A client key file as libpq accepts it: readable by its owner only (0600), or also by the
+/// group when root owns it (0640).
+fn key_is_private(path: &std::path::Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let mode = meta.mode() & 0o777;
+    let allowed = if meta.uid() == 0 { 0o640 } else { 0o600 };
+    if mode & !allowed != 0 {
+        return Err(format!("others can read it (mode {mode:o})"));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,6 +435,6 @@ mod tests {
             Check::Ca,
             "require with roots checks the chain, as libpq"
         );
-        assert!(s.env().contains(&("PGSSLROOTCERT", "system".into())));
+        assert_eq!(s.libpq()[0], ("sslmode", "require".to_string()));
     }
 }
