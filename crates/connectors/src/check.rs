@@ -112,7 +112,16 @@ impl Checks {
         fix: impl Into<String>,
     ) {
         self.unreachable |= error.is_unreachable();
-        self.fail(area, check, Some(error.to_string()), fix);
+        let text = error.to_string();
+        // The fix for what failed: TLS settings, or the host, rather than the password.
+        let fix = if text.contains("TLS") || text.contains("certificate") || text.contains("ssl") {
+            format!("fix the TLS settings of {area}.url (sslmode, sslrootcert, sslcert/sslkey)")
+        } else if error.is_unreachable() {
+            format!("check the host and port of {area}.url, and that the server runs")
+        } else {
+            fix.into()
+        };
+        self.fail(area, check, Some(text), fix);
     }
 
     /// Record a warning.

@@ -867,6 +867,11 @@ fn tls_connections_follow_sslmode() {
             "does not name the host in source.url",
         ),
         (
+            "sslmode=disable".into(),
+            2,
+            "accepts only TLS connections: use sslmode=require",
+        ),
+        (
             format!("sslmode=verify-ca&sslrootcert={}", file("other-ca.crt")),
             1,
             "certificate",
@@ -877,6 +882,11 @@ fn tls_connections_follow_sslmode() {
             "give the CA that signed it as sslrootcert",
         ),
         ("sslmode=strict".into(), 2, "sslmode=strict"),
+        (
+            "sslcrl=/x.pem".into(),
+            2,
+            "parameter sslcrl is not one mirage reads",
+        ),
         // A second, encoded sslmode would have turned TLS off for pg_dump alone.
         (
             format!("sslmode=verify-ca&{ca}&sslm%6Fde=disable"),

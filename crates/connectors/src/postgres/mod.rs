@@ -258,9 +258,29 @@ impl PgEndpoint {
         }
         let (driver_url, tls) = tls::split(&url, role, default)?;
         let mut config = tokio_postgres::Config::from_str(&driver_url).map_err(|e| {
-            ConnectorError::Invalid(format!(
-                "{role}.url is not a PostgreSQL URL ({e}); write postgres://user@host:5432/database"
-            ))
+            // Name a query parameter the driver does not know, when that is the reason.
+            const KNOWN: &[&str] = &[
+                "user", "password", "dbname", "options", "application_name", "sslnegotiation",
+                "host", "hostaddr", "port", "connect_timeout", "tcp_user_timeout", "keepalives",
+                "keepalives_idle", "keepalives_interval", "keepalives_retries",
+                "target_session_attrs", "channel_binding", "load_balance_hosts", "replication",
+            ];
+            let unknown = driver_url.split_once('?').and_then(|(_, q)| {
+                q.split('&')
+                    .map(|p| mirage_core::display::percent_decode(p.split('=').next().unwrap_or("")))
+                    .find(|k| !k.is_empty() && !KNOWN.contains(&k.as_str()))
+            });
+            match unknown {
+                Some(k) => ConnectorError::Invalid(format!(
+                    "{role}.url: parameter {} is not one mirage reads (TLS: sslmode, sslrootcert, \
+                     sslcert, sslkey; service; and libpq's host, port, dbname, user, options, \
+                     application_name, connect_timeout, keepalives…)",
+                    mirage_core::display::printable(&k)
+                )),
+                None => ConnectorError::Invalid(format!(
+                    "{role}.url is not a PostgreSQL URL ({e}); write postgres://user@host:5432/database"
+                )),
+            }
         })?;
         // A password in the URL would sit in the workspace file and on pg_dump's command line
         // (readable by every user of the machine in /proc/<pid>/cmdline).
@@ -466,7 +486,34 @@ impl PgEndpoint {
         if detail.contains("invalid peer certificate") {
             return format!(
                 "{detail}: the server's certificate is not trusted; give the CA that signed it \
-                 as sslrootcert=<PEM file> in {}.url (sslmode=require encrypts without checking)",
+                 as sslrootcert=<PEM file> in {}.url",
+                self.role
+            );
+        }
+        if detail.contains("server does not support TLS") {
+            return format!(
+                "{detail}: this server does not offer TLS; use sslmode=prefer or disable in \
+                 {}.url, or turn ssl on in the server",
+                self.role
+            );
+        }
+        if detail.contains("UnknownCA") || detail.contains("BadCertificate") {
+            return format!(
+                "{detail}: the server refused the client certificate (sslcert in {}.url): it must \
+                 be signed by a CA the server trusts (its ssl_ca_file)",
+                self.role
+            );
+        }
+        if detail.contains("no encryption") {
+            return format!(
+                "{detail}: the server accepts only TLS connections: use sslmode=require (or \
+                 verify-ca/verify-full) in {}.url",
+                self.role
+            );
+        }
+        if detail.contains("valid client certificate") {
+            return format!(
+                "{detail}: give sslcert=<PEM> and sslkey=<PEM> in {}.url",
                 self.role
             );
         }
