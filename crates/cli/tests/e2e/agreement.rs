@@ -277,6 +277,11 @@ fn a_missing_password_names_its_environment_variable() {
         "a password file others can read is ignored: {}",
         run.all()
     );
+    assert!(
+        run.all().contains("was skipped because others can read it"),
+        "{}",
+        run.all()
+    );
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
     let run = mirage_env(&["check", "-w", ws], &env);
     assert_eq!(run.code, 0, "{}", run.all());

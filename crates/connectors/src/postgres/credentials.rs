@@ -54,6 +54,21 @@ fn parse_service(text: &str, name: &str) -> Option<BTreeMap<String, String>> {
     found
 }
 
+/// The password file, when it exists but others can read it (libpq and mirage skip it).
+pub fn skipped_passfile() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = passfile()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    (meta.is_file() && meta.permissions().mode() & 0o077 != 0).then_some(path)
+}
+
+/// Why a service was not found: `$PGSERVICEFILE` names a file that does not exist.
+pub fn missing_service_file() -> Option<PathBuf> {
+    std::env::var_os("PGSERVICEFILE")
+        .map(PathBuf::from)
+        .filter(|p| !p.is_file())
+}
+
 /// The password file's path: `$PGPASSFILE`, else `~/.pgpass`.
 pub fn passfile() -> Option<PathBuf> {
     std::env::var_os("PGPASSFILE")

@@ -239,9 +239,12 @@ impl PgEndpoint {
         let service = match &service_name {
             None => None,
             Some(name) => Some(credentials::service(name).ok_or_else(|| {
+                let missing = credentials::missing_service_file()
+                    .map(|f| format!(" ($PGSERVICEFILE names {}, which does not exist)", f.display()))
+                    .unwrap_or_default();
                 ConnectorError::Invalid(format!(
                     "{role}.url: connection service {name} is in no service file ($PGSERVICEFILE or \
-                     ~/.pg_service.conf, then $PGSYSCONFDIR/pg_service.conf)"
+                     ~/.pg_service.conf, then $PGSYSCONFDIR/pg_service.conf){missing}"
                 ))
             })?),
         };
@@ -518,10 +521,18 @@ impl PgEndpoint {
             );
         }
         if self.password_missing(e) {
+            let skipped = credentials::skipped_passfile()
+                .map(|f| {
+                    format!(
+                        "; the password file {} was skipped because others can read it (chmod 0600 it)",
+                        f.display()
+                    )
+                })
+                .unwrap_or_default();
             return format!(
                 "the server asks for a password and none was found: set ${} to the {} user's \
                  password (PGPASSWORD, a connection service's password and the password file \
-                 ~/.pgpass or $PGPASSFILE are read too)",
+                 ~/.pgpass or $PGPASSFILE are read too){skipped}",
                 self.password_env, self.role
             );
         }
