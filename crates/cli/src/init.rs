@@ -86,7 +86,7 @@ pub async fn source_catalog(
 /// The `[staging]` block of a Redshift workspace.
 pub const STAGING_TEMPLATE: &str = "[staging]
 # Where Redshift UNLOADs to and COPYs from: s3://<bucket>/<prefix>/<job-id>/{input,output}/…
-bucket = \"my-mirage-staging\"          # in the cluster's region
+bucket = \"mirage-staging-acme\"          # in the cluster's region
 prefix = \"mirage\"
 region = \"us-east-1\"
 # The role Redshift assumes for UNLOAD and COPY (attached to both clusters).
@@ -95,7 +95,8 @@ iam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"
 process = \"v2\"                       # Data Pipeline V2: transform in the mirage worker
 keep_output = false                  # true keeps the transformed files for inspection
 compression = \"zstd\"                # or \"gzip\": how the staged files are compressed
-max_file_size = \"50MB\"               # UNLOAD MAXFILESIZE";
+max_file_size = \"50MB\"               # UNLOAD MAXFILESIZE
+# endpoint = \"http://127.0.0.1:5000\"  # an S3-compatible endpoint (moto, MinIO); unset for AWS";
 
 /// The text of a starter workspace.
 pub fn starter(
@@ -187,10 +188,14 @@ pub fn starter(
             );
         }
         let _ = writeln!(s, "[tables.{}]", key(&name));
-        let _ = writeln!(
-            s,
-            "mode = \"de-identify\"   # de-identify | truncate | preserve-destination"
-        );
+        // Redshift destinations keep no rows of their own (preserve-destination is PostgreSQL's
+        // and files').
+        let modes = if source_url.starts_with("redshift://") {
+            "de-identify | truncate"
+        } else {
+            "de-identify | truncate | preserve-destination"
+        };
+        let _ = writeln!(s, "mode = \"de-identify\"   # {modes}");
         let _ = writeln!(s, "[tables.{}.columns]", key(&name));
         for c in &t.columns {
             let mut notes = vec![c.type_name.clone()];

@@ -27,12 +27,14 @@ enum Command {
     /// Every column starts as passthrough; edit the file to give sensitive columns a
     /// generator. The password is read from $MIRAGE_SOURCE_PASSWORD, never written.
     ///
-    /// Example:
+    /// Examples:
     ///   mirage init --source postgres://app@prod-db:5432/shop \
     ///               --destination postgres://app@dev-db:5432/shop_copy
+    ///   mirage init --source redshift://etl@prod.abc123.us-east-1.redshift.amazonaws.com:5439/dev \
+    ///               --destination redshift://etl@dev.def456.us-east-1.redshift.amazonaws.com:5439/dev
     #[command(verbatim_doc_comment)]
     Init {
-        /// Source URL: postgres://user@host:port/db or files:./folder
+        /// Source URL: postgres://user@host:port/db, redshift://user@host:5439/db or files:./folder
         #[arg(long)]
         source: String,
         /// Destination URL (edit it later if not given).

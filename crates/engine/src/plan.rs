@@ -427,9 +427,16 @@ impl Plan {
     /// Human-readable plan (control characters of names escaped).
     pub fn describe(&self) -> String {
         let mut s = String::new();
+        // Redshift (whose lengths count bytes) swaps tables in one by one; PostgreSQL and files
+        // replace the schemas whole.
+        let how = if self.catalog.byte_lengths {
+            "created when missing; each table replaced as it loads"
+        } else {
+            "dropped and recreated in the destination"
+        };
         let _ = writeln!(
             s,
-            "Schemas copied (dropped and recreated in the destination): {}",
+            "Schemas copied ({how}): {}",
             if self.catalog.schemas.is_empty() {
                 "(none)".to_string()
             } else {
