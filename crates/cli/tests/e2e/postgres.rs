@@ -645,6 +645,8 @@ fn the_copy_is_usable_at_once() {
              PARTITION BY RANGE (at);
          CREATE TABLE events_2025_h1 PARTITION OF events_2025 FOR VALUES FROM ('2025-01-01') TO ('2025-07-01');
          CREATE TABLE events_2025_h2 PARTITION OF events_2025 FOR VALUES FROM ('2025-07-01') TO ('2026-01-01');
+         CREATE SCHEMA crm; CREATE TABLE crm.owners (id int PRIMARY KEY);
+         ALTER TABLE people ADD COLUMN owner_id int REFERENCES crm.owners (id);
          CREATE SCHEMA arch;
          CREATE TABLE arch.events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
          ALTER TABLE events_2024 ADD FOREIGN KEY (account_id) REFERENCES accounts (id);
@@ -725,6 +727,20 @@ id = { generator = "integer_key" }
         "{}",
         refused.all()
     );
+    // So is a foreign key into a schema left out: found by plan, not after the load.
+    let no_crm = dir.write(
+        "no-crm.toml",
+        &workspace(&pg, &format!("[schemas]\nexclude = [\"crm\"]\n{tables}")),
+    );
+    let refused = mirage(&["plan", "-w", no_crm.to_str().unwrap()], "s");
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused
+            .stderr
+            .contains("of public.people references crm.owners"),
+        "{}",
+        refused.all()
+    );
     let run = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
     assert_eq!(run.code, 0, "{}", run.all());
     let q = |sql: &str| pg.psql("dst", sql).unwrap();
@@ -745,7 +761,7 @@ id = { generator = "integer_key" }
     );
     assert_eq!(
         q("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conparentid = 0"),
-        "3",
+        "4",
         "every foreign key was built"
     );
     assert_eq!(

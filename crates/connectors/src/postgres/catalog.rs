@@ -51,6 +51,7 @@ ORDER BY a.attrelid, a.attnum";
 const KEYS: &str = "
 SELECT con.contype::text AS kind, con.conname::text AS name, con.conrelid::int8 AS oid,
        con.confrelid::int8 AS referenced_oid,
+       CASE WHEN con.confrelid <> 0 THEN con.confrelid::regclass::text END AS referenced_name,
        ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
              JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o)
          AS columns,
@@ -185,6 +186,7 @@ struct KeyRow {
     name: String,
     oid: i64,
     referenced_oid: i64,
+    referenced_name: Option<String>,
     columns: Vec<String>,
     referenced_columns: Vec<String>,
 }
@@ -196,6 +198,7 @@ impl KeyRow {
             name: r.get("name"),
             oid: r.get("oid"),
             referenced_oid: r.get("referenced_oid"),
+            referenced_name: r.get("referenced_name"),
             columns: r.get("columns"),
             referenced_columns: r.get("referenced_columns"),
         }
@@ -306,6 +309,7 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
         });
     }
     let mut foreign_keys = Vec::new();
+    let mut outside_keys = Vec::new();
     for r in client
         .query(KEYS, &[&oids])
         .await
@@ -318,6 +322,14 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
         };
         if r.primary {
             tables[idx].primary_key = r.columns;
+        } else if !by_oid.contains_key(&r.referenced_oid) {
+            // Into a schema the workspace leaves out: the key could not be rebuilt.
+            outside_keys.push(format!(
+                "{} of {} references {}",
+                r.name,
+                tables[idx].name,
+                r.referenced_name.as_deref().unwrap_or("?")
+            ));
         } else if let Some(&ref_idx) = by_oid.get(&r.referenced_oid) {
             foreign_keys.push(ForeignKey {
                 name: r.name,
@@ -327,6 +339,13 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
                 referenced_columns: r.referenced_columns,
             });
         }
+    }
+    if !outside_keys.is_empty() {
+        return Err(crate::ConnectorError::Invalid(format!(
+            "schemas: foreign key {} — in a schema [schemas] leaves out, so the key could not be \
+             rebuilt; include that schema too (or leave out the referencing table's)",
+            mirage_core::display::printable(&outside_keys.join("; "))
+        )));
     }
     Ok(Catalog {
         byte_lengths: false,

@@ -715,6 +715,14 @@ impl Source for RedshiftSource {
                         referenced,
                         referenced_columns: refcols,
                     });
+                } else {
+                    // Into a schema the workspace leaves out: found now, not after the load.
+                    return Err(ConnectorError::Invalid(format!(
+                        "schemas: foreign key {} of {name} references {referenced}, in a schema \
+                         [schemas] leaves out, so the key could not be rebuilt; include that \
+                         schema too (or leave out {}'s)",
+                        con.name, name.schema
+                    )));
                 }
             }
         }
