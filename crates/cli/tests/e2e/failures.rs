@@ -412,15 +412,7 @@ fn including_a_schema_the_source_lacks_is_refused() {
             out.all()
         );
     }
-    assert_eq!(
-        pg.psql(
-            "dst",
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-        )
-        .unwrap(),
-        "0",
-        "nothing was written"
-    );
+    nothing_written(&pg);
 }
 
 /// Bad input found before anything is written exits with 2 and names what to fix: a weak seed
@@ -485,15 +477,7 @@ fn bad_input_exits_2_before_writing() {
         "{}",
         out.all()
     );
-    assert_eq!(
-        pg.psql(
-            "dst",
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-        )
-        .unwrap(),
-        "0",
-        "nothing was written"
-    );
+    nothing_written(&pg);
 }
 
 /// A check in the destination that calls user code raising with the value it got: the run
@@ -839,4 +823,17 @@ fn a_job_stopped_anywhere_then_run_again_gives_the_reference_copy() {
             );
         }
     }
+}
+
+/// The destination database `dst` holds no table in `public`: nothing was written.
+fn nothing_written(pg: &mirage_testkit::PgCluster) {
+    assert_eq!(
+        pg.psql(
+            "dst",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        )
+        .unwrap(),
+        "0",
+        "nothing was written"
+    );
 }

@@ -698,48 +698,30 @@ id = { generator = "integer_key" }
             plan.stdout
         );
     }
+    // Each workspace that `plan` must refuse (exit 2), and what the refusal names.
+    let refused = |file: &str, extra: &str, says: &str| {
+        let path = dir.write(file, &workspace(&pg, &format!("{extra}\n{tables}")));
+        let out = mirage(&["plan", "-w", path.to_str().unwrap()], "s");
+        assert_eq!(out.code, 2, "{file}: {}", out.all());
+        assert!(out.stderr.contains(says), "{file}: {}", out.all());
+    };
     // Settings of a partition's own would be ignored: refused, naming the table to use.
-    let own = dir.write(
+    refused(
         "own.toml",
-        &workspace(
-            &pg,
-            &format!("{tables}\n[tables.\"public.events_2025_h1\"]\nmode = \"truncate\"\n"),
-        ),
-    );
-    let refused = mirage(&["plan", "-w", own.to_str().unwrap()], "s");
-    assert_eq!(refused.code, 2, "{}", refused.all());
-    assert!(
-        refused.stderr.contains("is a partition of public.events"),
-        "{}",
-        refused.all()
+        "[tables.\"public.events_2025_h1\"]\nmode = \"truncate\"",
+        "is a partition of public.events",
     );
     // A partition in a schema left out would lose its rows: refused, named.
-    let partial = dir.write(
+    refused(
         "partial.toml",
-        &workspace(&pg, &format!("[schemas]\nexclude = [\"arch\"]\n{tables}")),
-    );
-    let refused = mirage(&["plan", "-w", partial.to_str().unwrap()], "s");
-    assert_eq!(refused.code, 2, "{}", refused.all());
-    assert!(
-        refused
-            .stderr
-            .contains("arch.events_2023 (a partition of public.events)"),
-        "{}",
-        refused.all()
+        "[schemas]\nexclude = [\"arch\"]",
+        "arch.events_2023 (a partition of public.events)",
     );
     // So is a foreign key into a schema left out: found by plan, not after the load.
-    let no_crm = dir.write(
+    refused(
         "no-crm.toml",
-        &workspace(&pg, &format!("[schemas]\nexclude = [\"crm\"]\n{tables}")),
-    );
-    let refused = mirage(&["plan", "-w", no_crm.to_str().unwrap()], "s");
-    assert_eq!(refused.code, 2, "{}", refused.all());
-    assert!(
-        refused
-            .stderr
-            .contains("of public.people references crm.owners"),
-        "{}",
-        refused.all()
+        "[schemas]\nexclude = [\"crm\"]",
+        "of public.people references crm.owners",
     );
     let run = mirage(&["run", "-w", ws.to_str().unwrap(), "--no-progress"], "s");
     assert_eq!(run.code, 0, "{}", run.all());
