@@ -2,6 +2,7 @@
 //! region, buckets, resource prefix and role ARNs, every resource scoped to the prefix.
 
 use mirage_core::schema::quote_ident;
+use mirage_connectors::redshift::iam::{IamSettings, Target};
 use serde_json::{Value, json};
 
 /// What the documents are filled in with.
@@ -30,6 +31,8 @@ pub struct PolicyInputs {
     pub destination_database: String,
     /// Schemas copied (grants are per schema).
     pub schemas: Vec<String>,
+    /// Ends that log in with Redshift IAM authentication: (`source`/`destination`, settings).
+    pub iam_logins: Vec<(&'static str, IamSettings)>,
 }
 
 /// One document: a policy (JSON) or a script (SQL).
@@ -160,14 +163,70 @@ impl PolicyInputs {
         out
     }
 
+    /// Temporary database credentials, for the ends that use IAM authentication (nothing
+    /// otherwise): `GetClusterCredentials` on the user and database (with `CreateClusterUser`
+    /// and `JoinGroup` when the URL asks for them), or Serverless `GetCredentials`.
+    fn iam_statements(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for (role, iam) in &self.iam_logins {
+            let region = iam.region.as_deref().unwrap_or(&self.region);
+            let sid = format!(
+                "{}DatabaseCredentials",
+                if *role == "source" { "Source" } else { "Destination" }
+            );
+            match &iam.target {
+                Target::Cluster(cluster) => {
+                    let arn = |what: &str| {
+                        format!("arn:aws:redshift:{region}:{}:{what}:{cluster}/", self.account)
+                    };
+                    let mut actions = vec!["redshift:GetClusterCredentials"];
+                    let mut resources = vec![
+                        format!("{}{}", arn("dbuser"), iam.user),
+                        format!("{}{}", arn("dbname"), iam.database),
+                    ];
+                    if iam.auto_create {
+                        actions.push("redshift:CreateClusterUser");
+                    }
+                    if !iam.db_groups.is_empty() {
+                        actions.push("redshift:JoinGroup");
+                        resources.extend(iam.db_groups.iter().map(|g| format!("{}{g}", arn("dbgroup"))));
+                    }
+                    out.push(json!({
+                        "Sid": sid,
+                        "Effect": "Allow",
+                        "Action": actions,
+                        "Resource": resources,
+                    }));
+                }
+                Target::Workgroup(_) => {
+                    // Workgroup ARNs end in the workgroup's id, not its name: narrow `*` to it
+                    // (aws redshift-serverless get-workgroup --workgroup-name …).
+                    out.push(json!({
+                        "Sid": sid,
+                        "Effect": "Allow",
+                        "Action": ["redshift-serverless:GetCredentials"],
+                        "Resource": [format!(
+                            "arn:aws:redshift-serverless:{region}:{}:workgroup/*",
+                            self.account
+                        )],
+                    }));
+                }
+            }
+        }
+        out
+    }
+
     /// The worker's policy for Data Pipeline V2.
     pub fn worker_v2(&self) -> Value {
-        policy(self.staging_statements())
+        let mut s = self.staging_statements();
+        s.extend(self.iam_statements());
+        policy(s)
     }
 
     /// The worker's policy for the SQS + Lambda process.
     pub fn worker_lambda(&self) -> Value {
         let mut s = self.staging_statements();
+        s.extend(self.iam_statements());
         // The worker reads the dead-letter queue and re-sends lost events: the queue key too.
         s.retain(|st| {
             !st["Sid"]
@@ -558,6 +617,13 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
             db.unwrap_or_else(|| default_db.into()),
         )
     };
+    let mut iam_logins = Vec::new();
+    for (role, url) in [("source", &ws.source.url), ("destination", &ws.destination.url)] {
+        if let Some(rest) = url.strip_prefix("redshift://") {
+            let (_, iam) = IamSettings::take(role, rest).map_err(|e| e.to_string())?;
+            iam_logins.extend(iam.map(|i| (role, i)));
+        }
+    }
     let (source_user, source_database) = conn(&ws.source.url, "source");
     let (destination_user, destination_database) = conn(&ws.destination.url, "destination");
     Ok(PolicyInputs {
@@ -579,6 +645,7 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
         } else {
             ws.schemas.include.clone()
         },
+        iam_logins,
     })
 }
 
@@ -623,6 +690,7 @@ mod tests {
             destination_user: "mirage_dst".into(),
             destination_database: "dev".into(),
             schemas: vec!["sales".into()],
+            iam_logins: Vec::new(),
         }
     }
 
@@ -665,6 +733,70 @@ mod tests {
             text.contains("function:tonic-*") && !text.contains("mirage-"),
             "{text}"
         );
+    }
+
+    /// The database-credential actions appear only for the ends that use IAM authentication,
+    /// scoped to the user, database, groups (provisioned) or workgroups (Serverless).
+    #[test]
+    fn iam_authentication_statements_only_when_used() {
+        let ws = |source: &str, destination: &str| {
+            let text = format!(
+                "[source]\nurl = \"{source}\"\n[destination]\nurl = \"{destination}\"\n\
+                 [staging]\nbucket = \"mirage-staging\"\n\
+                 iam_role = \"arn:aws:iam::123456789012:role/r\"\nregion = \"eu-west-1\"\n"
+            );
+            mirage_core::Workspace::parse("w.toml".as_ref(), &text).unwrap()
+        };
+        let text = |p: &PolicyInputs| {
+            format!("{}\n{}", p.worker_v2(), p.worker_lambda())
+        };
+        let plain = super::inputs(
+            &ws(
+                "redshift://src@c1.abc.us-west-2.redshift.amazonaws.com/prod",
+                "redshift://dst@h:5439/dev",
+            ),
+            Flags::default(),
+        )
+        .unwrap();
+        assert!(!text(&plain).contains("Credentials"), "{}", text(&plain));
+        let iam = super::inputs(
+            &ws(
+                "redshift://src@c1.abc.us-west-2.redshift.amazonaws.com/prod?iam=true",
+                "redshift://dst@h:5439/dev?iam=true&cluster_id=c2&auto_create=true&db_groups=loaders",
+            ),
+            Flags::default(),
+        )
+        .unwrap();
+        let v2 = iam.worker_v2().to_string();
+        for arn in [
+            "arn:aws:redshift:us-west-2:123456789012:dbuser:c1/src",
+            "arn:aws:redshift:us-west-2:123456789012:dbname:c1/prod",
+            "arn:aws:redshift:eu-west-1:123456789012:dbuser:c2/dst",
+            "arn:aws:redshift:eu-west-1:123456789012:dbgroup:c2/loaders",
+            "redshift:CreateClusterUser",
+            "redshift:JoinGroup",
+        ] {
+            assert!(v2.contains(arn), "{arn} missing: {v2}");
+            assert!(iam.worker_lambda().to_string().contains(arn));
+        }
+        // CreateClusterUser only where auto_create asks for it.
+        let statements = iam.worker_v2()["Statement"].as_array().unwrap().clone();
+        let source = statements
+            .iter()
+            .find(|s| s["Sid"] == "SourceDatabaseCredentials")
+            .unwrap();
+        assert_eq!(source["Action"], json!(["redshift:GetClusterCredentials"]));
+        let serverless = super::inputs(
+            &ws(
+                "redshift://src@wg.123456789012.eu-west-1.redshift-serverless.amazonaws.com/dev?iam=true",
+                "redshift://dst@h:5439/dev",
+            ),
+            Flags::default(),
+        )
+        .unwrap();
+        let v2 = serverless.worker_v2().to_string();
+        assert!(v2.contains("redshift-serverless:GetCredentials"), "{v2}");
+        assert!(!v2.contains("GetClusterCredentials"), "{v2}");
     }
 
     /// Both keys reach every identity that touches what they encrypt; an alias is granted

@@ -235,6 +235,41 @@ async fn server_identity(dialect: Dialect, ep: &PgEndpoint, c: &Client) -> crate
     }
 }
 
+/// What connecting to `ep` is, as a check's line: with IAM authentication, the API call too.
+fn connect_label(ep: &PgEndpoint) -> String {
+    match ep.iam() {
+        None => format!("connect to {}", ep.display()),
+        Some(iam) => format!(
+            "connect to {} with IAM credentials ({}, {})",
+            ep.display(),
+            iam.action(),
+            iam.describe()
+        ),
+    }
+}
+
+/// How to fix a failed connection to `ep`.
+fn connect_fix(ep: &PgEndpoint, password_env: &str, error: &crate::ConnectorError) -> String {
+    match ep.iam() {
+        None => format!(
+            "check {}.url, and that ${password_env} holds the password",
+            ep.role
+        ),
+        Some(_) if error.to_string().contains("needs AWS credentials") => {
+            "give mirage AWS credentials: AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or an instance or task role"
+                .into()
+        }
+        Some(iam) => format!(
+            "check the {} and region in {}.url, and that the AWS identity may call {} \
+             (`mirage policy` prints the statement)",
+            iam.describe(),
+            ep.role,
+            iam.action()
+        ),
+    }
+}
+
 /// A SQL source: connection, USAGE on each schema, SELECT on each table (and Redshift's
 /// `svv_table_info`), and a note when the user could write.
 pub(crate) async fn sql_source(
@@ -261,17 +296,14 @@ pub(crate) async fn sql_source(
         Err(e) => {
             out.fail_connect(
                 A,
-                format!("connect to {}", ep.display()),
+                connect_label(&ep),
                 &e,
-                format!(
-                    "check source.url, and that ${} holds the password",
-                    ws.source.password_env
-                ),
+                connect_fix(&ep, &ws.source.password_env, &e),
             );
             return SourceFacts::default();
         }
     };
-    out.pass(A, format!("connect to {}", ep.display()));
+    out.pass(A, connect_label(&ep));
     let identity = match server_identity(dialect, &ep, &c).await {
         Ok(i) => Some(i),
         Err(e) => {
@@ -473,18 +505,15 @@ pub(crate) async fn sql_destination(
             } else {
                 out.fail_connect(
                     A,
-                    format!("connect to {}", ep.display()),
+                    connect_label(&ep),
                     &e,
-                    format!(
-                        "check destination.url, and that ${} holds the password",
-                        ws.destination.password_env
-                    ),
+                    connect_fix(&ep, &ws.destination.password_env, &e),
                 );
             }
             return None;
         }
     };
-    out.pass(A, format!("connect to {}", ep.display()));
+    out.pass(A, connect_label(&ep));
     let ((user, superuser), db) = match (
         whoami(&c).await,
         one(&c, "SELECT current_database()", "reading the database").await,

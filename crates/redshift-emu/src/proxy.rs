@@ -112,12 +112,30 @@ pub struct Emulator {
     /// The address the proxy listens on (with the port chosen when asked for port 0).
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    logins: Arc<std::sync::Mutex<Vec<Login>>>,
+}
+
+/// A session that logged in with temporary IAM credentials (user `IAM:name` or `IAMA:name`
+/// as `GetClusterCredentials` returns them, `IAMR:name` from Serverless `GetCredentials`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The user name the client gave, prefix included.
+    pub login: String,
+    /// The database user the session runs as.
+    pub user: String,
+    /// The database it connected to.
+    pub database: String,
 }
 
 impl Emulator {
     /// `host:port` clients connect to.
     pub fn address(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The IAM logins so far.
+    pub fn iam_logins(&self) -> Vec<Login> {
+        self.logins.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
@@ -133,11 +151,14 @@ pub async fn start(listen: &str, config: Config) -> Result<Emulator, WireError> 
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let config = Arc::new(config);
+    let logins: Arc<std::sync::Mutex<Vec<Login>>> = Default::default();
+    let log = logins.clone();
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let config = config.clone();
+            let log = log.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve(stream, config).await
+                if let Err(e) = serve(stream, config, log).await
                     && e.kind() != io::ErrorKind::UnexpectedEof
                 {
                     eprintln!("redshift-emu: session ended: {e}");
@@ -145,7 +166,7 @@ pub async fn start(listen: &str, config: Config) -> Result<Emulator, WireError> 
             });
         }
     });
-    Ok(Emulator { addr, task })
+    Ok(Emulator { addr, task, logins })
 }
 
 /// What the proxy does with a statement.
@@ -396,7 +417,11 @@ struct Session {
     skipping: bool,
 }
 
-async fn serve(stream: TcpStream, config: Arc<Config>) -> io::Result<()> {
+async fn serve(
+    stream: TcpStream,
+    config: Arc<Config>,
+    logins: Arc<std::sync::Mutex<Vec<Login>>>,
+) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut client_r = BufReader::with_capacity(1 << 16, r);
@@ -429,7 +454,79 @@ async fn serve(stream: TcpStream, config: Arc<Config>) -> io::Result<()> {
             .and_then(|p| p.get(1).cloned())
     };
     let user = param("user").unwrap_or_default();
-    let database = param("database").unwrap_or(user);
+    let database = param("database").unwrap_or(user.clone());
+    // IAM authentication (temporary credentials from GetClusterCredentials): the client logs in
+    // as `IAM:alice` (or `IAMA:alice`, created when missing) with the temporary password, and
+    // the session is alice's. Real Redshift checks the password against the credentials it
+    // issued; here any non-empty one passes (moto issues them and keeps no record), and the
+    // login is kept for tests to see.
+    let mut startup = startup;
+    // `IAMR:` (a role, from Serverless GetCredentials) is created when missing too.
+    let iam = user
+        .strip_prefix("IAM:")
+        .map(|u| (u, false))
+        .or_else(|| user.strip_prefix("IAMA:").map(|u| (u, true)))
+        .or_else(|| user.strip_prefix("IAMR:").map(|u| (u, true)));
+    if let Some((name, create)) = iam {
+        send(&mut client_w, &Msg::new(b'R', bytes::Bytes::from_static(&[0, 0, 0, 3]))).await?;
+        client_w.flush().await?;
+        let password = match read_msg(&mut client_r).await? {
+            Some(m) if m.tag == b'p' => m.fields().cstr().unwrap_or_default(),
+            _ => return Ok(()),
+        };
+        let refuse = |why: &str| build::fatal("28P01", why);
+        if password.is_empty() || name.is_empty() {
+            send(
+                &mut client_w,
+                &refuse(&format!("password authentication failed for user \"{user}\"")),
+            )
+            .await?;
+            client_w.flush().await?;
+            return Ok(());
+        }
+        if create {
+            let created = async {
+                let mut admin =
+                    Backend::connect(&config.postgres, &config.admin_user, &database).await?;
+                let exists = admin
+                    .run("SELECT 1 FROM pg_roles WHERE rolname = $1", &[Some(name)])
+                    .await?;
+                admin.sync().await?;
+                if exists.rows.is_empty() {
+                    admin
+                        .batch(&format!("CREATE USER {}", quote_ident(name)))
+                        .await?;
+                }
+                Ok::<_, WireError>(())
+            }
+            .await;
+            if let Err(e) = created {
+                send(&mut client_w, &refuse(&format!("creating user {name}: {e}"))).await?;
+                client_w.flush().await?;
+                return Ok(());
+            }
+        }
+        let mut rebuilt = BytesMut::new();
+        rebuilt.extend_from_slice(&startup[..4]);
+        for pair in params.chunks(2) {
+            if pair.len() == 2 && !pair[0].is_empty() {
+                let value = if pair[0] == "user" { name } else { &pair[1] };
+                for part in [&pair[0][..], value] {
+                    rebuilt.extend_from_slice(part.as_bytes());
+                    rebuilt.extend_from_slice(&[0]);
+                }
+            }
+        }
+        rebuilt.extend_from_slice(&[0]);
+        startup = rebuilt.freeze();
+        if let Ok(mut l) = logins.lock() {
+            l.push(Login {
+                login: user.clone(),
+                user: name.to_string(),
+                database: database.clone(),
+            });
+        }
+    }
     let mut backend = Backend::new(TcpStream::connect(&config.postgres).await?);
     backend.write_startup(&startup).await?;
     // Authentication, relayed.

@@ -315,12 +315,21 @@ pub mod build {
 
     /// ErrorResponse with a SQLSTATE `code` and `message`.
     pub fn error(code: &str, message: &str) -> Msg {
+        error_with("ERROR", code, message)
+    }
+
+    /// ErrorResponse that ends the session (authentication failures).
+    pub fn fatal(code: &str, message: &str) -> Msg {
+        error_with("FATAL", code, message)
+    }
+
+    fn error_with(severity: &str, code: &str, message: &str) -> Msg {
         Msg::new(
             b'E',
             body(|b| {
                 for (k, v) in [
-                    (b'S', "ERROR"),
-                    (b'V', "ERROR"),
+                    (b'S', severity),
+                    (b'V', severity),
                     (b'C', code),
                     (b'M', message),
                 ] {

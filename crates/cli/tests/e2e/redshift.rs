@@ -163,22 +163,47 @@ impl Redshift {
         extra: &str,
         staging: &str,
     ) -> std::path::PathBuf {
+        self.workspace_urls(
+            dir,
+            &self.url("src_user", "src"),
+            &self.url(dest_user, "dst"),
+            extra,
+            staging,
+        )
+    }
+
+    /// A workspace between two URLs of this emulator.
+    pub fn workspace_urls(
+        &self,
+        dir: &Dir,
+        source: &str,
+        destination: &str,
+        extra: &str,
+        staging: &str,
+    ) -> std::path::PathBuf {
         dir.write(
             "workspace.toml",
             &format!(
-                "[source]\nurl = \"{}\"\n\n[destination]\nurl = \"{}\"\n{extra}\n\n[staging]\nbucket = \"mirage-staging\"\n\
+                "[source]\nurl = \"{source}\"\n\n[destination]\nurl = \"{destination}\"\n{extra}\n\n[staging]\nbucket = \"mirage-staging\"\n\
                  prefix = \"jobs\"\niam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"\n\
                  endpoint = \"{}\"\nmax_file_size = \"5MB\"\n{staging}\n\n[run]\npart_size = \"16KiB\"\n{TABLES}",
-                self.url("src_user", "src"),
-                self.url(dest_user, "dst"),
                 self.moto.endpoint()
             ),
         )
     }
 
     pub fn run(&self, workspace: &std::path::Path, seed: &str, failpoint: Option<&str>) -> Run {
+        let mut cmd = self.mirage(&["run", "-w", &workspace.display().to_string()], seed);
+        if let Some(f) = failpoint {
+            cmd.env("MIRAGE_FAILPOINT", f);
+        }
+        cmd.output().expect("run mirage").into()
+    }
+
+    /// `mirage <args>` with this setup's AWS settings (moto) and a seed from `seed`.
+    pub fn mirage(&self, args: &[&str], seed: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirage"));
-        cmd.args(["run", "-w", &workspace.display().to_string()])
+        cmd.args(args)
             .env("MIRAGE_SEED", crate::util::seed(seed))
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -186,10 +211,7 @@ impl Redshift {
             .env_remove("MIRAGE_LOG")
             .env_remove("MIRAGE_FAILPOINT")
             .stdin(Stdio::null());
-        if let Some(f) = failpoint {
-            cmd.env("MIRAGE_FAILPOINT", f);
-        }
-        cmd.output().expect("run mirage").into()
+        cmd
     }
 
     /// The staging bucket's listing (S3 XML).
@@ -921,5 +943,161 @@ fn stopped_redshift_jobs_keep_foreign_keys_and_hold_the_destination() {
     assert!(
         !listing.contains("dropped-foreign-keys.json") && !listing.contains(".lock"),
         "nothing of the destination's is left in S3: {listing}"
+    );
+}
+
+/// Redshift IAM authentication: no password anywhere; mirage logs in with the temporary
+/// credentials GetClusterCredentials (moto's Redshift API) issues, as the `IAM:`/`IAMA:` user
+/// they name, which the emulator maps to the database user.
+#[test]
+fn redshift_iam_authentication() {
+    let rs = Redshift::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let redshift = rt.block_on(async {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(rs.moto.endpoint())
+            .credentials_provider(aws_sdk_redshift::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await;
+        aws_sdk_redshift::Client::new(&shared)
+    });
+    for cluster in ["src-cluster", "dst-cluster"] {
+        rt.block_on(
+            redshift
+                .create_cluster()
+                .cluster_identifier(cluster)
+                .node_type("ra3.xlplus")
+                .master_username("admin")
+                .master_user_password("Admin12345")
+                .send(),
+        )
+        .expect("create cluster in moto");
+    }
+    let iam_url = |user: &str, db: &str, extra: &str| {
+        format!(
+            "redshift://{user}@{}/{db}?sslmode=disable&iam=true{extra}",
+            rs.emu.address()
+        )
+    };
+    let dir = Dir::new();
+    let ws = rs.workspace_urls(
+        &dir,
+        &iam_url("src_user", "src", "&cluster_id=src-cluster"),
+        &iam_url("dst_user", "dst", "&cluster_id=dst-cluster&auto_create=true"),
+        "",
+        "",
+    );
+    let ws_arg = ws.display().to_string();
+    let no_passwords = |cmd: &mut Command| {
+        for v in [
+            "PGPASSWORD",
+            "PGPASSFILE",
+            "MIRAGE_SOURCE_PASSWORD",
+            "MIRAGE_DESTINATION_PASSWORD",
+        ] {
+            cmd.env_remove(v);
+        }
+        cmd.env("PGPASSFILE", "/nonexistent/pgpass");
+    };
+
+    let mut check = rs.mirage(&["check", "-w", &ws_arg], "iam");
+    no_passwords(&mut check);
+    let check: Run = check.output().unwrap().into();
+    assert_eq!(check.code, 0, "{}", check.all());
+    assert!(
+        check.stdout.contains(
+            "with IAM credentials (redshift:GetClusterCredentials, cluster src-cluster)"
+        ),
+        "{}",
+        check.all()
+    );
+
+    let mut run = rs.mirage(&["run", "-w", &ws_arg], "iam");
+    no_passwords(&mut run);
+    let run: Run = run.output().unwrap().into();
+    assert_eq!(run.code, 0, "{}", run.all());
+    for t in ["sales.customers", "sales.orders", "sales.regions"] {
+        let count = format!("SELECT count(*) FROM {t}");
+        assert_eq!(rs.sql("dst", &count), rs.sql("src", &count), "{t}");
+    }
+    // Every session logged in with the user name the API returned (moto prefixes it), so with
+    // the credentials it issued: the `IAM:` prefix comes from nowhere else.
+    let logins = rs.emu.iam_logins();
+    assert!(
+        logins
+            .iter()
+            .any(|l| l.login == "IAM:src_user" && l.user == "src_user" && l.database == "src"),
+        "{logins:?}"
+    );
+    assert!(
+        logins
+            .iter()
+            .any(|l| l.login == "IAMA:dst_user" && l.database == "dst"),
+        "{logins:?}"
+    );
+
+    // A cluster the API does not know: refused before anything is written, one line that
+    // names the call, the cluster and what to check; exit 2 (a setting to fix).
+    let before = rs.sql("dst", "SELECT email FROM sales.customers ORDER BY ref");
+    let wrong_dir = Dir::new();
+    let wrong = rs.workspace_urls(
+        &wrong_dir,
+        &iam_url("src_user", "src", "&cluster_id=no-such-cluster"),
+        &iam_url("dst_user", "dst", "&cluster_id=dst-cluster"),
+        "",
+        "",
+    );
+    let mut cmd = rs.mirage(&["run", "-w", &wrong.display().to_string()], "iam");
+    no_passwords(&mut cmd);
+    let failed: Run = cmd.output().unwrap().into();
+    assert_eq!(failed.code, 2, "{}", failed.all());
+    assert!(
+        failed.stderr.contains("GetClusterCredentials in region us-east-1 failed (ClusterNotFound")
+            && failed.stderr.contains("no-such-cluster"),
+        "{}",
+        failed.all()
+    );
+    assert!(!failed.all().contains("panicked"), "{}", failed.all());
+    assert_eq!(
+        rs.sql("dst", "SELECT email FROM sales.customers ORDER BY ref"),
+        before
+    );
+
+    // No AWS credentials at all: the check says which call needs them and where they come from.
+    let mut cmd = rs.mirage(&["check", "-w", &ws_arg], "iam");
+    no_passwords(&mut cmd);
+    for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] {
+        cmd.env_remove(v);
+    }
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    let bare: Run = cmd.output().unwrap().into();
+    assert_ne!(bare.code, 0, "{}", bare.all());
+    assert!(
+        bare.all().contains("needs AWS credentials to call redshift:GetClusterCredentials")
+            && bare.all().contains("fix: give mirage AWS credentials"),
+        "{}",
+        bare.all()
+    );
+
+    // auto_create: a user the database does not have yet is created at login (IAMA:).
+    let newcomer_dir = Dir::new();
+    let newcomer = rs.workspace_urls(
+        &newcomer_dir,
+        &iam_url("newcomer", "src", "&cluster_id=src-cluster&auto_create=true"),
+        &iam_url("dst_user", "dst", "&cluster_id=dst-cluster"),
+        "",
+        "",
+    );
+    let mut cmd = rs.mirage(&["check", "-w", &newcomer.display().to_string()], "iam");
+    no_passwords(&mut cmd);
+    let _ = cmd.output().unwrap();
+    assert_eq!(
+        rs.sql("src", "SELECT count(*) FROM pg_user WHERE usename = 'newcomer'"),
+        "1"
     );
 }

@@ -188,10 +188,12 @@ pub struct PgEndpoint {
     tls: tls::TlsSettings,
     /// Whether its connections are encrypted, known once one is open.
     encrypted: std::sync::Arc<std::sync::OnceLock<bool>>,
+    /// Redshift IAM authentication: each connection logs in with temporary credentials.
+    iam: Option<std::sync::Arc<crate::redshift::iam::IamAuth>>,
 }
 
 /// `url` without its query parameter `key`, and that parameter's value.
-fn take_param(url: &str, key: &str) -> (String, Option<String>) {
+pub(crate) fn take_param(url: &str, key: &str) -> (String, Option<String>) {
     let Some((base, query)) = url.split_once('?') else {
         return (url.to_string(), None);
     };
@@ -365,23 +367,35 @@ impl PgEndpoint {
             password_env: conn.password_env.clone(),
             tls,
             encrypted: Default::default(),
+            iam: None,
         })
     }
 
     /// A Redshift endpoint: `redshift://user@host[:5439]/database[?sslmode=…]`. TLS with the
     /// certificate checked against the system's roots (`verify-full`) unless the URL says
-    /// otherwise (the local emulator speaks plain TCP: `sslmode=disable`).
-    pub fn redshift(role: &'static str, conn: &ConnectionConfig) -> Result<PgEndpoint> {
+    /// otherwise (the local emulator speaks plain TCP: `sslmode=disable`). With `iam=true`, each
+    /// connection logs in with temporary credentials from the Redshift API, called in the
+    /// staging block's region (unless the URL or host names one) and at its `endpoint` if set.
+    pub fn redshift(
+        role: &'static str,
+        conn: &ConnectionConfig,
+        staging: Option<&mirage_core::workspace::StagingConfig>,
+    ) -> Result<PgEndpoint> {
         let rest = conn.url.strip_prefix("redshift://").ok_or_else(|| {
             ConnectorError::Invalid(format!(
                 "{role}.url: write redshift://user@cluster.xxxx.region.redshift.amazonaws.com:5439/database"
             ))
         })?;
+        let (rest, iam) = crate::redshift::iam::IamSettings::take(role, rest)?;
         let mut c = conn.clone();
         c.url = format!("postgresql://{rest}");
         let mut ep = PgEndpoint::with_tls_default(role, &c, tls::SslMode::VerifyFull).map_err(
             |e| match e {
-                e @ ConnectorError::Invalid(_) if e.to_string().contains("ssl") => e,
+                e @ ConnectorError::Invalid(_)
+                    if e.to_string().contains("ssl") || e.to_string().contains("parameter") =>
+                {
+                    e
+                }
                 _ => ConnectorError::Invalid(format!(
                     "{role}.url is not a Redshift URL; write redshift://user@host:5439/database"
                 )),
@@ -392,7 +406,19 @@ impl PgEndpoint {
         if !host.rsplit('@').next().unwrap_or(host).contains(':') {
             ep.config.port(5439);
         }
+        if let Some(settings) = iam {
+            let region = staging.map_or("us-east-1", |s| s.region.as_str());
+            let endpoint = staging.and_then(|s| s.endpoint.clone());
+            ep.iam = Some(std::sync::Arc::new(crate::redshift::iam::IamAuth::new(
+                settings, region, endpoint,
+            )));
+        }
         Ok(ep)
+    }
+
+    /// IAM authentication settings, when the endpoint uses it.
+    pub fn iam(&self) -> Option<&crate::redshift::iam::IamSettings> {
+        self.iam.as_ref().map(|i| &i.settings)
     }
 
     /// `user@host:port/db`, never a password.
@@ -424,9 +450,33 @@ impl PgEndpoint {
             detail: self.connect_failure(&e),
             answered: e.as_db_error().is_some() || self.password_missing(&e),
         };
+        let iam_config;
+        let config = match &self.iam {
+            None => &self.config,
+            Some(iam) => {
+                use crate::redshift::iam::IamError;
+                let issued = iam.credentials().await.map_err(|e| {
+                    let (detail, answered) = match e {
+                        IamError::Refused(d) => (d, true),
+                        IamError::Unreachable(d) => (d, false),
+                    };
+                    ConnectorError::Connect {
+                        role: self.role,
+                        endpoint: self.display(),
+                        detail,
+                        answered,
+                    }
+                })?;
+                let mut c = self.config.clone();
+                c.user(&issued.user);
+                c.password(&issued.password);
+                iam_config = c;
+                &iam_config
+            }
+        };
         let client = if self.tls.mode != tls::SslMode::Disable {
             let connector = self.tls.connector(self.role)?;
-            let (client, connection) = self.config.connect(connector).await.map_err(failed)?;
+            let (client, connection) = config.connect(connector).await.map_err(failed)?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %describe(&e), "connection closed");
@@ -434,7 +484,7 @@ impl PgEndpoint {
             });
             client
         } else {
-            let (client, connection) = self.config.connect(NoTls).await.map_err(failed)?;
+            let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %describe(&e), "connection closed");
@@ -472,7 +522,8 @@ impl PgEndpoint {
     /// password and none was given: name the variable that holds it.
     /// The server asked for a password and none is set.
     fn password_missing(&self, e: &tokio_postgres::Error) -> bool {
-        self.config.get_password().is_none()
+        self.iam.is_none()
+            && self.config.get_password().is_none()
             && e.as_db_error().is_none()
             && describe(e).ends_with("password missing")
     }

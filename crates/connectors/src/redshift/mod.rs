@@ -8,6 +8,7 @@
 //! SQL goes through the simple query protocol (text results), the common ground of Redshift and
 //! its emulator; values in statements are quoted literals.
 
+pub mod iam;
 pub mod lambda;
 
 pub use crate::staging::{NULL_SENTINEL, Staging, format};
@@ -50,7 +51,7 @@ fn staging_config(ws: &Workspace) -> Result<&StagingConfig> {
 }
 
 fn endpoint(ws: &Workspace, role: Role) -> Result<PgEndpoint> {
-    PgEndpoint::redshift(role.as_str(), role.connection(ws))
+    PgEndpoint::redshift(role.as_str(), role.connection(ws), ws.staging.as_ref())
 }
 
 /// Remove what dead jobs (killed before they cleaned up) left: their staging folders (raw
