@@ -1,8 +1,8 @@
 //! `mirage policy`: the IAM policies and SQL scripts a setup needs, filled in with the account,
 //! region, buckets, resource prefix and role ARNs, every resource scoped to the prefix.
 
-use mirage_core::schema::quote_ident;
 use mirage_connectors::redshift::iam::{IamSettings, Target};
+use mirage_core::schema::quote_ident;
 use serde_json::{Value, json};
 
 /// What the documents are filled in with.
@@ -172,12 +172,19 @@ impl PolicyInputs {
             let region = iam.region.as_deref().unwrap_or(&self.region);
             let sid = format!(
                 "{}DatabaseCredentials",
-                if *role == "source" { "Source" } else { "Destination" }
+                if *role == "source" {
+                    "Source"
+                } else {
+                    "Destination"
+                }
             );
             match &iam.target {
                 Target::Cluster(cluster) => {
                     let arn = |what: &str| {
-                        format!("arn:aws:redshift:{region}:{}:{what}:{cluster}/", self.account)
+                        format!(
+                            "arn:aws:redshift:{region}:{}:{what}:{cluster}/",
+                            self.account
+                        )
                     };
                     let mut actions = vec!["redshift:GetClusterCredentials"];
                     let mut resources = vec![
@@ -189,7 +196,11 @@ impl PolicyInputs {
                     }
                     if !iam.db_groups.is_empty() {
                         actions.push("redshift:JoinGroup");
-                        resources.extend(iam.db_groups.iter().map(|g| format!("{}{g}", arn("dbgroup"))));
+                        resources.extend(
+                            iam.db_groups
+                                .iter()
+                                .map(|g| format!("{}{g}", arn("dbgroup"))),
+                        );
                     }
                     out.push(json!({
                         "Sid": sid,
@@ -618,7 +629,10 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
         )
     };
     let mut iam_logins = Vec::new();
-    for (role, url) in [("source", &ws.source.url), ("destination", &ws.destination.url)] {
+    for (role, url) in [
+        ("source", &ws.source.url),
+        ("destination", &ws.destination.url),
+    ] {
         if let Some(rest) = url.strip_prefix("redshift://") {
             let (_, iam) = IamSettings::take(role, rest).map_err(|e| e.to_string())?;
             iam_logins.extend(iam.map(|i| (role, i)));
@@ -747,9 +761,7 @@ mod tests {
             );
             mirage_core::Workspace::parse("w.toml".as_ref(), &text).unwrap()
         };
-        let text = |p: &PolicyInputs| {
-            format!("{}\n{}", p.worker_v2(), p.worker_lambda())
-        };
+        let text = |p: &PolicyInputs| format!("{}\n{}", p.worker_v2(), p.worker_lambda());
         let plain = super::inputs(
             &ws(
                 "redshift://src@c1.abc.us-west-2.redshift.amazonaws.com/prod",

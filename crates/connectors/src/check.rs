@@ -282,10 +282,15 @@ pub(crate) async fn sql_source(
     let ep = match ep {
         Ok(e) => e,
         Err(e) => {
+            let text = e.to_string();
             out.fail(
                 A,
                 "source.url",
-                Some(e.to_string()),
+                Some(
+                    text.strip_prefix("source.url: ")
+                        .unwrap_or(&text)
+                        .to_string(),
+                ),
                 "fix source.url in the workspace",
             );
             return SourceFacts::default();
@@ -476,10 +481,15 @@ pub(crate) async fn sql_destination(
     let ep = match ep {
         Ok(e) => e,
         Err(e) => {
+            let text = e.to_string();
             out.fail(
                 A,
                 "destination.url",
-                Some(e.to_string()),
+                Some(
+                    text.strip_prefix("destination.url: ")
+                        .unwrap_or(&text)
+                        .to_string(),
+                ),
                 "fix destination.url in the workspace",
             );
             return None;

@@ -366,6 +366,12 @@ pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunErro
     // The checks `mirage check` prints, before anything is opened for writing.
     let mut checks = Checks::new();
     let facts = connector.source_checks(ws, &mut checks).await;
+    if !checks.ok {
+        // Name what the destination lacks too (as `mirage check` would), so that one failed run
+        // shows every end to fix.
+        let ctx = CheckContext::from_workspace(ws, &facts);
+        connector.destination_checks(ws, &ctx, &mut checks).await;
+    }
     require(&checks)?;
     let job_id = new_job_id();
     // A setting the connector cannot use (a URL without a database …) is bad input: nothing

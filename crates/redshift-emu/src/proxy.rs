@@ -468,7 +468,11 @@ async fn serve(
         .or_else(|| user.strip_prefix("IAMA:").map(|u| (u, true)))
         .or_else(|| user.strip_prefix("IAMR:").map(|u| (u, true)));
     if let Some((name, create)) = iam {
-        send(&mut client_w, &Msg::new(b'R', bytes::Bytes::from_static(&[0, 0, 0, 3]))).await?;
+        send(
+            &mut client_w,
+            &Msg::new(b'R', bytes::Bytes::from_static(&[0, 0, 0, 3])),
+        )
+        .await?;
         client_w.flush().await?;
         let password = match read_msg(&mut client_r).await? {
             Some(m) if m.tag == b'p' => m.fields().cstr().unwrap_or_default(),
@@ -478,7 +482,9 @@ async fn serve(
         if password.is_empty() || name.is_empty() {
             send(
                 &mut client_w,
-                &refuse(&format!("password authentication failed for user \"{user}\"")),
+                &refuse(&format!(
+                    "password authentication failed for user \"{user}\""
+                )),
             )
             .await?;
             client_w.flush().await?;
@@ -501,7 +507,11 @@ async fn serve(
             }
             .await;
             if let Err(e) = created {
-                send(&mut client_w, &refuse(&format!("creating user {name}: {e}"))).await?;
+                send(
+                    &mut client_w,
+                    &refuse(&format!("creating user {name}: {e}")),
+                )
+                .await?;
                 client_w.flush().await?;
                 return Ok(());
             }

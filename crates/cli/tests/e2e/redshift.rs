@@ -986,7 +986,11 @@ fn redshift_iam_authentication() {
     let ws = rs.workspace_urls(
         &dir,
         &iam_url("src_user", "src", "&cluster_id=src-cluster"),
-        &iam_url("dst_user", "dst", "&cluster_id=dst-cluster&auto_create=true"),
+        &iam_url(
+            "dst_user",
+            "dst",
+            "&cluster_id=dst-cluster&auto_create=true",
+        ),
         "",
         "",
     );
@@ -1008,9 +1012,9 @@ fn redshift_iam_authentication() {
     let check: Run = check.output().unwrap().into();
     assert_eq!(check.code, 0, "{}", check.all());
     assert!(
-        check.stdout.contains(
-            "with IAM credentials (redshift:GetClusterCredentials, cluster src-cluster)"
-        ),
+        check
+            .stdout
+            .contains("with IAM credentials (redshift:GetClusterCredentials, cluster src-cluster)"),
         "{}",
         check.all()
     );
@@ -1055,7 +1059,9 @@ fn redshift_iam_authentication() {
     let failed: Run = cmd.output().unwrap().into();
     assert_eq!(failed.code, 2, "{}", failed.all());
     assert!(
-        failed.stderr.contains("GetClusterCredentials in region us-east-1 failed (ClusterNotFound")
+        failed
+            .stderr
+            .contains("GetClusterCredentials in region us-east-1 failed (ClusterNotFound")
             && failed.stderr.contains("no-such-cluster"),
         "{}",
         failed.all()
@@ -1069,7 +1075,12 @@ fn redshift_iam_authentication() {
     // No AWS credentials at all: the check says which call needs them and where they come from.
     let mut cmd = rs.mirage(&["check", "-w", &ws_arg], "iam");
     no_passwords(&mut cmd);
-    for v in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] {
+    for v in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+    ] {
         cmd.env_remove(v);
     }
     cmd.env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
@@ -1078,7 +1089,8 @@ fn redshift_iam_authentication() {
     let bare: Run = cmd.output().unwrap().into();
     assert_ne!(bare.code, 0, "{}", bare.all());
     assert!(
-        bare.all().contains("needs AWS credentials to call redshift:GetClusterCredentials")
+        bare.all()
+            .contains("needs AWS credentials to call redshift:GetClusterCredentials")
             && bare.all().contains("fix: give mirage AWS credentials"),
         "{}",
         bare.all()
@@ -1088,7 +1100,11 @@ fn redshift_iam_authentication() {
     let newcomer_dir = Dir::new();
     let newcomer = rs.workspace_urls(
         &newcomer_dir,
-        &iam_url("newcomer", "src", "&cluster_id=src-cluster&auto_create=true"),
+        &iam_url(
+            "newcomer",
+            "src",
+            "&cluster_id=src-cluster&auto_create=true",
+        ),
         &iam_url("dst_user", "dst", "&cluster_id=dst-cluster"),
         "",
         "",
@@ -1097,7 +1113,10 @@ fn redshift_iam_authentication() {
     no_passwords(&mut cmd);
     let _ = cmd.output().unwrap();
     assert_eq!(
-        rs.sql("src", "SELECT count(*) FROM pg_user WHERE usename = 'newcomer'"),
+        rs.sql(
+            "src",
+            "SELECT count(*) FROM pg_user WHERE usename = 'newcomer'"
+        ),
         "1"
     );
 }

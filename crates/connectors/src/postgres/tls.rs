@@ -202,9 +202,10 @@ impl TlsSettings {
                     .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
                     .map_err(|e| {
                         ConnectorError::Invalid(format!(
-                            "{role}.url: sslrootcert {}: {e}; give a PEM file of CA certificates \
+                            "{role}.url: sslrootcert {}: {}; give a PEM file of CA certificates \
                              (or sslrootcert=system)",
-                            path.display()
+                            path.display(),
+                            pem_problem(&e)
                         ))
                     })?;
                 for cert in certs {
@@ -263,19 +264,49 @@ impl TlsSettings {
                     .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
                     .map_err(|e| {
                         ConnectorError::Invalid(format!(
-                            "{role}.url: sslcert {}: {e}",
-                            cert.display()
+                            "{role}.url: sslcert {}: {}; give the client certificate as PEM",
+                            cert.display(),
+                            pem_problem(&e)
                         ))
                     })?;
+                if chain.is_empty() {
+                    return Err(ConnectorError::Invalid(format!(
+                        "{role}.url: sslcert {}: holds no certificate (a -----BEGIN \
+                         CERTIFICATE----- block); give the client certificate as PEM",
+                        cert.display()
+                    )));
+                }
                 let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                    ConnectorError::Invalid(format!("{role}.url: sslkey {}: {e}", key.display()))
+                    ConnectorError::Invalid(format!(
+                        "{role}.url: sslkey {}: {}; give the certificate's private key as PEM",
+                        key.display(),
+                        pem_problem(&e)
+                    ))
                 })?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| {
-                    ConnectorError::Invalid(format!("{role}.url: sslcert/sslkey: {e}"))
+                    let why = match e {
+                        rustls::Error::InconsistentKeys(_) => {
+                            "the key in sslkey is not the private key of the certificate in \
+                             sslcert; give the matching pair"
+                                .to_string()
+                        }
+                        e => e.to_string(),
+                    };
+                    ConnectorError::Invalid(format!("{role}.url: sslcert/sslkey: {why}"))
                 })?
             }
         };
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+}
+
+/// What is wrong with a PEM file, in words.
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::NoItemsFound => "holds no PEM item of that kind (a -----BEGIN …----- block)".into(),
+        Error::Io(e) => e.to_string(),
+        e => format!("is not valid PEM ({e:?})"),
     }
 }
 

@@ -136,7 +136,8 @@ impl IamSettings {
         let ok_name = |s: &str| {
             !s.is_empty()
                 && s.len() <= 128
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
         let (Target::Cluster(name) | Target::Workgroup(name)) = &target;
         if !ok_name(name) {
@@ -151,7 +152,8 @@ impl IamSettings {
             .or_else(|| from_host.map(|(_, r)| r));
         if let Some(r) = &region
             && !(r.len() <= 32
-                && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
         {
             return Err(invalid(format!(
                 "region {} is not an AWS region (e.g. us-east-1)",
@@ -429,7 +431,12 @@ mod tests {
         ] {
             assert!(take(bad).is_err(), "{bad}");
         }
-        assert!(take("redshift://alice@h/dev?sslmode=disable").unwrap().1.is_none());
+        assert!(
+            take("redshift://alice@h/dev?sslmode=disable")
+                .unwrap()
+                .1
+                .is_none()
+        );
     }
 
     /// Redshift Serverless `GetCredentials`: moto has no Redshift Serverless API, so this
@@ -485,10 +492,19 @@ mod tests {
         assert_eq!(issued.user, "IAMR:loader");
         assert_eq!(issued.password, "temporary-secret");
         // Asked again, the same credentials (they last until 2100): no second call.
-        assert_eq!(auth.credentials().await.unwrap().password, "temporary-secret");
+        assert_eq!(
+            auth.credentials().await.unwrap().password,
+            "temporary-secret"
+        );
         let request = server.await.unwrap();
-        assert!(request.contains("RedshiftServerless.GetCredentials"), "{request}");
-        assert!(request.contains("/eu-west-1/redshift-serverless/"), "{request}");
+        assert!(
+            request.contains("RedshiftServerless.GetCredentials"),
+            "{request}"
+        );
+        assert!(
+            request.contains("/eu-west-1/redshift-serverless/"),
+            "{request}"
+        );
         let body = request.split_once("\r\n\r\n").unwrap().1;
         let body: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(body["workgroupName"], "wg1");
