@@ -34,6 +34,20 @@ CREATE TABLE IF NOT EXISTS rs_meta.load_errors (
     raw_line character(1024), raw_field_value character(1024), err_code integer,
     err_reason character(100), is_partial integer, start_offset bigint);
 
+-- Views declared WITH NO SCHEMA BINDING (SHOW VIEW says so again).
+CREATE TABLE IF NOT EXISTS rs_meta.late_views (relid oid PRIMARY KEY);
+GRANT SELECT, INSERT, DELETE ON rs_meta.late_views TO PUBLIC;
+
+-- CREATE EXTERNAL SCHEMA (Spectrum): a schema here, listed by svv_external_schemas.
+CREATE TABLE IF NOT EXISTS rs_meta.external_schemas (esoid oid PRIMARY KEY, databasename text);
+GRANT SELECT, INSERT ON rs_meta.external_schemas TO PUBLIC;
+
+-- CREATE DATASHARE, listed by svv_datashares.
+CREATE TABLE IF NOT EXISTS rs_meta.datashares (
+    share_name text PRIMARY KEY, share_owner integer, source_database text,
+    createdate timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'));
+GRANT SELECT, INSERT ON rs_meta.datashares TO PUBLIC;
+
 CREATE OR REPLACE FUNCTION rs_meta.is_super() RETURNS boolean LANGUAGE sql STABLE AS
 $$ SELECT coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false) $$;
 
@@ -231,6 +245,63 @@ SELECT d.datname::text AS database_name, a.privilege_type::text AS privilege_typ
 FROM pg_database d CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
 WHERE a.grantee <> d.datdba AND NOT d.datistemplate AND rs_meta.sees_identity(a.grantee);
 GRANT SELECT ON pg_catalog.svv_database_privileges TO PUBLIC;
+
+CREATE OR REPLACE VIEW pg_catalog.svv_external_schemas AS
+SELECT e.esoid::integer AS esoid, 1 AS eskind, n.nspname::text AS schemaname,
+    n.nspowner::integer AS esowner, e.databasename, '{}'::text AS esoptions
+FROM rs_meta.external_schemas e JOIN pg_namespace n ON n.oid = e.esoid;
+GRANT SELECT ON pg_catalog.svv_external_schemas TO PUBLIC;
+
+CREATE OR REPLACE VIEW pg_catalog.svv_datashares AS
+SELECT share_name, share_owner, source_database, NULL::text AS consumer_database,
+    'OUTBOUND'::text AS share_type, createdate, false AS is_publicaccessible,
+    NULL::text AS share_acl, NULL::text AS producer_account, NULL::text AS producer_namespace,
+    NULL::text AS managed_by
+FROM rs_meta.datashares;
+GRANT SELECT ON pg_catalog.svv_datashares TO PUBLIC;
+
+CREATE OR REPLACE VIEW pg_catalog.svv_mv_info AS
+SELECT current_database()::text AS database_name, schemaname::text AS schema_name,
+    matviewowner::text AS user_name, matviewname::text AS name, 'f'::character(1) AS is_stale,
+    1 AS state, 0 AS autorefresh, 0 AS autorewrite
+FROM pg_matviews;
+GRANT SELECT ON pg_catalog.svv_mv_info TO PUBLIC;
+
+-- Redshift's pg_proc_info: pg_proc with the kind of each routine (f function, p procedure).
+CREATE OR REPLACE VIEW pg_catalog.pg_proc_info AS
+SELECT p.oid AS prooid, p.* FROM pg_proc p;
+GRANT SELECT ON pg_catalog.pg_proc_info TO PUBLIC;
+
+CREATE OR REPLACE VIEW pg_catalog.svv_function_privileges AS
+SELECT n.nspname::text AS namespace_name, p.proname::text AS function_name,
+    oidvectortypes(p.proargtypes)::text AS argument_types, a.privilege_type::text AS privilege_type,
+    a.grantee::integer AS identity_id, rs_meta.identity_name(a.grantee) AS identity_name,
+    rs_meta.identity_type(a.grantee) AS identity_type, a.is_grantable AS admin_option
+FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace
+CROSS JOIN LATERAL aclexplode(p.proacl) a
+WHERE a.grantee <> p.proowner
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'rs_meta')
+  AND rs_meta.sees_identity(a.grantee);
+GRANT SELECT ON pg_catalog.svv_function_privileges TO PUBLIC;
+
+-- SUPER functions data is loaded with (SUPER is jsonb here).
+CREATE OR REPLACE FUNCTION pg_catalog.json_parse(text) RETURNS jsonb LANGUAGE sql IMMUTABLE STRICT AS
+$$ SELECT $1::jsonb $$;
+CREATE OR REPLACE FUNCTION pg_catalog.json_serialize(jsonb) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS
+$$ SELECT $1::text $$;
+CREATE OR REPLACE FUNCTION pg_catalog.can_json_parse(text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE STRICT AS
+$$ BEGIN PERFORM $1::jsonb; RETURN true; EXCEPTION WHEN others THEN RETURN false; END $$;
+CREATE OR REPLACE FUNCTION pg_catalog.is_valid_json(text) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT AS
+$$ SELECT pg_catalog.can_json_parse($1) AND left(ltrim($1), 1) = '{' $$;
+CREATE OR REPLACE FUNCTION pg_catalog.is_valid_json_array(text) RETURNS boolean LANGUAGE sql IMMUTABLE STRICT AS
+$$ SELECT pg_catalog.can_json_parse($1) AND left(ltrim($1), 1) = '[' $$;
+CREATE OR REPLACE FUNCTION pg_catalog.json_extract_path_text(text, VARIADIC text[]) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT pg_catalog.json_extract_path_text($1::json, VARIADIC $2) $$;
+CREATE OR REPLACE FUNCTION pg_catalog.json_extract_array_element_text(text, integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT ($1::json ->> $2) $$;
+CREATE OR REPLACE FUNCTION pg_catalog.json_array_length(text) RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT pg_catalog.json_array_length($1::json) $$;
 
 CREATE OR REPLACE VIEW pg_catalog.stl_load_errors AS
 SELECT * FROM rs_meta.load_errors

@@ -24,7 +24,8 @@ pub struct ColumnDdl {
     pub name: String,
     /// The Redshift type as written, normalized (`VARCHAR(256)` for `TEXT`).
     pub redshift_type: String,
-    /// The declared `ENCODE` compression, lower case (`SHOW TABLE` prints `az64` when none).
+    /// The declared `ENCODE` compression, lower case (`SHOW TABLE` prints Redshift's default for
+    /// the type when none).
     pub encode: Option<String>,
     /// The column is the table's DISTKEY (declared on the column or at table level).
     pub distkey: bool,
@@ -182,7 +183,7 @@ fn quote(name: &str) -> String {
 
 /// A name as `SHOW TABLE` prints it: as it is when it is a plain lower-case identifier,
 /// double-quoted otherwise.
-fn shown(name: &str) -> String {
+pub(crate) fn shown(name: &str) -> String {
     let plain = name
         .chars()
         .next()
@@ -363,6 +364,14 @@ pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
             match base.as_str() {
                 "ENCODE" => {
                     col.encode = w.get(i + 1).map(|e| e.to_ascii_lowercase());
+                    if let Some(e) = &col.encode
+                        && !encoding_allowed(e, &col.redshift_type)
+                    {
+                        return Err(Rejected(format!(
+                            "invalid encoding type \"{e}\" specified for column \"{col_name}\" of type {}",
+                            col.redshift_type.to_ascii_lowercase()
+                        )));
+                    }
                     i += 2;
                 }
                 "DISTKEY" => {
@@ -539,6 +548,10 @@ pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
     for c in &mut ddl.columns {
         c.sortkey = sort_cols.contains(&c.name);
         c.distkey = ddl.distkey.as_ref() == Some(&c.name);
+        // What Redshift assigns a column declared without an encoding.
+        if c.encode.is_none() {
+            c.encode = Some(default_encoding(&c.redshift_type, c.sortkey).into());
+        }
     }
     if ddl.diststyle == Some(DistStyle::Key) && ddl.distkey.is_none() {
         return Err(Rejected("DISTSTYLE KEY needs a DISTKEY".into()));
@@ -559,6 +572,79 @@ pub fn create_table(sql: &str) -> Result<(String, TableDdl), Rejected> {
         pg_items.join(", ")
     );
     Ok((pg, ddl))
+}
+
+/// The base of a Redshift type: `VARCHAR(10)` → `VARCHAR`, `DOUBLE PRECISION` stays.
+fn base_type(redshift_type: &str) -> String {
+    let t = redshift_type.to_ascii_uppercase();
+    let t = t.split('(').next().unwrap_or("").trim().to_string();
+    match t.as_str() {
+        "INT" | "INT4" => "INTEGER".into(),
+        "INT2" => "SMALLINT".into(),
+        "INT8" => "BIGINT".into(),
+        "NUMERIC" => "DECIMAL".into(),
+        "FLOAT4" => "REAL".into(),
+        "FLOAT" | "FLOAT8" => "DOUBLE PRECISION".into(),
+        "BOOL" => "BOOLEAN".into(),
+        "CHARACTER VARYING" | "NVARCHAR" | "TEXT" => "VARCHAR".into(),
+        "CHARACTER" | "NCHAR" | "BPCHAR" => "CHAR".into(),
+        "TIMESTAMP WITHOUT TIME ZONE" => "TIMESTAMP".into(),
+        "TIMESTAMP WITH TIME ZONE" => "TIMESTAMPTZ".into(),
+        _ => t,
+    }
+}
+
+/// The encoding Redshift gives a column declared without one (once any column of the table
+/// declares one): RAW for sort key columns, BOOLEAN, REAL and DOUBLE PRECISION; AZ64 for
+/// integers, DECIMAL, DATE and timestamps; LZO for CHAR and VARCHAR; RAW for the rest.
+pub fn default_encoding(redshift_type: &str, sortkey: bool) -> &'static str {
+    if sortkey {
+        return "raw";
+    }
+    match base_type(redshift_type).as_str() {
+        "SMALLINT" | "INTEGER" | "BIGINT" | "DECIMAL" | "DATE" | "TIMESTAMP" | "TIMESTAMPTZ" => {
+            "az64"
+        }
+        "CHAR" | "VARCHAR" => "lzo",
+        _ => "raw",
+    }
+}
+
+/// Whether Redshift accepts `encoding` on a column of this type (its compression encodings
+/// table).
+pub fn encoding_allowed(encoding: &str, redshift_type: &str) -> bool {
+    let t = base_type(redshift_type);
+    let t = t.as_str();
+    let ints = ["SMALLINT", "INTEGER", "BIGINT", "DECIMAL"];
+    let times = ["DATE", "TIMESTAMP", "TIMESTAMPTZ"];
+    let text = ["CHAR", "VARCHAR"];
+    let floats = ["REAL", "DOUBLE PRECISION"];
+    let is = |set: &[&str]| set.contains(&t);
+    match encoding {
+        "raw" => true,
+        "az64" => is(&ints) || is(&times),
+        "bytedict" => is(&ints) || is(&floats) || is(&text) || is(&times),
+        "delta" => is(&ints) || (is(&times) && t != "TIMESTAMPTZ"),
+        "delta32k" => (is(&ints) && t != "SMALLINT") || t == "DATE" || t == "TIMESTAMP",
+        "lzo" => is(&ints) || is(&text) || is(&times) || t == "SUPER",
+        "mostly8" => is(&ints),
+        "mostly16" => is(&ints) && t != "SMALLINT",
+        "mostly32" => t == "BIGINT" || t == "DECIMAL",
+        "runlength" => is(&ints) || is(&floats) || is(&text) || is(&times) || t == "BOOLEAN",
+        "text255" | "text32k" => t == "VARCHAR",
+        "zstd" => {
+            is(&ints)
+                || is(&floats)
+                || is(&text)
+                || is(&times)
+                || t == "BOOLEAN"
+                || t == "SUPER"
+                || t == "VARBYTE"
+                || t == "TIME"
+                || t == "TIMETZ"
+        }
+        _ => false,
+    }
 }
 
 /// `SHOW TABLE`: re-executable Redshift DDL.
@@ -583,7 +669,12 @@ pub fn show_table(ddl: &TableDdl) -> String {
         if c.not_null && c.identity.is_none() {
             s += " not null";
         }
-        s += &format!(" encode {}", c.encode.as_deref().unwrap_or("az64"));
+        s += &format!(
+            " encode {}",
+            c.encode
+                .clone()
+                .unwrap_or_else(|| default_encoding(&c.redshift_type, c.sortkey).into())
+        );
         if c.distkey {
             s += " distkey";
         }
@@ -638,6 +729,34 @@ mod tests {
         seq INTEGER GENERATED BY DEFAULT AS IDENTITY(10, 5),
         PRIMARY KEY (id)
     ) BACKUP NO DISTSTYLE KEY COMPOUND SORTKEY (created, id);"#;
+
+    #[test]
+    fn encodings_follow_redshift() {
+        let (_, d) = create_table(
+            "CREATE TABLE t (a INT, b VARCHAR(5), c BOOLEAN, d SUPER, e DATE SORTKEY, f TIME, g DOUBLE PRECISION)",
+        )
+        .unwrap();
+        let enc: Vec<&str> = d
+            .columns
+            .iter()
+            .map(|c| c.encode.as_deref().unwrap())
+            .collect();
+        assert_eq!(enc, ["az64", "lzo", "raw", "raw", "raw", "raw", "raw"]);
+        for bad in [
+            "CREATE TABLE t (a VARCHAR(5) ENCODE az64)",
+            "CREATE TABLE t (a BOOLEAN ENCODE az64)",
+            "CREATE TABLE t (a SUPER ENCODE az64)",
+            "CREATE TABLE t (a CHAR(2) ENCODE az64)",
+            "CREATE TABLE t (a INT ENCODE text255)",
+            "CREATE TABLE t (a INT ENCODE nonsense)",
+        ] {
+            let e = create_table(bad).unwrap_err();
+            assert!(e.0.contains("invalid encoding type"), "{bad}: {}", e.0);
+        }
+        assert!(
+            create_table("CREATE TABLE t (a VARCHAR(5) ENCODE zstd, b INT ENCODE az64)").is_ok()
+        );
+    }
 
     #[test]
     fn show_table_quotes_names_that_need_it() {

@@ -59,6 +59,12 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(pg) = &cluster {
         pg.create_database(&args.database)
             .map_err(|e| e.to_string())?;
+    } else {
+        // A PostgreSQL of the user's: the database clients are told about is created when it
+        // is missing.
+        redshift_emu::proxy::create_database(&postgres, &args.admin_user, &args.database)
+            .await
+            .map_err(|e| format!("creating database {} at {postgres}: {e}", args.database))?;
     }
     let storage = match (args.s3_folder, args.s3_endpoint) {
         (Some(dir), _) => Storage::Folder(dir),

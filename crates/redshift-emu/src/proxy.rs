@@ -10,7 +10,7 @@
 
 use crate::copy::{CopyFailure, LoadError, copy_from};
 use crate::ddl::{self, ColumnDdl, TableDdl};
-use crate::sql::{keywords, split_statements, to_postgres, tokens};
+use crate::sql::{ViewStatement, keywords, split_statements, to_postgres, tokens, view_statement};
 use crate::statement::{self, CopyFrom, Rejected, Statement, Unload};
 use crate::wire::{Backend, Msg, WireError, build, read_msg, read_startup};
 use bytes::{BufMut, BytesMut};
@@ -87,6 +87,23 @@ impl Config {
             },
         }
     }
+}
+
+/// Create `database` in the PostgreSQL at `postgres` unless it exists.
+pub async fn create_database(postgres: &str, admin: &str, database: &str) -> Result<(), WireError> {
+    let mut b = Backend::connect(postgres, admin, "postgres").await?;
+    let found = b
+        .run(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[Some(database)],
+        )
+        .await?;
+    b.sync().await?;
+    if found.rows.is_empty() {
+        b.batch(&format!("CREATE DATABASE {}", quote_ident(database)))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Install the Redshift catalog into `template1` and every database.
@@ -183,6 +200,20 @@ enum Action {
     Unload(Box<Unload>),
     Copy(Box<CopyFrom>),
     ShowTable(String),
+    /// `SHOW VIEW name`: the statement that recreates it.
+    ShowView(String),
+    /// `SHOW PROCEDURE name(types)`.
+    ShowProcedure(String),
+    /// A late-binding view: created, and remembered as one.
+    LateBindingView(ViewStatement),
+    /// `CREATE EXTERNAL SCHEMA`: a schema, remembered as external (no tables of its own here).
+    ExternalSchema {
+        name: String,
+        if_not_exists: bool,
+        database: String,
+    },
+    /// `CREATE DATASHARE name`: remembered.
+    Datashare(String),
     CreateTable {
         pg: String,
         ddl: Box<TableDdl>,
@@ -206,7 +237,7 @@ impl Action {
     /// The columns it returns (`None`: no rows).
     fn columns(&self) -> Option<&'static [&'static str]> {
         match self {
-            Action::ShowTable(_) => Some(&["ddl"]),
+            Action::ShowTable(_) | Action::ShowView(_) | Action::ShowProcedure(_) => Some(&["ddl"]),
             _ => None,
         }
     }
@@ -242,6 +273,33 @@ fn plan(sql: &str) -> Plan {
             let name: String = t[2..].concat().to_lowercase();
             return Plan::Act(Action::ShowTable(name));
         }
+        ["SHOW", "VIEW", ..] => {
+            let t = tokens(sql);
+            let name: String = t[2..].concat().to_lowercase();
+            return Plan::Act(Action::ShowView(name));
+        }
+        ["SHOW", "PROCEDURE", ..] => {
+            let at = sql.to_ascii_uppercase().find("PROCEDURE").unwrap_or(0) + "PROCEDURE".len();
+            let signature = sql[at..].trim().trim_end_matches(';').trim().to_string();
+            return Plan::Act(Action::ShowProcedure(signature));
+        }
+        ["CREATE", "EXTERNAL", "SCHEMA", ..] => return Plan::Act(external_schema(sql)),
+        ["CREATE", "DATASHARE", ..] => {
+            let t = tokens(sql);
+            return match t.get(2) {
+                Some(name) => Plan::Act(Action::Datashare(name.to_lowercase())),
+                None => Plan::Act(Action::Reject("CREATE DATASHARE needs a name".into())),
+            };
+        }
+        ["CREATE", "VIEW" | "MATERIALIZED", ..] | ["CREATE", "OR", "REPLACE", "VIEW"] => {
+            if let Some(v) = view_statement(sql) {
+                return if v.late_binding {
+                    Plan::Act(Action::LateBindingView(v))
+                } else {
+                    Plan::Pass(v.postgres)
+                };
+            }
+        }
         ["CREATE", "TABLE", ..]
         | ["CREATE", "TEMP" | "TEMPORARY", "TABLE", ..]
         | ["CREATE", "LOCAL", "TEMP" | "TEMPORARY", "TABLE"]
@@ -264,6 +322,30 @@ fn plan(sql: &str) -> Plan {
         _ => {}
     }
     Plan::Pass(to_postgres(sql))
+}
+
+/// `CREATE EXTERNAL SCHEMA [IF NOT EXISTS] name FROM DATA CATALOG DATABASE 'db' …`.
+fn external_schema(sql: &str) -> Action {
+    let t = tokens(sql);
+    let mut i = 3;
+    let if_not_exists = t.get(i).is_some_and(|w| w == "IF");
+    if if_not_exists {
+        i += 3;
+    }
+    let Some(name) = t.get(i).map(|n| n.trim_matches('"').to_lowercase()) else {
+        return Action::Reject("CREATE EXTERNAL SCHEMA needs a name".into());
+    };
+    let database = t
+        .iter()
+        .position(|w| w == "DATABASE")
+        .and_then(|p| t.get(p + 1))
+        .map(|d| d.trim_matches('\'').to_string())
+        .unwrap_or_default();
+    Action::ExternalSchema {
+        name,
+        if_not_exists,
+        database,
+    }
 }
 
 /// `CREATE TABLE name (…)` (not `AS SELECT`, not `(LIKE …)` — those PostgreSQL runs as is).
@@ -943,6 +1025,104 @@ impl Session {
                     tag: "SELECT 1".into(),
                     notices: Vec::new(),
                 })
+            }
+            Action::ShowView(name) => {
+                let found = self
+                    .backend
+                    .run(
+                        "SELECT c.relkind::text, n.nspname::text, c.relname::text, \
+                         pg_get_viewdef(c.oid, true), \
+                         EXISTS (SELECT 1 FROM rs_meta.late_views l WHERE l.relid = c.oid)::text \
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE c.oid = $1::regclass AND c.relkind IN ('v', 'm')",
+                        &[Some(&quote_qualified(name))],
+                    )
+                    .await?;
+                let Some(row) = found.rows.first() else {
+                    return Err(Rejected(format!("\"{name}\" is not a view")));
+                };
+                let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+                let qualified = format!("{}.{}", ddl::shown(&get(1)), ddl::shown(&get(2)));
+                let body = get(3).trim().trim_end_matches(';').to_string();
+                let ddl = if get(0) == "m" {
+                    format!("CREATE MATERIALIZED VIEW {qualified} AS\n {body};")
+                } else if get(4) == "true" {
+                    format!(
+                        "CREATE OR REPLACE VIEW {qualified} AS\n {body} WITH NO SCHEMA BINDING;"
+                    )
+                } else {
+                    format!("CREATE OR REPLACE VIEW {qualified} AS\n {body};")
+                };
+                Ok(Done {
+                    rows: vec![vec![Some(ddl)]],
+                    tag: "SELECT 1".into(),
+                    notices: Vec::new(),
+                })
+            }
+            Action::ShowProcedure(signature) => {
+                let found = self
+                    .backend
+                    .run(
+                        "SELECT pg_get_functiondef(p.oid) FROM pg_proc p \
+                         WHERE p.oid = to_regprocedure($1) AND p.prokind = 'p'",
+                        &[Some(signature)],
+                    )
+                    .await?;
+                let Some(Some(ddl)) = found.rows.first().and_then(|r| r.first().cloned()) else {
+                    return Err(Rejected(format!("procedure {signature} does not exist")));
+                };
+                Ok(Done {
+                    rows: vec![vec![Some(ddl)]],
+                    tag: "SELECT 1".into(),
+                    notices: Vec::new(),
+                })
+            }
+            Action::LateBindingView(v) => {
+                self.backend.run(&v.postgres, &[]).await?;
+                self.backend
+                    .run(
+                        "INSERT INTO rs_meta.late_views (relid) VALUES ($1::regclass) \
+                         ON CONFLICT (relid) DO NOTHING",
+                        &[Some(&quote_qualified(&v.name))],
+                    )
+                    .await?;
+                Ok(Done::tag("CREATE VIEW"))
+            }
+            Action::ExternalSchema {
+                name,
+                if_not_exists,
+                database,
+            } => {
+                self.backend
+                    .run(
+                        &format!(
+                            "CREATE SCHEMA {}{}",
+                            if *if_not_exists { "IF NOT EXISTS " } else { "" },
+                            quote_ident(name)
+                        ),
+                        &[],
+                    )
+                    .await?;
+                self.backend
+                    .run(
+                        "INSERT INTO rs_meta.external_schemas (esoid, databasename) \
+                         SELECT oid, $2 FROM pg_namespace WHERE nspname = $1 \
+                         ON CONFLICT (esoid) DO NOTHING",
+                        &[Some(name), Some(database)],
+                    )
+                    .await?;
+                Ok(Done::tag("CREATE SCHEMA"))
+            }
+            Action::Datashare(name) => {
+                self.backend
+                    .run(
+                        "INSERT INTO rs_meta.datashares (share_name, share_owner, source_database) \
+                         SELECT $1, usesysid, current_database() FROM pg_user \
+                         WHERE usename = current_user",
+                        &[Some(name)],
+                    )
+                    .await?;
+                Ok(Done::tag("CREATE DATASHARE"))
             }
             Action::CreateTable { pg, ddl } => {
                 self.backend.run(pg, &[]).await?;

@@ -243,9 +243,142 @@ pub fn to_postgres(sql: &str) -> String {
     render(&pieces)
 }
 
+/// `CREATE [OR REPLACE] VIEW` and `CREATE MATERIALIZED VIEW`, as PostgreSQL takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewStatement {
+    /// The view's name as written, identifiers folded (`schema.view` when qualified).
+    pub name: String,
+    /// `CREATE MATERIALIZED VIEW`.
+    pub materialized: bool,
+    /// Declared `WITH NO SCHEMA BINDING` (a late-binding view).
+    pub late_binding: bool,
+    /// The statement without what PostgreSQL lacks: the materialized view's `BACKUP`,
+    /// `DISTSTYLE`, `DISTKEY`, `SORTKEY` and `AUTO REFRESH`, the late-binding clause.
+    pub postgres: String,
+}
+
+/// Read a view statement (`None` for anything else).
+pub fn view_statement(sql: &str) -> Option<ViewStatement> {
+    let mut pieces = lex(sql.trim().trim_end_matches(';'));
+    let significant: Vec<usize> = (0..pieces.len())
+        .filter(|i| !matches!(pieces[*i], Piece::Gap(_)))
+        .collect();
+    let word = |k: usize| -> String {
+        significant
+            .get(k)
+            .map(|i| match &pieces[*i] {
+                Piece::Word(w) => w.to_ascii_uppercase(),
+                Piece::Ident(id) => format!("\"{id}\""),
+                Piece::Punct(c) => c.to_string(),
+                Piece::Literal(l) => l.clone(),
+                Piece::Gap(_) => String::new(),
+            })
+            .unwrap_or_default()
+    };
+    if word(0) != "CREATE" {
+        return None;
+    }
+    let mut k = 1;
+    if word(1) == "OR" && word(2) == "REPLACE" {
+        k = 3;
+    }
+    let materialized = word(k) == "MATERIALIZED";
+    if materialized {
+        k += 1;
+    }
+    if word(k) != "VIEW" {
+        return None;
+    }
+    k += 1;
+    // The (qualified) name.
+    let mut name = String::new();
+    loop {
+        let part = match significant.get(k).map(|i| &pieces[*i]) {
+            Some(Piece::Word(w)) => w.to_lowercase(),
+            Some(Piece::Ident(id)) => id.to_lowercase(),
+            _ => return None,
+        };
+        name.push_str(&part);
+        k += 1;
+        if word(k) == "." {
+            name.push('.');
+            k += 1;
+        } else {
+            break;
+        }
+    }
+    // The first top-level AS begins the query.
+    let mut depth = 0i32;
+    let mut as_at = None;
+    for (j, &i) in significant.iter().enumerate().skip(k) {
+        match &pieces[i] {
+            Piece::Punct('(') => depth += 1,
+            Piece::Punct(')') => depth -= 1,
+            Piece::Word(w) if depth == 0 && w.eq_ignore_ascii_case("AS") => {
+                as_at = Some(j);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let as_at = as_at?;
+    let n = significant.len();
+    let late_binding = n >= 4
+        && ["WITH", "NO", "SCHEMA", "BINDING"]
+            .iter()
+            .enumerate()
+            .all(|(o, w)| word(n - 4 + o) == *w);
+    if materialized {
+        // Attributes between the name and AS: BACKUP, DISTSTYLE, DISTKEY (…), SORTKEY (…),
+        // AUTO REFRESH.
+        for &i in &significant[k..as_at] {
+            pieces[i] = Piece::Gap(String::new());
+        }
+    }
+    if late_binding {
+        for &i in &significant[n - 4..] {
+            pieces[i] = Piece::Gap(String::new());
+        }
+    }
+    Some(ViewStatement {
+        name,
+        materialized,
+        late_binding,
+        postgres: to_postgres(&render(&pieces)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn views_lose_what_postgresql_lacks() {
+        let v = view_statement(
+            "CREATE MATERIALIZED VIEW Sales.\"MV\" BACKUP NO DISTSTYLE KEY DISTKEY (a) SORTKEY (a, b) AUTO REFRESH YES AS SELECT a, (b) AS c FROM t;",
+        )
+        .unwrap();
+        assert!(v.materialized && !v.late_binding);
+        assert_eq!(v.name, "sales.mv");
+        assert!(
+            !v.postgres.contains("BACKUP") && !v.postgres.contains("SORTKEY"),
+            "{}",
+            v.postgres
+        );
+        assert!(
+            v.postgres.contains("AS SELECT a, (b) AS c FROM t"),
+            "{}",
+            v.postgres
+        );
+        let v = view_statement(
+            "create or replace view s.v (x) as select x from other.t with no schema binding",
+        )
+        .unwrap();
+        assert!(v.late_binding && !v.materialized);
+        assert_eq!(v.name, "s.v");
+        assert!(!v.postgres.contains("binding"), "{}", v.postgres);
+        assert!(view_statement("CREATE TABLE t (a int)").is_none());
+    }
 
     #[test]
     fn splits_on_semicolons_outside_quotes_and_comments() {

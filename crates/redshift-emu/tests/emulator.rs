@@ -448,3 +448,85 @@ doc super az64 false 0 false,code character(2) az64 false 0 false,seq integer az
         "KEY(region) INTERLEAVED 2 65535 1"
     );
 }
+
+/// Views (plain, late-binding, materialized with Redshift's attributes), procedures, SQL UDFs,
+/// external schemas and datashares: created as Redshift takes them, shown again by SHOW VIEW /
+/// SHOW PROCEDURE and listed where Redshift lists them.
+#[tokio::test]
+async fn warehouse_objects() {
+    let env = env().await;
+    let c = env.connect("postgres").await;
+    c.batch_execute(
+        "CREATE SCHEMA a; CREATE TABLE a.t (id INT, v VARCHAR(10), doc SUPER);
+         INSERT INTO a.t VALUES (1, 'x', JSON_PARSE('{\"k\": 1}')), (2, 'y', NULL);
+         CREATE VIEW a.v AS SELECT id, v FROM a.t;
+         CREATE VIEW a.lb AS SELECT id FROM a.t WITH NO SCHEMA BINDING;
+         CREATE MATERIALIZED VIEW a.mv BACKUP NO DISTSTYLE EVEN SORTKEY (id) AUTO REFRESH NO AS SELECT id, upper(v) AS u FROM a.t;
+         CREATE FUNCTION a.f_plus(int, int) RETURNS int IMMUTABLE AS $$ SELECT $1 + $2 $$ LANGUAGE sql;
+         CREATE PROCEDURE a.p(n IN int, total INOUT int) AS $$ BEGIN SELECT count(*) + n INTO total FROM a.t; END $$ LANGUAGE plpgsql;
+         CREATE EXTERNAL SCHEMA spectrum FROM DATA CATALOG DATABASE 'lake' IAM_ROLE 'arn:aws:iam::123456789012:role/s';
+         CREATE DATASHARE sales_share;",
+    )
+    .await
+    .unwrap();
+    let v = one(&c, "SHOW VIEW a.v").await;
+    assert!(
+        v.starts_with("CREATE OR REPLACE VIEW a.v AS") && !v.contains("BINDING"),
+        "{v}"
+    );
+    let lb = one(&c, "SHOW VIEW a.lb").await;
+    assert!(lb.ends_with("WITH NO SCHEMA BINDING;"), "{lb}");
+    let mv = one(&c, "SHOW VIEW a.mv").await;
+    assert!(mv.starts_with("CREATE MATERIALIZED VIEW a.mv AS"), "{mv}");
+    assert_eq!(one(&c, "SELECT u FROM a.mv ORDER BY id").await, "X");
+    assert_eq!(one(&c, "SELECT name FROM svv_mv_info").await, "mv");
+    // What SHOW VIEW / SHOW PROCEDURE print runs again.
+    c.batch_execute(&format!("DROP VIEW a.v; {v}"))
+        .await
+        .unwrap();
+    let p = one(&c, "SHOW PROCEDURE a.p(int, int)").await;
+    assert!(
+        p.contains("PROCEDURE a.p(") && p.contains("count(*)"),
+        "{p}"
+    );
+    c.batch_execute(&format!("DROP PROCEDURE a.p(int, int); {p}"))
+        .await
+        .unwrap();
+    assert_eq!(one(&c, "SELECT a.f_plus(2, 3)").await, "5");
+    assert_eq!(
+        one(&c, "SELECT prokind FROM pg_proc_info WHERE proname = 'p'").await,
+        "p"
+    );
+    assert_eq!(
+        one(
+            &c,
+            "SELECT schemaname || ':' || databasename FROM svv_external_schemas"
+        )
+        .await,
+        "spectrum:lake"
+    );
+    assert_eq!(
+        one(&c, "SELECT share_name FROM svv_datashares").await,
+        "sales_share"
+    );
+    assert_eq!(
+        one(
+            &c,
+            "SELECT json_extract_path_text('{\"a\": {\"b\": 7}}', 'a', 'b')"
+        )
+        .await,
+        "7"
+    );
+    assert_eq!(
+        one(&c, "SELECT can_json_parse('{oops')::text").await,
+        "false"
+    );
+    // ENCODE AZ64 is for numbers, dates and timestamps only.
+    let e = error_of(&c, "CREATE TABLE a.bad (v VARCHAR(5) ENCODE az64)").await;
+    assert!(e.contains("invalid encoding type"), "{e}");
+    let shown = one(&c, "SHOW TABLE a.t").await;
+    assert!(
+        shown.contains("id integer encode az64") && shown.contains("v varchar(10) encode lzo"),
+        "{shown}"
+    );
+}
