@@ -414,13 +414,15 @@ pub trait Destination: Send + Sync + 'static {
         table: &Table,
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Indexes, constraints, triggers, sequence values: everything that comes after the data.
+    /// Indexes, constraints, triggers, sequence values, views: everything that comes after the
+    /// data. Returns what could not be recreated and does not fail the job (a view whose body
+    /// no longer compiles), one line each.
     fn finish_schema(
         &self,
         loader: &Self::Loader,
         schema: &Self::Schema,
         options: &SchemaOptions,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
 
     /// After a job in which some tables failed: put back what [`Destination::create_schema`]
     /// took away from the tables that stay, where that is safe. `None`: nothing is put back

@@ -266,7 +266,7 @@ pub trait AnyDestination: Send + Sync {
         loader: &'a AnyLoader,
         schema: &'a AnySchema,
         options: &'a SchemaOptions,
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> BoxFuture<'a, Result<Vec<String>>>;
     /// See [`Destination::finish_after_failure`].
     fn finish_after_failure<'a>(
         &'a self,
@@ -377,7 +377,7 @@ impl<D: Destination> AnyDestination for D {
         loader: &'a AnyLoader,
         schema: &'a AnySchema,
         options: &'a SchemaOptions,
-    ) -> BoxFuture<'a, Result<()>> {
+    ) -> BoxFuture<'a, Result<Vec<String>>> {
         async move {
             let loader = downcast::<D::Loader>(loader.as_ref())?;
             let schema = downcast::<D::Schema>(schema.as_ref())?;

@@ -424,6 +424,9 @@ pub struct Catalog {
     /// Declared lengths count bytes, and `char` holds single-byte characters only (Redshift);
     /// otherwise they count characters (PostgreSQL).
     pub byte_lengths: bool,
+    /// What the source holds that the job does not copy (external schemas, datashares …), one
+    /// line each: shown by `mirage plan` and kept in the job report.
+    pub not_copied: Vec<String>,
 }
 
 impl Catalog {

@@ -473,6 +473,12 @@ async fn execute(
         ),
     });
     let mut report = JobReport::new(&job_id, started, &source_name, &dest_name);
+    report.not_copied = plan.catalog.not_copied.clone();
+    for n in &plan.catalog.not_copied {
+        emit(Event::Warning {
+            message: format!("not copied: {n}"),
+        });
+    }
     let mut job_error = None;
     let mut canceled = false;
     let phase = Instant::now();
@@ -563,7 +569,13 @@ async fn execute(
             });
             tokio::select! {
                 r = dest.finish_schema(loader, &schema, &plan.schema_options) => match r {
-                    Ok(()) => {}
+                    // Objects that could not be recreated are named; the copy stands.
+                    Ok(problems) => {
+                        for p in problems {
+                            emit(Event::Warning { message: p.clone() });
+                            report.not_copied.push(p);
+                        }
+                    }
                     // Each table says which of its objects did not build; the job failed.
                     Err(ConnectorError::PostData(items)) => {
                         for t in &mut tables {
@@ -612,7 +624,8 @@ async fn execute(
             match dest.finish_after_failure(loader, &schema).await {
                 Some(problems) => {
                     for p in problems {
-                        emit(Event::Warning { message: p });
+                        emit(Event::Warning { message: p.clone() });
+                        report.not_copied.push(p);
                     }
                 }
                 None if job_error.is_none() && !canceled => {

@@ -491,6 +491,12 @@ impl Plan {
             }
             let _ = writeln!(s, "      {passthrough} column(s) pass through unchanged");
         }
+        if !self.catalog.not_copied.is_empty() {
+            let _ = writeln!(s, "Not copied:");
+            for n in &self.catalog.not_copied {
+                let _ = writeln!(s, "  {}", printable(n));
+            }
+        }
         s
     }
 }

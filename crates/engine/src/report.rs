@@ -198,6 +198,11 @@ pub struct JobReport {
     pub tables: Vec<TableReport>,
     /// Seconds spent per phase: schema copy, rows, indexes/constraints/triggers.
     pub phases: Phases,
+    /// What the job did not copy, one line each: what the source holds that mirage does not
+    /// copy (external schemas, datashares …) and objects that could not be recreated (a view
+    /// whose body no longer compiles …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_copied: Vec<String>,
     /// Why the job failed, beyond its tables.
     pub error: Option<String>,
     /// Where the report was written.
@@ -220,6 +225,7 @@ impl JobReport {
             destination_tls: None,
             tables: Vec::new(),
             phases: Phases::default(),
+            not_copied: Vec::new(),
             error: None,
             report_path: None,
         }

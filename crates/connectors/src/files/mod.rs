@@ -155,6 +155,7 @@ impl SchemaFile {
             .collect();
         Catalog {
             byte_lengths: false,
+            not_copied: Vec::new(),
             schemas,
             tables,
             foreign_keys,
@@ -1039,8 +1040,13 @@ impl Destination for FilesDestination {
         Ok(records.saturating_sub(1))
     }
 
-    async fn finish_schema(&self, _: &(), _: &SchemaFile, _: &SchemaOptions) -> Result<()> {
-        Ok(())
+    async fn finish_schema(
+        &self,
+        _: &(),
+        _: &SchemaFile,
+        _: &SchemaOptions,
+    ) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 
     /// `.mirage.lock` in the folder, locked (`flock`) for as long as the job runs and holding

@@ -349,6 +349,7 @@ pub async fn read(client: &Client, filter: &SchemaFilter) -> Result<Catalog> {
     }
     Ok(Catalog {
         byte_lengths: false,
+        not_copied: Vec::new(),
         schemas,
         tables,
         foreign_keys,

@@ -1016,7 +1016,8 @@ impl Destination for PgDestination {
         _: &(),
         schema: &PgSchema,
         options: &SchemaOptions,
-    ) -> Result<()> {
-        schema.finish(&self.endpoint, options).await
+    ) -> Result<Vec<String>> {
+        schema.finish(&self.endpoint, options).await?;
+        Ok(Vec::new())
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod iam;
 pub mod lambda;
+pub mod objects;
 
 pub use crate::staging::{NULL_SENTINEL, Staging, format};
 
@@ -426,6 +427,8 @@ pub struct RedshiftSchema {
     pub schemas: Vec<(String, String)>,
     /// (table, DDL, owner)
     pub tables: Vec<(QualifiedName, String, String)>,
+    /// Views, routines, comments and privileges, recreated after the tables load.
+    pub objects: objects::Objects,
 }
 
 /// A table's UNLOAD files, for a COPY that loads them as they are.
@@ -583,6 +586,8 @@ impl Source for RedshiftSource {
     /// The grants it needs are checked before ([`crate::check`]); this only reads.
     async fn catalog(&self, filter: &SchemaFilter) -> Result<Catalog> {
         let c = &self.main;
+        // External schemas are in pg_namespace too, without tables of the cluster's.
+        let external = objects::external_schemas(c).await?;
         let schemas: Vec<String> = rows(
             c,
             "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' \
@@ -592,7 +597,7 @@ impl Source for RedshiftSource {
         .await?
         .iter()
         .map(|r| r.text("nspname"))
-        .filter(|s| filter.admits(s))
+        .filter(|s| filter.admits(s) && !external.contains(s))
         .collect();
         let mut tables: Vec<Table> = Vec::new();
         for r in rows(
@@ -605,7 +610,8 @@ impl Source for RedshiftSource {
         .await?
         {
             let schema = r.text("schema_name");
-            if !schemas.contains(&schema) {
+            // mv_tbl__<name>__0: the rows of a materialized view, which is recreated instead.
+            if !schemas.contains(&schema) || r.text("table_name").starts_with("mv_tbl__") {
                 continue;
             }
             tables.push(Table {
@@ -727,11 +733,13 @@ impl Source for RedshiftSource {
                 }
             }
         }
+        let not_copied = objects::not_copied(c, &schemas).await?;
         Ok(Catalog {
             schemas,
             tables,
             foreign_keys,
             byte_lengths: true,
+            not_copied,
         })
     }
 
@@ -759,7 +767,9 @@ impl Source for RedshiftSource {
             .ok_or_else(|| ConnectorError::Invalid(format!("{what} returned nothing")))?;
             tables.push((t.name.clone(), ddl, t.owner.clone()));
         }
+        let objects = objects::read(&self.main, &catalog.schemas).await?;
         Ok(RedshiftSchema {
+            objects,
             schemas: catalog
                 .schemas
                 .iter()
@@ -962,6 +972,18 @@ impl RedshiftDestination {
             .map(|c| quote_ident(c))
             .collect::<Vec<_>>()
             .join(", ");
+        let copy_sql = |stage: &QualifiedName, manifest: &str| {
+            format!(
+                "COPY {} ({column_list}) FROM {} {} MANIFEST FORMAT AS CSV {} NULL AS {}{explicit_ids} \
+                 COMPUPDATE OFF STATUPDATE OFF",
+                stage.quoted(),
+                quote_literal(&self.staging.url(manifest)),
+                self.staging.authorization(),
+                self.staging.compression().keyword(),
+                quote_literal(NULL_SENTINEL),
+            )
+        };
+        let copy_sql = &copy_sql;
         let result = async {
             let started = std::time::Instant::now();
             // The loading table is made in the transaction too: a job stopped in any way
@@ -976,22 +998,16 @@ impl RedshiftDestination {
             // Batches of files are COPYed while the next ones are made; all in one transaction
             // with the swap, so the table appears only complete.
             let writer = feed;
-            let (client_ref, what_ref, column_list, stage_ref) = (&client, &what, &column_list, &stage);
+            let (client_ref, what_ref, stage_ref) = (&client, &what, &stage);
             // The loader owns the receiver: when a COPY fails it returns, and the writer's next
             // batch finds nobody listening and stops.
             let copier = async move {
                 let (client, what, stage) = (client_ref, what_ref, stage_ref);
                 let mut rx = rx;
+                let mut manifests = Vec::new();
                 while let Some(manifest) = rx.recv().await {
-                    let copy = format!(
-                        "COPY {} ({column_list}) FROM {} {} MANIFEST FORMAT AS CSV {} NULL AS {}{explicit_ids} \
-                         COMPUPDATE OFF STATUPDATE OFF",
-                        stage.quoted(),
-                        quote_literal(&self.staging.url(&manifest)),
-                        self.staging.authorization(),
-                        self.staging.compression().keyword(),
-                        quote_literal(NULL_SENTINEL),
-                    );
+                    let copy = copy_sql(stage, &manifest);
+                    manifests.push(manifest);
                     if let Err(e) = client.batch_execute(&copy).await {
                         // stl_load_errors can be read once the failed transaction is over.
                         let _ = client.batch_execute("ROLLBACK").await;
@@ -1005,12 +1021,31 @@ impl RedshiftDestination {
                         });
                     }
                 }
-                Ok(())
+                Ok(manifests)
             };
             let (written, loaded) = futures_util::future::join(writer, copier).await;
             // A failed COPY explains a writer that stopped because of it.
-            loaded?;
+            let manifests = loaded?;
             let (rows, bytes) = written?;
+            // COPY with EXPLICIT_IDS does not move an identity column's counter: a row inserted
+            // later without an id would get one the copy already holds. When the loaded ids
+            // reach the declared seed, the loading table is made again with seeds past them
+            // and the same files are COPYed into it.
+            if let Some(reseeded) = self.reseeded_ddl(&client, table, &stage, &ddl).await? {
+                exec(
+                    &client,
+                    &format!(
+                        "DROP TABLE {}; {}",
+                        stage.quoted(),
+                        rename_ddl(&reseeded, &stage)?
+                    ),
+                    &format!("recreating the staging table of {} with new identity seeds", table.name),
+                )
+                .await?;
+                for manifest in &manifests {
+                    exec(&client, &copy_sql(&stage, manifest), &what).await?;
+                }
+            }
             tracing::debug!(table = %table.name, seconds = started.elapsed().as_secs_f64(), bytes, "written and copied");
             let mut swap = format!(
                 "DROP TABLE IF EXISTS {t} CASCADE; ALTER TABLE {s} RENAME TO {n};",
@@ -1050,6 +1085,46 @@ impl RedshiftDestination {
         }
         self.staging.forget_output(&table.name).await;
         result
+    }
+
+    /// The DDL with identity seeds past the values `stage` holds, when a loaded value reached
+    /// a declared seed (`None`: the seeds are ahead of the data already).
+    async fn reseeded_ddl(
+        &self,
+        client: &Client,
+        table: &Table,
+        stage: &QualifiedName,
+        ddl: &str,
+    ) -> Result<Option<String>> {
+        let mut out = ddl.to_string();
+        let mut changed = false;
+        for col in table.columns.iter().filter(|c| c.identity) {
+            let Some((seed, step)) = identity_seed(&out, &col.name) else {
+                continue;
+            };
+            let c = quote_ident(&col.name);
+            let found = rows(
+                client,
+                &format!("SELECT max({c}) AS hi, min({c}) AS lo FROM {}", stage.quoted()),
+                &format!("reading the loaded ids of {}.{}", table.name, col.name),
+            )
+            .await?;
+            let row = found.first();
+            let hi = row.and_then(|r| r.number::<i64>("hi"));
+            let lo = row.and_then(|r| r.number::<i64>("lo"));
+            let next = match (step > 0, hi, lo) {
+                (true, Some(hi), _) if hi >= seed => hi.checked_add(step),
+                (false, _, Some(lo)) if lo <= seed => lo.checked_add(step),
+                _ => continue,
+            };
+            // No room left in the type: the seed stays (as Redshift would run out too).
+            let Some(next) = next else { continue };
+            if let Some(new) = with_identity_seed(&out, &col.name, next) {
+                out = new;
+                changed = true;
+            }
+        }
+        Ok(changed.then_some(out))
     }
 
     /// Where the foreign keys a job dropped are recorded until put back.
@@ -1139,6 +1214,58 @@ fn split_foreign_keys(ddl: &str) -> (String, Vec<String>) {
 }
 
 /// `CREATE TABLE x.y (` → `CREATE TABLE <name> (`.
+/// The line of `column` in SHOW TABLE's DDL, and where on it `identity(` begins.
+fn identity_clause(ddl: &str, column: &str) -> Option<(usize, usize)> {
+    let mut offset = 0;
+    for line in ddl.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let first = if let Some(rest) = trimmed.strip_prefix('"') {
+            let mut name = String::new();
+            let mut chars = rest.chars().peekable();
+            while let Some(ch) = chars.next() {
+                if ch == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                        name.push('"');
+                    } else {
+                        break;
+                    }
+                } else {
+                    name.push(ch);
+                }
+            }
+            name
+        } else {
+            trimmed
+                .split(|c: char| c.is_whitespace())
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        if first == column {
+            let at = line.to_ascii_lowercase().find("identity(")?;
+            return Some((offset, offset + at + "identity(".len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// `(seed, step)` of `column`'s `IDENTITY(seed, step)` in SHOW TABLE's DDL.
+fn identity_seed(ddl: &str, column: &str) -> Option<(i64, i64)> {
+    let (_, open) = identity_clause(ddl, column)?;
+    let inner = &ddl[open..open + ddl[open..].find(')')?];
+    let (seed, step) = inner.split_once(',')?;
+    Some((seed.trim().parse().ok()?, step.trim().parse().ok()?))
+}
+
+/// The DDL with `column`'s identity seed set to `seed`.
+fn with_identity_seed(ddl: &str, column: &str, seed: i64) -> Option<String> {
+    let (_, open) = identity_clause(ddl, column)?;
+    let comma = open + ddl[open..].find(',')?;
+    Some(format!("{}{seed}{}", &ddl[..open], &ddl[comma..]))
+}
+
 fn rename_ddl(ddl: &str, name: &QualifiedName) -> Result<String> {
     let open = column_list_start(ddl)
         .ok_or_else(|| ConnectorError::Invalid("SHOW TABLE returned no column list".into()))?;
@@ -1240,6 +1367,9 @@ impl Destination for RedshiftDestination {
             }
             exec(&client, &sql, &format!("creating schema {s}")).await?;
         }
+        // Views go until the tables they read are loaded (they are the source's again then).
+        let names: Vec<String> = schema.schemas.iter().map(|(s, _)| s.clone()).collect();
+        objects::drop_views(&client, &names).await?;
         // Foreign keys between the tables about to be replaced go first (finish_schema adds
         // them back): otherwise swapping two related tables at once locks each other's. They
         // are recorded in S3 before they are dropped, with those a killed job dropped and did
@@ -1409,17 +1539,18 @@ impl Destination for RedshiftDestination {
     async fn finish_schema(
         &self,
         loader: &RedshiftLoader,
-        _schema: &RedshiftSchema,
+        schema: &RedshiftSchema,
         _options: &SchemaOptions,
-    ) -> Result<()> {
-        if !loader.foreign_keys.is_empty() {
-            let client = self.endpoint.connect().await?;
-            for fk in &loader.foreign_keys {
-                exec(&client, fk, "adding foreign keys").await?;
-            }
+    ) -> Result<Vec<String>> {
+        let client = self.endpoint.connect().await?;
+        for fk in &loader.foreign_keys {
+            exec(&client, fk, "adding foreign keys").await?;
         }
         // The source's keys are in: the record of the dropped ones is done with.
-        self.record_dropped(&[]).await
+        self.record_dropped(&[]).await?;
+        // Views, materialized views (computed from the loaded rows), routines, comments and
+        // privileges: one that fails is named, the job goes on.
+        Ok(objects::create(&client, &schema.objects, loader.preserve_ownership).await)
     }
 
     /// The foreign keys dropped for the load (and by a killed job before) go back one by one:
@@ -1428,16 +1559,13 @@ impl Destination for RedshiftDestination {
     async fn finish_after_failure(
         &self,
         loader: &RedshiftLoader,
-        _schema: &RedshiftSchema,
+        schema: &RedshiftSchema,
     ) -> Option<Vec<String>> {
-        if loader.dropped.is_empty() {
-            return Some(Vec::new());
-        }
         let client = match self.endpoint.connect().await {
             Ok(c) => c,
             Err(e) => {
                 return Some(vec![format!(
-                    "foreign keys not restored: {e}; the next run restores them"
+                    "foreign keys and views not restored: {e}; the next run restores them"
                 )]);
             }
         };
@@ -1465,6 +1593,8 @@ impl Destination for RedshiftDestination {
                 "could not update the record of dropped foreign keys: {e}"
             ));
         }
+        // The views dropped for the load come back over the tables as they are now.
+        problems.extend(objects::create(&client, &schema.objects, loader.preserve_ownership).await);
         Some(problems)
     }
 
@@ -1521,6 +1651,20 @@ impl Destination for RedshiftDestination {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn identity_seeds_in_show_table() {
+        use super::{identity_seed, with_identity_seed};
+        let ddl = "CREATE TABLE s.t (\n    id bigint identity(1,1) encode az64,\n    \"Odd \"\"id\" integer generated by default as identity(10, -5) encode az64,\n    identity_note varchar(10) encode lzo\n)";
+        assert_eq!(identity_seed(ddl, "id"), Some((1, 1)));
+        assert_eq!(identity_seed(ddl, "Odd \"id"), Some((10, -5)));
+        assert_eq!(identity_seed(ddl, "identity_note"), None);
+        let new = with_identity_seed(ddl, "id", 301).unwrap();
+        assert!(new.contains("id bigint identity(301,1) encode az64"), "{new}");
+        let new = with_identity_seed(&new, "Odd \"id", -7).unwrap();
+        assert!(new.contains("identity(-7, -5)"), "{new}");
+        assert_eq!(identity_seed(&new, "id"), Some((301, 1)));
+    }
+
     #[test]
     fn column_list_after_quoted_names() {
         use super::column_list_start;
