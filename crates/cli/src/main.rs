@@ -435,6 +435,17 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                     return Ok(ExitCode::from(2));
                 }
             };
+            let mut inputs = inputs;
+            if ws.schemas.include.is_empty() {
+                // Every schema is copied: name them, as the source has them now.
+                match policy::source_schemas(&ws).await {
+                    Ok(schemas) => {
+                        inputs.schemas = schemas;
+                        inputs.schemas_unknown = None;
+                    }
+                    Err(why) => inputs.schemas_unknown = Some(why),
+                }
+            }
             let docs = inputs.documents();
             if let Some(dir) = &out_dir {
                 std::fs::create_dir_all(dir)

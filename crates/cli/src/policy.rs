@@ -25,12 +25,17 @@ pub struct PolicyInputs {
     pub queue_key: Option<String>,
     /// Redshift (true) or PostgreSQL SQL.
     pub redshift: bool,
+    /// `preserve_ownership = true`: the source user reads every grant too.
+    pub preserve_ownership: bool,
     pub source_user: String,
     pub source_database: String,
     pub destination_user: String,
     pub destination_database: String,
     /// Schemas copied (grants are per schema).
     pub schemas: Vec<String>,
+    /// Why the schemas are not known (the workspace copies every schema and the source could
+    /// not be read): the scripts then show the per-schema lines commented, to fill in.
+    pub schemas_unknown: Option<String>,
     /// Ends that log in with Redshift IAM authentication: (`source`/`destination`, settings).
     pub iam_logins: Vec<(&'static str, IamSettings)>,
 }
@@ -419,8 +424,23 @@ impl PolicyInputs {
                 "GRANT USAGE ON SCHEMA {q} TO {u};\nGRANT SELECT ON ALL TABLES IN SCHEMA {q} TO {u};\n"
             );
         }
+        if let Some(why) = &self.schemas_unknown {
+            let why = why.replace(['\n', '\r'], " ");
+            s += &format!(
+                "-- Every schema of the source is copied, and its schemas are not known here ({why}):\n\
+                 -- two lines per schema, filled in and uncommented:\n\
+                 -- GRANT USAGE ON SCHEMA <schema> TO {u};\n\
+                 -- GRANT SELECT ON ALL TABLES IN SCHEMA <schema> TO {u};\n"
+            );
+        }
         if self.redshift {
             s += &format!("GRANT SELECT ON pg_catalog.svv_table_info TO {u};\n");
+        }
+        if self.redshift && self.preserve_ownership {
+            s += &format!(
+                "-- preserve_ownership copies privileges: the source user must see every grant.\n\
+                 GRANT ROLE \"sys:monitor\" TO {u};\n"
+            );
         }
         s
     }
@@ -461,16 +481,23 @@ impl PolicyInputs {
             s += &format!("GRANT TEMPORARY ON DATABASE {db} TO {u};\n");
         }
         s += &format!("GRANT CREATE ON DATABASE {db} TO {u};\n");
-        if !self.schemas.is_empty() {
+        if !self.schemas.is_empty() || self.schemas_unknown.is_some() {
             s += "-- For copied schemas that already exist in the destination (skip the others):\n";
         }
         for schema in &self.schemas {
             let q = quote_ident(schema);
             if self.redshift {
-                s += &format!("GRANT USAGE, CREATE, DROP ON SCHEMA {q} TO {u};\n");
+                s += &format!("GRANT DROP ON SCHEMA {q} TO {u};\n");
             } else {
                 s += &format!("ALTER SCHEMA {q} OWNER TO {u};\n");
             }
+        }
+        if self.schemas_unknown.is_some() {
+            s += &if self.redshift {
+                format!("-- GRANT DROP ON SCHEMA <schema> TO {u};\n")
+            } else {
+                format!("-- ALTER SCHEMA <schema> OWNER TO {u};\n")
+            };
         }
         s
     }
@@ -650,17 +677,40 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
         staging_key,
         queue_key,
         redshift: ws.source.url.starts_with("redshift://"),
+        preserve_ownership: ws.preserve_ownership,
         source_user,
         source_database,
         destination_user,
         destination_database,
-        schemas: if ws.schemas.include.is_empty() {
-            vec!["public".into()]
-        } else {
-            ws.schemas.include.clone()
-        },
+        // Every schema when `include` is empty: read from the source by the caller.
+        schemas: ws.schemas.include.clone(),
+        schemas_unknown: ws
+            .schemas
+            .include
+            .is_empty()
+            .then(|| "the source was not read".to_string()),
         iam_logins,
     })
+}
+
+/// The schemas the workspace copies, read from the source (for `include = []`); why not, when
+/// the source cannot be read within 20 seconds.
+pub async fn source_schemas(ws: &mirage_core::Workspace) -> Result<Vec<String>, String> {
+    use mirage_connectors::registry::{Role, connector_of};
+    let read = async {
+        let connector = connector_of(ws, Role::Source).map_err(|e| e.to_string())?;
+        let source = connector.open_source(ws).await.map_err(|e| e.to_string())?;
+        let catalog = source
+            .catalog(&ws.schemas)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(catalog.schemas)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(20), read).await {
+        Ok(Ok(schemas)) => Ok(schemas),
+        Ok(Err(e)) => Err(format!("reading the source failed: {e}")),
+        Err(_) => Err("the source did not answer within 20 s".into()),
+    }
 }
 
 /// An ARN's account: `arn:aws:iam::123456789012:role/x` → `123456789012`.
@@ -699,11 +749,13 @@ mod tests {
             ),
             queue_key: Some("arn:aws:kms:eu-west-1:123456789012:alias/mirage-sqs".into()),
             redshift: true,
+            preserve_ownership: false,
             source_user: "mirage_src".into(),
             source_database: "prod".into(),
             destination_user: "mirage_dst".into(),
             destination_database: "dev".into(),
             schemas: vec!["sales".into()],
+            schemas_unknown: None,
             iam_logins: Vec::new(),
         }
     }

@@ -337,6 +337,37 @@ pub(crate) async fn sql_source(
         }
     };
     let u = ident(&user);
+    // Privileges are copied with preserve_ownership: Redshift shows a user the grants of
+    // others (svv_relation_privileges …) only with ACCESS SYSTEM TABLE (role sys:monitor).
+    if dialect == Dialect::Redshift && ws.preserve_ownership && !superuser {
+        let sees = rows(
+            &c,
+            "SELECT role_name FROM pg_catalog.svv_user_grants WHERE user_name = current_user",
+            "reading the source user's roles",
+        )
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|r| {
+            matches!(
+                r.text("role_name").as_str(),
+                "sys:monitor" | "sys:operator" | "sys:dba" | "sys:superuser"
+            )
+        });
+        let what = "sees every grant to copy them (preserve_ownership = true)";
+        if sees {
+            out.pass(A, what);
+        } else {
+            out.fail(
+                A,
+                what,
+                Some(format!(
+                    "{user} sees only its own privileges in svv_relation_privileges"
+                )),
+                format!("GRANT ROLE \"sys:monitor\" TO {u};"),
+            );
+        }
+    }
     let schemas: Vec<String> = rows(&c, SCHEMAS, "listing schemas")
         .await
         .unwrap_or_default()
@@ -661,10 +692,12 @@ pub(crate) async fn sql_destination(
             out.pass(A, format!("owner of existing schema {s}"));
             continue;
         }
+        // Another user's schema is dropped and created again as this user's: DROP is all it
+        // takes (`public` stays and is written into).
         let needs: &[&str] = if s == "public" {
             &["USAGE", "CREATE"]
         } else {
-            &["USAGE", "CREATE", "DROP"]
+            &["DROP"]
         };
         let missing: Vec<&str> = needs
             .iter()

@@ -90,6 +90,7 @@ fn s3_store(
     let mut b = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .with_region(region)
+        .with_credentials(Arc::new(crate::aws::ChainCredentials::default()))
         .with_unsigned_payload(true);
     if let Some(e) = endpoint.filter(|e| !e.is_empty()) {
         b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
@@ -1181,6 +1182,7 @@ impl Staging {
         let mut b = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(&self.bucket)
             .with_region(&self.region)
+            .with_credentials(Arc::new(crate::aws::ChainCredentials::default()))
             .with_sse_kms_encryption(key);
         if let Some(e) = &self.endpoint {
             b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
@@ -1337,6 +1339,18 @@ pub async fn checks(config: &StagingConfig, out: &mut Checks) {
                 config.resource_prefix
             ),
         );
+    }
+    // Without credentials every request below would fail, each in its own words (an instance
+    // metadata 403 …): say so once, with where they are looked for.
+    if let Err(why) = crate::aws::resolve().await {
+        out.fail(
+            A,
+            "AWS credentials for the staging bucket",
+            Some(why),
+            "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or \
+             AWS_PROFILE=<profile>, or run where an instance or task role applies",
+        );
+        return;
     }
     let probe_job = format!("_mirage_check/{}", std::process::id());
     let store = match Staging::new(config, &probe_job) {

@@ -105,9 +105,22 @@ $$ SELECT CASE WHEN role = 0 THEN 'public'
 CREATE OR REPLACE FUNCTION rs_meta.identity_name(role oid) RETURNS text LANGUAGE sql STABLE AS
 $$ SELECT CASE WHEN role = 0 THEN 'public' ELSE pg_catalog.pg_get_userbyid(role)::text END $$;
 
--- Rows of svv_*_privileges a user sees: all for superusers, else their own identities.
+-- Redshift's system role whose ACCESS SYSTEM TABLE lets its members see every row of the
+-- svv_* views (GRANT ROLE "sys:monitor" TO u).
+DO $$ BEGIN CREATE ROLE "sys:monitor" NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+
+-- Rows of svv_*_privileges a user sees: all for superusers and sys:monitor, else their own
+-- identities.
 CREATE OR REPLACE FUNCTION rs_meta.sees_identity(role oid) RETURNS boolean LANGUAGE sql STABLE AS
-$$ SELECT rs_meta.is_super() OR role = 0 OR pg_catalog.pg_has_role(current_user, role, 'MEMBER') $$;
+$$ SELECT rs_meta.is_super() OR role = 0 OR pg_catalog.pg_has_role(current_user, role, 'MEMBER')
+       OR pg_catalog.pg_has_role(current_user, 'sys:monitor', 'MEMBER') $$;
+
+CREATE OR REPLACE VIEW pg_catalog.svv_user_grants AS
+SELECT u.oid::integer AS user_id, u.rolname::text AS user_name, r.oid::integer AS role_id,
+    r.rolname::text AS role_name, m.admin_option
+FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member JOIN pg_roles r ON r.oid = m.roleid
+WHERE u.rolcanlogin;
+GRANT SELECT ON pg_catalog.svv_user_grants TO PUBLIC;
 
 -- Queries running now or lately, as Redshift's stv_recents: users see their own queries' text
 -- (PostgreSQL hides others'), an UNLOAD as its target (the emulator's COPY names it).

@@ -313,6 +313,15 @@ fn plan(sql: &str) -> Plan {
                 Err(e) => Plan::Act(Action::Reject(e.0)),
             };
         }
+        // GRANT ROLE r TO u: PostgreSQL's GRANT r TO u.
+        ["GRANT" | "REVOKE", "ROLE", ..] => {
+            let at = sql.to_ascii_uppercase().find("ROLE").unwrap_or(0);
+            return Plan::Pass(to_postgres(&format!(
+                "{} {}",
+                head[0],
+                &sql[at + "ROLE".len()..]
+            )));
+        }
         ["GRANT" | "REVOKE", ..] => {
             if let Some(a) = schema_grant(sql) {
                 return Plan::Act(a);

@@ -112,7 +112,7 @@ fn check_on_redshift_reports_each_missing_grant_with_a_fix_that_works() {
             (
                 "dst",
                 "CREATE SCHEMA sales",
-                "USAGE, CREATE, DROP on existing schema sales",
+                "DROP on existing schema sales",
             ),
         ],
         &|db, sql| rs.try_sql(db, sql),

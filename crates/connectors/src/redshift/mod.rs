@@ -1105,7 +1105,10 @@ impl RedshiftDestination {
             let c = quote_ident(&col.name);
             let found = rows(
                 client,
-                &format!("SELECT max({c}) AS hi, min({c}) AS lo FROM {}", stage.quoted()),
+                &format!(
+                    "SELECT max({c}) AS hi, min({c}) AS lo FROM {}",
+                    stage.quoted()
+                ),
                 &format!("reading the loaded ids of {}.{}", table.name, col.name),
             )
             .await?;
@@ -1345,11 +1348,23 @@ impl Destination for RedshiftDestination {
             "listing destination tables",
         )
         .await?;
+        let schema_owners: HashMap<String, String> = rows(
+            &client,
+            "SELECT nspname, pg_get_userbyid(nspowner) AS owner FROM pg_namespace",
+            "listing destination schemas",
+        )
+        .await?
+        .iter()
+        .map(|r| (r.text("nspname"), r.text("owner")))
+        .collect();
         let wanted: Vec<&QualifiedName> = schema.tables.iter().map(|t| &t.0).collect();
         for (s, owner) in &schema.schemas {
-            let foreign = existing
-                .iter()
-                .any(|r| r.get("schema_name") == Some(s) && r.text("owner") != user);
+            // A schema that is someone else's (or holds their tables) is dropped and made
+            // again as the job's user's: DROP on it is the one grant that needs.
+            let foreign = schema_owners.get(s).is_some_and(|o| o != &user)
+                || existing
+                    .iter()
+                    .any(|r| r.get("schema_name") == Some(s) && r.text("owner") != user);
             let mut sql = if foreign && !superuser && s != "public" {
                 format!(
                     "DROP SCHEMA IF EXISTS {q} CASCADE; CREATE SCHEMA {q}",
@@ -1659,7 +1674,10 @@ mod tests {
         assert_eq!(identity_seed(ddl, "Odd \"id"), Some((10, -5)));
         assert_eq!(identity_seed(ddl, "identity_note"), None);
         let new = with_identity_seed(ddl, "id", 301).unwrap();
-        assert!(new.contains("id bigint identity(301,1) encode az64"), "{new}");
+        assert!(
+            new.contains("id bigint identity(301,1) encode az64"),
+            "{new}"
+        );
         let new = with_identity_seed(&new, "Odd \"id", -7).unwrap();
         assert!(new.contains("identity(-7, -5)"), "{new}");
         assert_eq!(identity_seed(&new, "id"), Some((301, 1)));

@@ -316,8 +316,7 @@ pub async fn read(c: &Client, schemas: &[String]) -> Result<Objects> {
         let routine = QualifiedName::new(schema.clone(), r.text("function_name"));
         let signature = format!("{}({})", routine.quoted(), r.text("argument_types"));
         let Some(object) = out.objects.iter().find(|o| {
-            matches!(o.kind, Kind::Function | Kind::Procedure)
-                && o.alter.ends_with(&signature)
+            matches!(o.kind, Kind::Function | Kind::Procedure) && o.alter.ends_with(&signature)
         }) else {
             continue;
         };
@@ -483,11 +482,7 @@ pub async fn create(c: &Client, objects: &Objects, preserve_ownership: bool) -> 
         pending = failed.iter().map(|(o, _)| *o).collect();
     }
     for (o, why) in &failed {
-        problems.push(format!(
-            "{} {} not copied: {why}",
-            o.kind.word(),
-            o.name
-        ));
+        problems.push(format!("{} {} not copied: {why}", o.kind.word(), o.name));
     }
     for sql in &objects.comments {
         if let Err(e) = c.batch_execute(sql).await {
