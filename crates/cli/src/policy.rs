@@ -67,11 +67,15 @@ fn policy(statements: Vec<Value>) -> Value {
 impl PolicyInputs {
     fn bucket_arns(&self) -> Vec<String> {
         if self.buckets.is_empty() {
-            vec![format!("arn:aws:s3:::{}*", self.resource_prefix)]
+            vec![format!(
+                "arn:{}:s3:::{}*",
+                partition(&self.region),
+                self.resource_prefix
+            )]
         } else {
             self.buckets
                 .iter()
-                .map(|b| format!("arn:aws:s3:::{b}"))
+                .map(|b| format!("arn:{}:s3:::{b}", partition(&self.region)))
                 .collect()
         }
     }
@@ -85,8 +89,10 @@ impl PolicyInputs {
 
     fn arn(&self, service: &str, resource: &str) -> String {
         format!(
-            "arn:aws:{service}:{}:{}:{resource}",
-            self.region, self.account
+            "arn:{}:{service}:{}:{}:{resource}",
+            partition(&self.region),
+            self.region,
+            self.account
         )
     }
 
@@ -187,7 +193,8 @@ impl PolicyInputs {
                 Target::Cluster(cluster) => {
                     let arn = |what: &str| {
                         format!(
-                            "arn:aws:redshift:{region}:{}:{what}:{cluster}/",
+                            "arn:{}:redshift:{region}:{}:{what}:{cluster}/",
+                            partition(region),
                             self.account
                         )
                     };
@@ -222,7 +229,8 @@ impl PolicyInputs {
                         "Effect": "Allow",
                         "Action": ["redshift-serverless:GetCredentials"],
                         "Resource": [format!(
-                            "arn:aws:redshift-serverless:{region}:{}:workgroup/*",
+                            "arn:{}:redshift-serverless:{region}:{}:workgroup/*",
+                            partition(region),
                             self.account
                         )],
                     }));
@@ -618,7 +626,12 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
     let lambda_role = flags
         .lambda_role
         .or_else(|| std::env::var(mirage_core::lambda::ROLE).ok())
-        .unwrap_or_else(|| format!("arn:aws:iam::{account}:role/{resource_prefix}lambda"));
+        .unwrap_or_else(|| {
+            format!(
+                "arn:{}:iam::{account}:role/{resource_prefix}lambda",
+                partition(&region)
+            )
+        });
     if !mirage_core::lambda::is_role_arn(&lambda_role) {
         return Err(format!("the Lambda role {lambda_role} is not a role ARN"));
     }
@@ -643,12 +656,14 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
         .map(|k| kms_arn(&k, &region, &account));
     let conn = |url: &str, default_db: &str| -> (String, String) {
         let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        // Decoded as mirage decodes them to connect (`a%20b` is the user `a b`).
+        let decode = |v: &str| mirage_core::display::percent_decode(v);
         let user = rest
             .split_once('@')
-            .map(|(u, _)| u.split(':').next().unwrap_or(u).to_string());
+            .map(|(u, _)| decode(u.split(':').next().unwrap_or(u)));
         let db = rest
             .split_once('/')
-            .map(|(_, d)| d.split('?').next().unwrap_or(d).to_string())
+            .map(|(_, d)| decode(d.split('?').next().unwrap_or(d)))
             .filter(|d| !d.is_empty());
         (
             user.unwrap_or_else(|| "mirage".into()),
@@ -661,6 +676,14 @@ pub fn inputs(ws: &mirage_core::Workspace, flags: Flags) -> Result<PolicyInputs,
         ("destination", &ws.destination.url),
     ] {
         if let Some(rest) = url.strip_prefix("redshift://") {
+            // The URL as `mirage run` reads it: a typo is refused here too.
+            let conn = if role == "source" {
+                &ws.source
+            } else {
+                &ws.destination
+            };
+            mirage_connectors::postgres::PgEndpoint::redshift(role, conn, ws.staging.as_ref())
+                .map_err(|e| e.to_string())?;
             let (_, iam) = IamSettings::take(role, rest).map_err(|e| e.to_string())?;
             iam_logins.extend(iam.map(|i| (role, i)));
         }
@@ -713,6 +736,17 @@ pub async fn source_schemas(ws: &mirage_core::Workspace) -> Result<Vec<String>, 
     }
 }
 
+/// The AWS partition of a region: `aws-cn` for China, `aws-us-gov` for GovCloud, else `aws`.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 /// An ARN's account: `arn:aws:iam::123456789012:role/x` → `123456789012`.
 pub fn account_of(arn: &str) -> Option<String> {
     let parts: Vec<&str> = arn.split(':').collect();
@@ -725,9 +759,12 @@ pub fn kms_arn(key: &str, region: &str, account: &str) -> String {
     if key.starts_with("arn:") {
         key.to_string()
     } else if let Some(alias) = key.strip_prefix("alias/") {
-        format!("arn:aws:kms:{region}:{account}:alias/{alias}")
+        format!(
+            "arn:{}:kms:{region}:{account}:alias/{alias}",
+            partition(region)
+        )
     } else {
-        format!("arn:aws:kms:{region}:{account}:key/{key}")
+        format!("arn:{}:kms:{region}:{account}:key/{key}", partition(region))
     }
 }
 

@@ -114,7 +114,10 @@ impl Checks {
         self.unreachable |= error.is_unreachable();
         let text = error.to_string();
         // The fix for what failed: TLS settings, or the host, rather than the password.
-        let fix = if text.contains("TLS") || text.contains("certificate") || text.contains("ssl") {
+        let fix = if text.contains("Redshift API") || text.contains("iam=true") {
+            // IAM authentication: the caller's fix names the API call.
+            fix.into()
+        } else if text.contains("TLS") || text.contains("certificate") || text.contains("ssl") {
             format!("fix the TLS settings of {area}.url (sslmode, sslrootcert, sslcert/sslkey)")
         } else if error.is_unreachable() {
             format!("check the host and port of {area}.url, and that the server runs")
@@ -231,7 +234,7 @@ pub(crate) fn endpoint_identity(ep: &PgEndpoint) -> String {
 async fn server_identity(dialect: Dialect, ep: &PgEndpoint, c: &Client) -> crate::Result<String> {
     match dialect {
         Dialect::Postgres => crate::postgres::identity(c).await,
-        Dialect::Redshift => Ok(endpoint_identity(ep)),
+        Dialect::Redshift => crate::redshift::identity(c, ep).await,
     }
 }
 
@@ -259,6 +262,29 @@ fn connect_fix(ep: &PgEndpoint, password_env: &str, error: &crate::ConnectorErro
             "give mirage AWS credentials: AWS_PROFILE, or AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY, or an instance or task role"
                 .into()
+        }
+        Some(iam) if error.is_unreachable() => format!(
+            "the Redshift API ({}) could not be reached: check the network to AWS (or \
+             AWS_ENDPOINT_URL_REDSHIFT when set) and try again",
+            iam.action()
+        ),
+        // The credentials were issued; the login failed for want of the user or database.
+        Some(iam)
+            if error.to_string().contains("role")
+                && error.to_string().contains("does not exist") =>
+        {
+            format!(
+                "create the user in the cluster (CREATE USER {} PASSWORD DISABLE;), or add \
+                 auto_create=true to {}.url",
+                crate::sql::ident(&iam.user),
+                ep.role
+            )
+        }
+        Some(_)
+            if error.to_string().contains("database")
+                && error.to_string().contains("does not exist") =>
+        {
+            format!("check the database named in {}.url", ep.role)
         }
         Some(iam) => format!(
             "check the {} and region in {}.url, and that the AWS identity may call {} \

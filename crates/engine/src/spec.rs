@@ -97,6 +97,7 @@ mod tests {
                     tables: vec![table],
                     foreign_keys: Vec::new(),
                     byte_lengths,
+                    not_copied: Vec::new(),
                 };
                 let options = options(info.name);
                 let extra: Vec<&str> = options.lines().filter(|l| !l.trim().is_empty()).collect();

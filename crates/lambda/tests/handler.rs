@@ -73,7 +73,6 @@ fn the_handler_transforms_files_reports_poison_and_ignores_strangers() {
             table: table.to_string(),
             format: FormatSpec::of(&staging::format()),
             byte_lengths: true,
-            not_copied: Vec::new(),
             columns: vec![column("id", "passthrough"), column("name", "full_name")],
         };
         st.put(&st.spec_key(&table), spec.to_json().into())

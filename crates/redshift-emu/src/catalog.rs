@@ -321,6 +321,12 @@ SELECT * FROM rs_meta.load_errors
 WHERE rs_meta.is_super() OR userid = (SELECT usesysid FROM pg_user WHERE usename = current_user);
 GRANT SELECT ON pg_catalog.stl_load_errors TO PUBLIC;
 
+-- current_namespace: the cluster's namespace GUID (here: from the PostgreSQL cluster's system
+-- identifier, so every database of one emulator shares it). The proxy rewrites the word.
+CREATE OR REPLACE FUNCTION rs_meta.current_namespace() RETURNS text LANGUAGE sql STABLE
+SECURITY DEFINER SET search_path = pg_catalog AS
+$$ SELECT md5(system_identifier::text)::uuid::text FROM pg_control_system() $$;
+
 -- PostgreSQL calls its built-in version() by OID, whatever pg_proc says: the proxy rewrites
 -- version() to this.
 CREATE OR REPLACE FUNCTION rs_meta.version() RETURNS text LANGUAGE sql IMMUTABLE AS

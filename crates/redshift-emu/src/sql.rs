@@ -209,6 +209,9 @@ pub fn to_postgres(sql: &str) -> String {
                 let folded = id.to_lowercase();
                 pieces[i] = Piece::Ident(folded);
             }
+            Piece::Word(w) if w.eq_ignore_ascii_case("current_namespace") && !prev_dot => {
+                pieces[i] = Piece::Word("rs_meta.current_namespace()".into());
+            }
             Piece::Word(w) if w.eq_ignore_ascii_case("version") && next_is_call => {
                 if prev_dot {
                     // pg_catalog.version() → rs_meta.version()

@@ -209,6 +209,8 @@ impl Redshift {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
+            // IAM authentication's Redshift API: moto's.
+            .env("AWS_ENDPOINT_URL_REDSHIFT", self.moto.endpoint())
             .env_remove("MIRAGE_LOG")
             .env_remove("MIRAGE_FAILPOINT")
             .stdin(Stdio::null());

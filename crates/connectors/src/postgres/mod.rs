@@ -391,10 +391,15 @@ impl PgEndpoint {
         c.url = format!("postgresql://{rest}");
         let mut ep = PgEndpoint::with_tls_default(role, &c, tls::SslMode::VerifyFull).map_err(
             |e| match e {
-                e @ ConnectorError::Invalid(_)
-                    if e.to_string().contains("ssl") || e.to_string().contains("parameter") =>
-                {
-                    e
+                // The reason, in Redshift's words.
+                ConnectorError::Invalid(m) if !m.contains("is not a PostgreSQL URL") => {
+                    ConnectorError::Invalid(
+                        m.replace(
+                            "postgres://user@host:5432/database",
+                            "redshift://user@host:5439/database",
+                        )
+                        .replace("postgres://user@host", "redshift://user@host"),
+                    )
                 }
                 _ => ConnectorError::Invalid(format!(
                     "{role}.url is not a Redshift URL; write redshift://user@host:5439/database"
@@ -408,9 +413,8 @@ impl PgEndpoint {
         }
         if let Some(settings) = iam {
             let region = staging.map_or("us-east-1", |s| s.region.as_str());
-            let endpoint = staging.and_then(|s| s.endpoint.clone());
             ep.iam = Some(std::sync::Arc::new(crate::redshift::iam::IamAuth::new(
-                settings, region, endpoint,
+                settings, region,
             )));
         }
         Ok(ep)
@@ -444,11 +448,25 @@ impl PgEndpoint {
 
     /// Open a connection; its driver task runs in the background until the client is dropped.
     pub async fn connect(&self) -> Result<Client> {
-        let failed = |e: tokio_postgres::Error| ConnectorError::Connect {
-            role: self.role,
-            endpoint: self.display(),
-            detail: self.connect_failure(&e),
-            answered: e.as_db_error().is_some() || self.password_missing(&e),
+        let failed = |e: tokio_postgres::Error| {
+            let detail = self.connect_failure(&e);
+            // The server answered when it refused TLS or showed a certificate the settings
+            // refuse: settings to fix, as a refused login.
+            let tls_refused = [
+                "does not support TLS",
+                "certificate",
+                "no encryption",
+                "UnknownCA",
+                "BadCertificate",
+            ]
+            .iter()
+            .any(|t| detail.contains(t));
+            ConnectorError::Connect {
+                role: self.role,
+                endpoint: self.display(),
+                detail,
+                answered: e.as_db_error().is_some() || self.password_missing(&e) || tls_refused,
+            }
         };
         let iam_config;
         let config = match &self.iam {

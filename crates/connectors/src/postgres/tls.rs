@@ -208,6 +208,14 @@ impl TlsSettings {
                             pem_problem(&e)
                         ))
                     })?;
+                if certs.is_empty() {
+                    return Err(ConnectorError::Invalid(format!(
+                        "{role}.url: sslrootcert {}: holds no certificate (a -----BEGIN \
+                         CERTIFICATE----- block); give a PEM file of CA certificates (or \
+                         sslrootcert=system)",
+                        path.display()
+                    )));
+                }
                 for cert in certs {
                     roots.add(cert).map_err(|e| {
                         ConnectorError::Invalid(format!(
@@ -254,9 +262,9 @@ impl TlsSettings {
         let config = match &self.client {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
-                key_is_private(key).map_err(|why| {
+                key_is_private(key).map_err(|(why, fix)| {
                     ConnectorError::Invalid(format!(
-                        "{role}.url: sslkey {}: {why}; chmod 0600 it (libpq refuses it too)",
+                        "{role}.url: sslkey {}: {why}; {fix}",
                         key.display()
                     ))
                 })?;
@@ -336,13 +344,28 @@ fn system_bundle() -> Option<PathBuf> {
 
 /// A client key file as libpq accepts it: readable by its owner only (0600), or also by the
 /// group when root owns it (0640).
-fn key_is_private(path: &std::path::Path) -> std::result::Result<(), String> {
+/// `Err((why, fix))` when the key file is missing, not a file, or readable by others.
+fn key_is_private(path: &std::path::Path) -> std::result::Result<(), (String, &'static str)> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        (
+            e.to_string(),
+            "give the path of the client certificate's key",
+        )
+    })?;
+    if !meta.is_file() {
+        return Err((
+            "is not a file".into(),
+            "give the path of the client certificate's key",
+        ));
+    }
     let mode = meta.mode() & 0o777;
     let allowed = if meta.uid() == 0 { 0o640 } else { 0o600 };
     if mode & !allowed != 0 {
-        return Err(format!("others can read it (mode {mode:o})"));
+        return Err((
+            format!("others can read it (mode {mode:o})"),
+            "chmod 0600 it (libpq refuses it too)",
+        ));
     }
     Ok(())
 }

@@ -75,6 +75,16 @@ impl IamSettings {
         let mut url = url.to_string();
         let mut given = std::collections::BTreeMap::new();
         for key in PARAMS {
+            let times = url.split_once('?').map_or(0, |(_, q)| {
+                q.split('&')
+                    .filter(|p| p.split('=').next() == Some(key))
+                    .count()
+            });
+            if times > 1 {
+                return Err(invalid(format!(
+                    "{key} is given {times} times; give it once"
+                )));
+            }
             let (rest, value) = crate::postgres::take_param(&url, key);
             url = rest;
             if let Some(v) = value {
@@ -133,31 +143,69 @@ impl IamSettings {
                 ))
             })?,
         };
-        let ok_name = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        let shown = |v: &str| {
+            let v = mirage_core::display::printable(v);
+            if v.chars().count() > 64 {
+                format!("{}…", v.chars().take(64).collect::<String>())
+            } else {
+                v.into_owned()
+            }
         };
         let (Target::Cluster(name) | Target::Workgroup(name)) = &target;
-        if !ok_name(name) {
+        let key = match target {
+            Target::Cluster(_) => "cluster_id",
+            Target::Workgroup(_) => "workgroup",
+        };
+        // AWS's rules: lowercase letters, digits and hyphens, starting with a letter.
+        let ok_name = !name.is_empty()
+            && name.len() <= 63
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok_name {
             return Err(invalid(format!(
-                "{} is not a Redshift cluster or workgroup name (letters, digits, hyphens)",
-                mirage_core::display::printable(name)
+                "{key} {:?} is not a Redshift {} name (lowercase letters, digits and hyphens, \
+                 starting with a letter)",
+                shown(name),
+                if key == "cluster_id" {
+                    "cluster"
+                } else {
+                    "workgroup"
+                }
             )));
         }
-        let region = given
-            .get("region")
-            .cloned()
-            .or_else(|| from_host.map(|(_, r)| r));
+        // Database user, database and group names go into IAM resource ARNs: AWS's rules for
+        // them (which also keep `*` and `?` out of the policy `mirage policy` prints).
+        let ok_db_name = |v: &str| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && v.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_+.@-".contains(&b))
+        };
+        for (what, v) in [("user", &user), ("database", &database)] {
+            if !ok_db_name(v) {
+                return Err(invalid(format!(
+                    "with iam=true the {what} {:?} must follow AWS's rules for database names: \
+                     lowercase letters, digits and _ + . @ -, starting with a letter or _",
+                    shown(v)
+                )));
+            }
+        }
+        let region = match given.get("region") {
+            Some(r) => Some(r.clone()),
+            None => from_host.map(|(_, r)| r),
+        };
         if let Some(r) = &region
-            && !(r.len() <= 32
+            && !(!r.is_empty()
+                && r.len() <= 32
                 && r.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
         {
             return Err(invalid(format!(
-                "region {} is not an AWS region (e.g. us-east-1)",
-                mirage_core::display::printable(r)
+                "region {:?} is not an AWS region (e.g. us-east-1)",
+                shown(r)
             )));
         }
         let auto_create = flag("auto_create")?;
@@ -171,6 +219,13 @@ impl IamSettings {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(g) = db_groups.iter().find(|g| !ok_db_name(g)) {
+            return Err(invalid(format!(
+                "db_groups: {:?} is not a database group name (lowercase letters, digits and \
+                 _ + . @ -, starting with a letter or _)",
+                shown(g)
+            )));
+        }
         if matches!(target, Target::Workgroup(_)) && (auto_create || !db_groups.is_empty()) {
             return Err(invalid(
                 "auto_create and db_groups are for provisioned clusters (GetClusterCredentials); \
@@ -236,8 +291,6 @@ pub struct IamAuth {
     /// What the URL asked for.
     pub settings: IamSettings,
     region: String,
-    /// API endpoint (`[staging] endpoint`, e.g. moto); `None`: AWS.
-    endpoint: Option<String>,
     issued: tokio::sync::Mutex<Option<Issued>>,
 }
 
@@ -249,14 +302,13 @@ impl std::fmt::Debug for IamAuth {
 
 impl IamAuth {
     /// `default_region`: the staging bucket's, when neither the URL nor the host name one.
-    pub fn new(settings: IamSettings, default_region: &str, endpoint: Option<String>) -> IamAuth {
+    pub fn new(settings: IamSettings, default_region: &str) -> IamAuth {
         IamAuth {
             region: settings
                 .region
                 .clone()
                 .unwrap_or_else(|| default_region.to_string()),
             settings,
-            endpoint: endpoint.filter(|e| !e.is_empty()),
             issued: Default::default(),
         }
     }
@@ -275,12 +327,26 @@ impl IamAuth {
     }
 
     async fn fetch(&self) -> Result<Issued, IamError> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(self.region.clone()));
-        if let Some(e) = &self.endpoint {
-            loader = loader.endpoint_url(e);
+        // An API that does not answer must not hold the job: 30 s, then a failure that may
+        // pass next time.
+        match tokio::time::timeout(Duration::from_secs(30), self.call()).await {
+            Ok(r) => r,
+            Err(_) => Err(IamError::Unreachable(format!(
+                "the Redshift API ({}, region {}) did not answer within 30 s",
+                self.settings.action(),
+                self.region
+            ))),
         }
-        let shared = loader.load().await;
+    }
+
+    async fn call(&self) -> Result<Issued, IamError> {
+        // The API's endpoint is AWS's, unless AWS_ENDPOINT_URL_REDSHIFT (or
+        // AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS, or AWS_ENDPOINT_URL) names another, as for
+        // every AWS SDK.
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.region.clone()))
+            .load()
+            .await;
         let s = &self.settings;
         let to_time = |t: Option<&aws_sdk_redshift::primitives::DateTime>| {
             t.and_then(|t| SystemTime::try_from(*t).ok())
@@ -340,16 +406,53 @@ impl IamAuth {
 
     /// An API failure, as one line: the call, the service's answer, and what only this error
     /// can tell (the caller adds how to fix the settings).
-    fn error<E: ProvideErrorMetadata + std::error::Error>(&self, e: E) -> IamError {
+    fn error<E>(
+        &self,
+        e: aws_sdk_redshift::error::SdkError<E, aws_sdk_redshift::config::http::HttpResponse>,
+    ) -> IamError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
         let action = self.settings.action();
         let region = &self.region;
+        let status = match &e {
+            aws_sdk_redshift::error::SdkError::ServiceError(se) => Some(se.raw().status().as_u16()),
+            aws_sdk_redshift::error::SdkError::ResponseError(re) => {
+                Some(re.raw().status().as_u16())
+            }
+            _ => None,
+        };
         match (e.code(), e.message()) {
+            // Throttled, or the service failed: may pass next time.
+            (Some(code), message)
+                if code.contains("Throttl")
+                    || code.contains("InternalServer")
+                    || code.contains("ServiceUnavailable")
+                    || status.is_some_and(|s| s >= 500) =>
+            {
+                let message = message.map(|m| format!(": {m}")).unwrap_or_default();
+                IamError::Unreachable(format!(
+                    "{action} in region {region} failed for now ({code}{message}); try again"
+                ))
+            }
             (Some(code), message) => {
                 let message = message.map(|m| format!(": {m}")).unwrap_or_default();
                 IamError::Refused(format!(
                     "{action} in region {region} failed ({code}{message})"
                 ))
             }
+            // An answer the SDK could not read: its HTTP status says enough.
+            (None, _) if status.is_some_and(|s| (400..500).contains(&s)) => {
+                let s = status.unwrap_or_default();
+                IamError::Refused(format!(
+                    "{action} in region {region} was refused (HTTP {s}{})",
+                    if s == 403 { ": access denied" } else { "" }
+                ))
+            }
+            (None, _) if status.is_some() => IamError::Unreachable(format!(
+                "{action} in region {region} failed for now (HTTP {}); try again",
+                status.unwrap_or_default()
+            )),
             (None, _) => {
                 let chain = mirage_core::display::error_chain(&e);
                 if chain.contains("no credentials") || chain.contains("credentials in chain") {
@@ -428,6 +531,17 @@ mod tests {
             "redshift://alice@h/dev?iam=true&cluster_id=a/b",
             "redshift://alice@h/dev?iam=true&workgroup=w&auto_create=true",
             "redshift://h/dev?iam=true&cluster_id=c1",
+            // Names that would widen the policy `mirage policy` prints, or break its ARNs.
+            "redshift://*@h/dev?iam=true&cluster_id=c1",
+            "redshift://alice@h/*?iam=true&cluster_id=c1",
+            "redshift://adm%3F%3F@h/dev?iam=true&cluster_id=c1",
+            "redshift://a%0Ab@h/dev?iam=true&cluster_id=c1",
+            "redshift://alice@h/dev?iam=true&cluster_id=c1&db_groups=*",
+            "redshift://alice@h/dev?iam=true&cluster_id=C1",
+            "redshift://alice@h/dev?iam=true&cluster_id=",
+            "redshift://alice@h/dev?iam=true&cluster_id=c1&region=",
+            "redshift://alice@h/dev?iam=false&iam=true&cluster_id=c1",
+            "redshift://alice@h/dev?iam=true&cluster_id=nope&cluster_id=c1",
         ] {
             assert!(take(bad).is_err(), "{bad}");
         }
@@ -486,8 +600,9 @@ mod tests {
         unsafe {
             std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
             std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+            std::env::set_var("AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS", &endpoint);
         }
-        let auth = IamAuth::new(settings.unwrap(), "us-east-1", Some(endpoint));
+        let auth = IamAuth::new(settings.unwrap(), "us-east-1");
         let issued = auth.credentials().await.unwrap();
         assert_eq!(issued.user, "IAMR:loader");
         assert_eq!(issued.password, "temporary-secret");

@@ -51,6 +51,30 @@ fn staging_config(ws: &Workspace) -> Result<&StagingConfig> {
     })
 }
 
+/// A cluster and database as the server names them: the cluster's namespace (a GUID, the same
+/// through its DNS name, a VPC endpoint or a tunnel) and the database. Two URLs naming one
+/// database are one destination, and never a copy's source and destination at once.
+pub(crate) async fn identity(client: &Client, endpoint: &PgEndpoint) -> Result<String> {
+    match rows(
+        client,
+        "SELECT current_namespace AS ns, current_database() AS db",
+        "identifying the cluster",
+    )
+    .await
+    {
+        Ok(r) if r.first().is_some_and(|r| !r.text("ns").is_empty()) => {
+            let r = &r[0];
+            Ok(format!(
+                "namespace {} database {}",
+                r.text("ns"),
+                r.text("db")
+            ))
+        }
+        // A cluster that cannot say: its endpoint as written.
+        _ => Ok(endpoint_identity(endpoint)),
+    }
+}
+
 fn endpoint(ws: &Workspace, role: Role) -> Result<PgEndpoint> {
     PgEndpoint::redshift(role.as_str(), role.connection(ws), ws.staging.as_ref())
 }
@@ -576,7 +600,7 @@ impl Source for RedshiftSource {
     }
 
     async fn identity(&self) -> Result<String> {
-        Ok(endpoint_identity(&self.endpoint))
+        identity(&self.main, &self.endpoint).await
     }
 
     fn format(&self) -> Format {
@@ -862,6 +886,8 @@ pub struct RedshiftDestination {
     lambda_partial: std::sync::Mutex<Option<Arc<lambda::LambdaJob>>>,
     /// The task renewing the job's lease.
     lease: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The cluster and database it writes, as the server names them (see [`identity`]).
+    identity: tokio::sync::OnceCell<String>,
 }
 
 /// What the SQS + Lambda process of a job needs.
@@ -896,6 +922,7 @@ impl RedshiftDestination {
             lambda_job: tokio::sync::OnceCell::new(),
             lambda_partial: std::sync::Mutex::new(None),
             lease: std::sync::Mutex::new(None),
+            identity: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -1130,17 +1157,27 @@ impl RedshiftDestination {
         Ok(changed.then_some(out))
     }
 
+    /// The destination's identity, asked of the server once.
+    async fn server_identity(&self) -> Result<String> {
+        self.identity
+            .get_or_try_init(|| async {
+                let client = self.endpoint.connect().await?;
+                identity(&client, &self.endpoint).await
+            })
+            .await
+            .cloned()
+    }
+
     /// Where the foreign keys a job dropped are recorded until put back.
-    fn dropped_key(&self) -> String {
-        self.staging.destination_key(
-            &endpoint_identity(&self.endpoint),
-            "dropped-foreign-keys.json",
-        )
+    async fn dropped_key(&self) -> Result<String> {
+        Ok(self
+            .staging
+            .destination_key(&self.server_identity().await?, "dropped-foreign-keys.json"))
     }
 
     /// The foreign keys recorded as dropped (by this job or a killed one).
     async fn dropped_foreign_keys(&self) -> Result<Vec<String>> {
-        let key = self.dropped_key();
+        let key = self.dropped_key().await?;
         match self.staging.get(&key).await? {
             None => Ok(Vec::new()),
             Some(b) => serde_json::from_slice(&b).map_err(|e| {
@@ -1154,7 +1191,7 @@ impl RedshiftDestination {
 
     /// Record `statements` as the dropped foreign keys (none: the record goes).
     async fn record_dropped(&self, statements: &[String]) -> Result<()> {
-        let key = self.dropped_key();
+        let key = self.dropped_key().await?;
         if statements.is_empty() {
             return self.staging.delete(&key).await;
         }
@@ -1327,7 +1364,7 @@ impl Destination for RedshiftDestination {
     }
 
     async fn identity(&self) -> Result<String> {
-        Ok(endpoint_identity(&self.endpoint))
+        self.server_identity().await
     }
 
     async fn create_schema(
@@ -1619,7 +1656,7 @@ impl Destination for RedshiftDestination {
     async fn lock(&self, tag: &crate::JobTag) -> Result<crate::DestinationLock> {
         match self
             .staging
-            .take_destination(&endpoint_identity(&self.endpoint), tag)
+            .take_destination(&self.server_identity().await?, tag)
             .await?
         {
             None => Ok(Box::new(())),
@@ -1632,11 +1669,11 @@ impl Destination for RedshiftDestination {
 
     async fn end_job(&self) -> Result<()> {
         let mut problems = Vec::new();
-        if let Err(e) = self
-            .staging
-            .free_destination(&endpoint_identity(&self.endpoint))
-            .await
-        {
+        let freed = match self.server_identity().await {
+            Ok(id) => self.staging.free_destination(&id).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = freed {
             problems.push(e.to_string());
         }
         if let Some(lease) = self.lease.lock().ok().and_then(|mut l| l.take()) {
