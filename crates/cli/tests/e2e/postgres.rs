@@ -854,6 +854,7 @@ fn tls_connections_follow_sslmode() {
         out
     };
     let ca = format!("sslrootcert={}", file("ca.crt"));
+    // A certificate the settings refuse is a setting to fix (exit 2), as a refused login.
     for (query, code, says) in [
         (String::new(), 0, ""),
         ("sslmode=require".into(), 0, ""),
@@ -861,7 +862,7 @@ fn tls_connections_follow_sslmode() {
         ("sslmode=disable".into(), 2, "no encryption"),
         (
             format!("sslmode=verify-full&{ca}"),
-            1,
+            2,
             "does not name the host in source.url",
         ),
         (
@@ -871,12 +872,12 @@ fn tls_connections_follow_sslmode() {
         ),
         (
             format!("sslmode=verify-ca&sslrootcert={}", file("other-ca.crt")),
-            1,
+            2,
             "certificate",
         ),
         (
             "sslmode=verify-ca".into(),
-            1,
+            2,
             "give the CA that signed it as sslrootcert",
         ),
         ("sslmode=strict".into(), 2, "sslmode=strict"),
