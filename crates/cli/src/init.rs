@@ -118,9 +118,16 @@ pub fn starter(
         "url = {}",
         toml::Value::String(strip_password(source_url))
     );
+    let iam = |url: &str| url.contains("iam=true") || url.contains("iam=1");
     let _ = writeln!(
         s,
-        "# The password is read from this environment variable (never write it here)."
+        "{}",
+        if iam(source_url) {
+            "# iam=true: the login uses temporary credentials from the Redshift API; this\n\
+             # variable is not read."
+        } else {
+            "# The password is read from this environment variable (never write it here)."
+        }
     );
     let _ = writeln!(s, "password_env = \"MIRAGE_SOURCE_PASSWORD\"\n");
     let _ = writeln!(s, "[destination]");

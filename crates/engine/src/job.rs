@@ -359,10 +359,6 @@ pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunErro
             .map_err(|e| RunError::Report(format!("--report {}: {e}", path.display())))?;
     }
     let emit = &opts.events;
-    emit(Event::Phase {
-        phase: Phase::Planning,
-        tables: 0,
-    });
     // The checks `mirage check` prints, before anything is opened for writing.
     let mut checks = Checks::new();
     let facts = connector.source_checks(ws, &mut checks).await;
@@ -373,6 +369,11 @@ pub async fn run(ws: &Workspace, opts: &RunOptions) -> Result<JobReport, RunErro
         connector.destination_checks(ws, &ctx, &mut checks).await;
     }
     require(&checks)?;
+    // Announced once the job can start: a run refused by its checks prints its error alone.
+    emit(Event::Phase {
+        phase: Phase::Planning,
+        tables: 0,
+    });
     let job_id = new_job_id();
     // A setting the connector cannot use (a URL without a database …) is bad input: nothing
     // was written yet.
