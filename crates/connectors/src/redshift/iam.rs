@@ -348,11 +348,7 @@ impl IamAuth {
             .load()
             .await;
         let s = &self.settings;
-        let to_time = |t: Option<&aws_sdk_redshift::primitives::DateTime>| {
-            t.and_then(|t| SystemTime::try_from(*t).ok())
-                .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(s.duration as u64))
-        };
-        match &s.target {
+        let (user, password, expiration) = match &s.target {
             Target::Cluster(cluster) => {
                 let out = aws_sdk_redshift::Client::new(&shared)
                     .get_cluster_credentials()
@@ -365,16 +361,7 @@ impl IamAuth {
                     .send()
                     .await
                     .map_err(|e| self.error(e))?;
-                match (out.db_user(), out.db_password()) {
-                    (Some(u), Some(p)) => Ok(Issued {
-                        user: u.to_string(),
-                        password: p.to_string(),
-                        expires: to_time(out.expiration()),
-                    }),
-                    _ => Err(IamError::Refused(
-                        "GetClusterCredentials answered without a user or password".into(),
-                    )),
-                }
+                (out.db_user, out.db_password, out.expiration)
             }
             Target::Workgroup(workgroup) => {
                 let out = aws_sdk_redshiftserverless::Client::new(&shared)
@@ -385,22 +372,21 @@ impl IamAuth {
                     .send()
                     .await
                     .map_err(|e| self.error(e))?;
-                match (out.db_user(), out.db_password()) {
-                    (Some(u), Some(p)) => Ok(Issued {
-                        user: u.to_string(),
-                        password: p.to_string(),
-                        expires: out
-                            .expiration()
-                            .and_then(|t| SystemTime::try_from(*t).ok())
-                            .unwrap_or_else(|| {
-                                SystemTime::now() + Duration::from_secs(s.duration as u64)
-                            }),
-                    }),
-                    _ => Err(IamError::Refused(
-                        "GetCredentials answered without a user or password".into(),
-                    )),
-                }
+                (out.db_user, out.db_password, out.expiration)
             }
+        };
+        match (user, password) {
+            (Some(user), Some(password)) => Ok(Issued {
+                user,
+                password,
+                expires: expiration
+                    .and_then(|t| SystemTime::try_from(t).ok())
+                    .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(s.duration as u64)),
+            }),
+            _ => Err(IamError::Refused(format!(
+                "{} answered without a user or password",
+                s.action()
+            ))),
         }
     }
 
