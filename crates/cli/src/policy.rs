@@ -494,7 +494,10 @@ impl PolicyInputs {
         }
         for schema in &self.schemas {
             let q = quote_ident(schema);
-            if self.redshift {
+            if self.redshift && schema == "public" {
+                // public is written into, never dropped.
+                s += &format!("GRANT USAGE, CREATE ON SCHEMA {q} TO {u};\n");
+            } else if self.redshift {
                 s += &format!("GRANT DROP ON SCHEMA {q} TO {u};\n");
             } else {
                 s += &format!("ALTER SCHEMA {q} OWNER TO {u};\n");

@@ -394,12 +394,20 @@ pub(crate) async fn sql_source(
             );
         }
     }
+    // External schemas (Spectrum) hold no tables of the cluster's and are not copied.
+    let external = if dialect == Dialect::Redshift {
+        crate::redshift::objects::external_schemas(&c)
+            .await
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let schemas: Vec<String> = rows(&c, SCHEMAS, "listing schemas")
         .await
         .unwrap_or_default()
         .iter()
         .map(|r| r.text("nspname"))
-        .filter(|s| ws.schemas.admits(s))
+        .filter(|s| ws.schemas.admits(s) && !external.contains(s))
         .collect();
     let names: Vec<QualifiedName> = rows(
         &c,

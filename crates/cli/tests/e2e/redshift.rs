@@ -1174,6 +1174,8 @@ fn redshift_copies_views_routines_comments_and_grants() {
          INSERT INTO crm.notes (id, customer_id, body) SELECT i, i, 'note ' || i FROM generate_series(1, 20) i;
          CREATE SCHEMA hidden;
          CREATE TABLE hidden.t (x INTEGER);
+         CREATE TABLE crm.mv_tbl__lookalike (x INTEGER);
+         INSERT INTO crm.mv_tbl__lookalike VALUES (1), (2);
          COMMENT ON TABLE sales.customers IS 'People who buy';
          COMMENT ON COLUMN sales.customers.email IS 'Contact address, masked';
          COMMENT ON TABLE crm.notes IS 'Free text';
@@ -1316,6 +1318,11 @@ fn redshift_copies_views_routines_comments_and_grants() {
             "SELECT relation_name FROM svv_relation_privileges WHERE identity_name = 'analyst'"
         )
         .contains("customer_notes")
+    );
+    // A user's table named like a materialized view's rows is a table like any other.
+    assert_eq!(
+        rs.sql("dst", "SELECT count(*) FROM crm.mv_tbl__lookalike"),
+        "2"
     );
     // Neither the external schema nor the schema left out were made.
     assert_eq!(

@@ -351,6 +351,10 @@ impl Connector for RedshiftConnector {
                     })
                 }
             };
+            // Without AWS credentials nothing below can work: a setting to fix, said once.
+            crate::aws::resolve()
+                .await
+                .map_err(ConnectorError::Invalid)?;
             let staging = Arc::new(Staging::new(config, job_id)?);
             let lease = staging.hold_lease().await?;
             let source_endpoint = endpoint(ws, Role::Source)?;
@@ -612,6 +616,7 @@ impl Source for RedshiftSource {
         let c = &self.main;
         // External schemas are in pg_namespace too, without tables of the cluster's.
         let external = objects::external_schemas(c).await?;
+        let mvs = objects::materialized_views(c).await?;
         let schemas: Vec<String> = rows(
             c,
             "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' \
@@ -635,7 +640,11 @@ impl Source for RedshiftSource {
         {
             let schema = r.text("schema_name");
             // mv_tbl__<name>__0: the rows of a materialized view, which is recreated instead.
-            if !schemas.contains(&schema) || r.text("table_name").starts_with("mv_tbl__") {
+            let table_name = r.text("table_name");
+            let internal = mvs
+                .iter()
+                .any(|(s, mv)| s == &schema && table_name.starts_with(&format!("mv_tbl__{mv}__")));
+            if !schemas.contains(&schema) || internal {
                 continue;
             }
             tables.push(Table {
@@ -1669,11 +1678,10 @@ impl Destination for RedshiftDestination {
 
     async fn end_job(&self) -> Result<()> {
         let mut problems = Vec::new();
-        let freed = match self.server_identity().await {
-            Ok(id) => self.staging.free_destination(&id).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = freed {
+        // The lock was taken only once the destination had said who it is.
+        if let Some(id) = self.identity.get()
+            && let Err(e) = self.staging.free_destination(id).await
+        {
             problems.push(e.to_string());
         }
         if let Some(lease) = self.lease.lock().ok().and_then(|mut l| l.take()) {

@@ -115,15 +115,7 @@ pub async fn read(c: &Client, schemas: &[String]) -> Result<Objects> {
     let included = |s: &str| schemas.iter().any(|x| x == s);
     let mut out = Objects::default();
     // Materialized views: svv_mv_info (pg_class may list them as plain views).
-    let mvs: Vec<(String, String)> = rows(
-        c,
-        "SELECT schema_name, name FROM pg_catalog.svv_mv_info",
-        "listing materialized views",
-    )
-    .await?
-    .iter()
-    .map(|r| (r.text("schema_name"), r.text("name")))
-    .collect();
+    let mvs = materialized_views(c).await?;
     let mut routines = Vec::new();
     for r in rows(
         c,
@@ -391,6 +383,19 @@ pub async fn not_copied(c: &Client, schemas: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The materialized views: (schema, name).
+pub async fn materialized_views(c: &Client) -> Result<Vec<(String, String)>> {
+    Ok(rows(
+        c,
+        "SELECT schema_name, name FROM pg_catalog.svv_mv_info",
+        "listing materialized views",
+    )
+    .await?
+    .iter()
+    .map(|r| (r.text("schema_name"), r.text("name")))
+    .collect())
+}
+
 /// External schemas, which look like schemas in `pg_namespace` but hold no tables of the
 /// cluster.
 pub async fn external_schemas(c: &Client) -> Result<Vec<String>> {
@@ -408,15 +413,7 @@ pub async fn external_schemas(c: &Client) -> Result<Vec<String>> {
 /// Drop the destination's views and materialized views in `schemas`: they are recreated from
 /// the source's after the load (and would hold the tables they read while those are replaced).
 pub async fn drop_views(c: &Client, schemas: &[String]) -> Result<()> {
-    let mvs: Vec<(String, String)> = rows(
-        c,
-        "SELECT schema_name, name FROM pg_catalog.svv_mv_info",
-        "listing destination materialized views",
-    )
-    .await?
-    .iter()
-    .map(|r| (r.text("schema_name"), r.text("name")))
-    .collect();
+    let mvs = materialized_views(c).await?;
     for r in rows(
         c,
         "SELECT n.nspname AS schema_name, c.relname FROM pg_catalog.pg_class c \
@@ -494,7 +491,24 @@ pub async fn create(c: &Client, objects: &Objects, preserve_ownership: bool) -> 
         }
     }
     if preserve_ownership {
+        // The grants of an object that is not there would only fail again.
+        let missing: Vec<String> = failed
+            .iter()
+            .map(|(o, _)| {
+                format!(
+                    " {} TO ",
+                    o.alter
+                        .split_whitespace()
+                        .skip(2)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
+            })
+            .collect();
         for sql in &objects.grants {
+            if missing.iter().any(|m| sql.contains(m.as_str())) {
+                continue;
+            }
             if let Err(e) = c.batch_execute(sql).await {
                 problems.push(format!(
                     "privilege not copied ({sql}): {}",
