@@ -1,0 +1,791 @@
+//! Finding sensitive columns: each column is classified into a [`Kind`] of sensitive data (or
+//! none) from two kinds of evidence, its name and a sample of its values, with a confidence
+//! and the share of sampled values that matched. [`suggest`] names the generator that fits.
+//!
+//! No value ever leaves this crate: a [`Finding`] holds kinds, shares and JSON paths only.
+
+mod dict;
+pub mod names;
+pub mod values;
+
+use mirage_core::ValueType;
+use names::Strength;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What kind of sensitive data a column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A given name.
+    FirstName,
+    /// A family name.
+    LastName,
+    /// A person's whole name.
+    FullName,
+    /// An email address.
+    Email,
+    /// A phone number.
+    Phone,
+    /// A US Social Security number.
+    UsSsn,
+    /// A Canadian Social Insurance Number.
+    CaSin,
+    /// A payment card number.
+    CreditCard,
+    /// An international bank account number.
+    Iban,
+    /// A street and number.
+    StreetAddress,
+    /// A city or town.
+    City,
+    /// A postal code.
+    PostalCode,
+    /// A date of birth.
+    DateOfBirth,
+    /// An IP address.
+    IpAddress,
+    /// A MAC address.
+    MacAddress,
+    /// A web address.
+    Url,
+    /// A login name.
+    Username,
+    /// A password, its hash, a token or a key.
+    Secret,
+    /// Text written by people holding any of the above.
+    FreeText,
+    /// JSON documents holding any of the above.
+    Json,
+}
+
+impl Kind {
+    /// The name used in output (`email`, `us_ssn`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::FirstName => "first_name",
+            Kind::LastName => "last_name",
+            Kind::FullName => "full_name",
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::UsSsn => "us_ssn",
+            Kind::CaSin => "ca_sin",
+            Kind::CreditCard => "credit_card",
+            Kind::Iban => "iban",
+            Kind::StreetAddress => "street_address",
+            Kind::City => "city",
+            Kind::PostalCode => "postal_code",
+            Kind::DateOfBirth => "date_of_birth",
+            Kind::IpAddress => "ip_address",
+            Kind::MacAddress => "mac_address",
+            Kind::Url => "url",
+            Kind::Username => "username",
+            Kind::Secret => "secret",
+            Kind::FreeText => "free_text",
+            Kind::Json => "json",
+        }
+    }
+
+    /// Every kind, in output order.
+    pub const ALL: [Kind; 20] = [
+        Kind::FirstName,
+        Kind::LastName,
+        Kind::FullName,
+        Kind::Email,
+        Kind::Phone,
+        Kind::UsSsn,
+        Kind::CaSin,
+        Kind::CreditCard,
+        Kind::Iban,
+        Kind::StreetAddress,
+        Kind::City,
+        Kind::PostalCode,
+        Kind::DateOfBirth,
+        Kind::IpAddress,
+        Kind::MacAddress,
+        Kind::Url,
+        Kind::Username,
+        Kind::Secret,
+        Kind::FreeText,
+        Kind::Json,
+    ];
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What produced a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    /// The column's name.
+    Name,
+    /// The sampled values.
+    Values,
+    /// The column's type (`inet`, `macaddr`, `json`).
+    Type,
+}
+
+/// The verdict on one column.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// The kind found, `None` when nothing sensitive was.
+    pub kind: Option<Kind>,
+    /// How sure: 0 to 1 (a kind is reported from 0.5).
+    pub confidence: f64,
+    /// What produced it.
+    pub evidence: Vec<Evidence>,
+    /// The share of sampled non-NULL values that matched the kind, when values were judged.
+    pub matched: Option<f64>,
+    /// Non-NULL values sampled.
+    pub sampled: usize,
+    /// For free text: the kinds found inside it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contains: Vec<Kind>,
+    /// For JSON: the paths holding sensitive values, and their kinds.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub paths: BTreeMap<String, Kind>,
+}
+
+impl Finding {
+    fn none(sampled: usize) -> Finding {
+        Finding {
+            kind: None,
+            confidence: 0.0,
+            evidence: Vec::new(),
+            matched: None,
+            sampled,
+            contains: Vec::new(),
+            paths: BTreeMap::new(),
+        }
+    }
+
+    /// Whether the column holds sensitive data.
+    pub fn is_sensitive(&self) -> bool {
+        self.kind.is_some()
+    }
+
+    /// One line for people: `email (97%: name, values; 99% of 1000 sampled values)`.
+    pub fn describe(&self) -> String {
+        let Some(kind) = self.kind else {
+            return if self.sampled == 0 {
+                "nothing sensitive found (no values sampled)".into()
+            } else {
+                format!("nothing sensitive found in {} sampled values", self.sampled)
+            };
+        };
+        let evidence: Vec<&str> = self
+            .evidence
+            .iter()
+            .map(|e| match e {
+                Evidence::Name => "name",
+                Evidence::Values => "values",
+                Evidence::Type => "type",
+            })
+            .collect();
+        let mut s = format!(
+            "{kind}, {:.0}% sure from its {}",
+            self.confidence * 100.0,
+            evidence.join(" and ")
+        );
+        if let Some(m) = self.matched {
+            s.push_str(&format!(
+                "; {:.0}% of {} sampled values match",
+                m * 100.0,
+                self.sampled
+            ));
+        }
+        if !self.contains.is_empty() {
+            let k: Vec<&str> = self.contains.iter().map(|k| k.as_str()).collect();
+            s.push_str(&format!("; holds {}", k.join(", ")));
+        }
+        if !self.paths.is_empty() {
+            let p: Vec<String> = self
+                .paths
+                .iter()
+                .map(|(p, k)| format!("{p} ({k})"))
+                .collect();
+            s.push_str(&format!("; at {}", p.join(", ")));
+        }
+        s
+    }
+}
+
+/// The least confidence a kind is reported with.
+pub const THRESHOLD: f64 = 0.5;
+
+/// The share of `values` that `f` accepts.
+fn share(values: &[&str], f: impl Fn(&str) -> bool) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().filter(|v| f(v)).count() as f64 / values.len() as f64
+}
+
+/// How the values of a column of `ty` could be of `kind`: the lenient test, used when the
+/// name already says the kind.
+fn lenient(kind: Kind, values: &[&str]) -> f64 {
+    match kind {
+        Kind::FirstName => share(values, |v| values::first_name(v) || values::city(v)),
+        Kind::LastName => share(values, |v| values::last_name(v) || values::city(v)),
+        Kind::FullName => share(values, |v| {
+            values::full_name(v) || values::first_name(v) || values::last_name(v)
+        }),
+        Kind::Email => share(values, values::email),
+        Kind::Phone => share(values, |v| values::phone(v, false)),
+        Kind::UsSsn => share(values, |v| values::ssn(v, true)),
+        Kind::CaSin => share(values, values::sin),
+        Kind::CreditCard => share(values, values::credit_card),
+        Kind::Iban => share(values, values::iban),
+        Kind::StreetAddress => share(values, |v| {
+            values::street_address(v) || v.chars().any(|c| c.is_ascii_digit()) && v.contains(' ')
+        }),
+        Kind::City => share(values, values::city),
+        Kind::PostalCode => share(values, values::postal_code),
+        Kind::DateOfBirth => share(values, |v| values::date_year(v).is_some()),
+        Kind::IpAddress => share(values, |v| values::ip(v).is_some()),
+        Kind::MacAddress => share(values, values::mac),
+        Kind::Url => share(values, |v| values::url(v) || v.starts_with('/')),
+        Kind::Username => share(values, values::username),
+        Kind::Secret => share(values, values::secret_like),
+        Kind::FreeText | Kind::Json => 0.0,
+    }
+}
+
+/// Kinds the values alone can tell, by validators strict enough that a decoy (an order
+/// number, a product code, a hash, a version string) does not pass: (kind, share).
+fn by_values(values: &[&str]) -> Vec<(Kind, f64)> {
+    let mut out = vec![
+        (Kind::Email, share(values, values::email)),
+        (Kind::Iban, share(values, values::iban)),
+        (Kind::CreditCard, share(values, values::credit_card)),
+        (Kind::UsSsn, share(values, |v| values::ssn(v, false))),
+        (Kind::CaSin, share(values, values::sin)),
+        (Kind::Phone, share(values, |v| values::phone(v, true))),
+        (Kind::MacAddress, share(values, values::mac)),
+        (Kind::Url, share(values, values::url)),
+        (Kind::Secret, share(values, values::secret_shaped)),
+        (
+            Kind::PostalCode,
+            share(values, values::postal_code_distinct),
+        ),
+        (Kind::StreetAddress, share(values, values::street_address)),
+        (Kind::FullName, share(values, values::full_name)),
+        (Kind::FirstName, share(values, values::first_name)),
+        (Kind::LastName, share(values, values::last_name)),
+    ];
+    // IP addresses, unless every one could be a version number (`1.2.3.4`).
+    let ips = share(values, |v| values::ip(v).is_some());
+    if ips > 0.0 && share(values, values::ip_not_version) >= 0.5 * ips {
+        out.push((Kind::IpAddress, ips));
+    }
+    out
+}
+
+/// How much a share of matching values must be, by kind, to tell the kind on its own.
+fn value_threshold(kind: Kind) -> f64 {
+    match kind {
+        // Names of people, from a dictionary: real names miss it now and then.
+        Kind::FirstName | Kind::LastName | Kind::FullName => 0.6,
+        Kind::StreetAddress => 0.6,
+        _ => 0.8,
+    }
+}
+
+/// Whether dates look like birth dates: years spread over decades, none in the last few
+/// years' future or far past, no time of day.
+fn birth_dates(values: &[&str]) -> bool {
+    let years: Vec<i32> = values.iter().filter_map(|v| values::date_year(v)).collect();
+    if years.len() < 10 || years.len() * 10 < values.len() * 9 {
+        return false;
+    }
+    if values.iter().any(|v| values::has_time_of_day(v)) {
+        return false;
+    }
+    let (lo, hi) = (
+        *years.iter().min().unwrap_or(&0),
+        *years.iter().max().unwrap_or(&0),
+    );
+    lo >= 1900 && hi <= 2015 && hi - lo >= 25
+}
+
+/// Kinds found inside text written by people: (kind, share of values holding one).
+fn inside_text(values: &[&str]) -> Vec<(Kind, f64)> {
+    use std::sync::OnceLock;
+    static RE: OnceLock<Vec<(Kind, regex::Regex)>> = OnceLock::new();
+    let patterns = RE.get_or_init(|| {
+        let re = |p: &str| regex::Regex::new(p).expect("the pattern is valid");
+        vec![
+            (
+                Kind::Email,
+                re(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+            ),
+            (Kind::UsSsn, re(r"\b\d{3}-\d{2}-\d{4}\b")),
+            (Kind::CreditCard, re(r"\b(?:\d[ -]?){12,18}\d\b")),
+            (
+                Kind::Phone,
+                re(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\b\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}\b"),
+            ),
+            (Kind::IpAddress, re(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b")),
+            (Kind::Iban, re(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")),
+            (Kind::FullName, re(r"\b\p{Lu}\p{Ll}+ \p{Lu}\p{Ll}+\b")),
+        ]
+    });
+    let mut out = Vec::new();
+    for (kind, re) in patterns {
+        let hit = |v: &str| {
+            re.find_iter(v).any(|m| {
+                let s = m.as_str();
+                match kind {
+                    Kind::Email => values::email(s),
+                    Kind::UsSsn => values::ssn(s, false),
+                    Kind::CreditCard => values::credit_card(s),
+                    Kind::Phone => values::phone(s, true),
+                    Kind::IpAddress => values::ip_not_version(s),
+                    Kind::Iban => values::iban(s),
+                    Kind::FullName => s
+                        .split_once(' ')
+                        .is_some_and(|(a, b)| dict_first(a) && (dict_last(b) || dict_first(b))),
+                    _ => false,
+                }
+            })
+        };
+        let s = share(values, hit);
+        if s > 0.0 {
+            out.push((*kind, s));
+        }
+    }
+    out
+}
+
+fn dict_first(w: &str) -> bool {
+    dict::is_first_name(w)
+}
+
+fn dict_last(w: &str) -> bool {
+    dict::is_last_name(w)
+}
+
+/// Whether values are prose: most hold spaces and run long.
+fn prose(values: &[&str]) -> bool {
+    !values.is_empty()
+        && share(values, |v| v.split_whitespace().count() >= 4) >= 0.5
+        && values.iter().map(|v| v.len()).sum::<usize>() / values.len() >= 20
+}
+
+/// Classify a column from its name, type and non-NULL sampled values (text form).
+pub fn classify(column: &str, value_type: &ValueType, values: &[&str]) -> Finding {
+    classify_depth(column, value_type, values, 0)
+}
+
+fn classify_depth(column: &str, value_type: &ValueType, values: &[&str], depth: u8) -> Finding {
+    let n = values.len();
+    let mut f = Finding::none(n);
+    let by_name = names::kind_of(column);
+    // Types that say it.
+    match value_type {
+        ValueType::Boolean | ValueType::Uuid | ValueType::Bytea | ValueType::Interval => {
+            return f;
+        }
+        ValueType::Inet => {
+            f.kind = Some(Kind::IpAddress);
+            f.confidence = 0.95;
+            f.evidence = vec![Evidence::Type];
+            if by_name.is_some_and(|(k, _)| k == Kind::IpAddress) {
+                f.evidence.insert(0, Evidence::Name);
+                f.confidence = 0.99;
+            }
+            return f;
+        }
+        ValueType::MacAddr => {
+            f.kind = Some(Kind::MacAddress);
+            f.confidence = 0.95;
+            f.evidence = vec![Evidence::Type];
+            return f;
+        }
+        _ => {}
+    }
+    // JSON documents: judge each path's values as a column of its own.
+    let json_typed = matches!(value_type, ValueType::Json | ValueType::Jsonb);
+    if depth == 0 && (json_typed || (n > 0 && share(values, looks_like_json) >= 0.8)) {
+        let docs: Vec<serde_json::Value> = values
+            .iter()
+            .filter_map(|v| serde_json::from_str(v).ok())
+            .collect();
+        let mut leaves: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        for d in &docs {
+            collect_leaves(d, "$".into(), "", &mut leaves, 0);
+        }
+        for (path, (key, vals)) in &leaves {
+            let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
+            let inner = classify_depth(key, &ValueType::Text { max_chars: None }, &refs, depth + 1);
+            if let Some(k) = inner.kind {
+                f.paths.insert(path.clone(), k);
+            }
+        }
+        if !f.paths.is_empty() {
+            f.kind = Some(Kind::Json);
+            f.confidence = 0.9;
+            f.evidence = vec![Evidence::Values];
+            f.matched = Some(share(values, |v| {
+                serde_json::from_str::<serde_json::Value>(v).is_ok()
+            }));
+        }
+        return f;
+    }
+    let numeric = matches!(
+        value_type,
+        ValueType::SmallInt
+            | ValueType::Integer
+            | ValueType::BigInt
+            | ValueType::Numeric { .. }
+            | ValueType::Real
+            | ValueType::Double
+    );
+    let temporal = matches!(
+        value_type,
+        ValueType::Date | ValueType::Timestamp | ValueType::TimestampTz
+    );
+    // Kinds a column of this type can hold.
+    let fits = |k: Kind| match value_type {
+        _ if numeric => matches!(
+            k,
+            Kind::Phone | Kind::UsSsn | Kind::CaSin | Kind::CreditCard | Kind::PostalCode
+        ),
+        _ if temporal => k == Kind::DateOfBirth,
+        ValueType::Time | ValueType::TimeTz => false,
+        _ => true,
+    };
+    // 1. The name says it; the values confirm, or do not contradict.
+    if let Some((kind, strength)) = by_name.filter(|(k, _)| fits(*k)) {
+        let m = if temporal && kind == Kind::DateOfBirth {
+            1.0
+        } else {
+            lenient(kind, values)
+        };
+        // Free text named like a kind (`address` holding sentences) is judged as text below.
+        let contradicted = n >= 5 && m < 0.2;
+        match strength {
+            Strength::Strong if n == 0 => {
+                f.kind = Some(kind);
+                f.confidence = 0.75;
+                f.evidence = vec![Evidence::Name];
+                return f;
+            }
+            Strength::Strong if !contradicted => {
+                f.kind = Some(kind);
+                f.confidence = (0.8 + 0.19 * m).min(0.99);
+                f.evidence = vec![Evidence::Name, Evidence::Values];
+                f.matched = Some(m);
+                return f;
+            }
+            Strength::Weak if n > 0 && m >= 0.5 => {
+                f.kind = Some(kind);
+                f.confidence = (0.6 + 0.35 * m).min(0.95);
+                f.evidence = vec![Evidence::Name, Evidence::Values];
+                f.matched = Some(m);
+                return f;
+            }
+            _ => {}
+        }
+    }
+    if n == 0 {
+        return f;
+    }
+    // 2. The values alone, by strict validators.
+    if temporal {
+        if birth_dates(values) {
+            f.kind = Some(Kind::DateOfBirth);
+            f.confidence = 0.6;
+            f.evidence = vec![Evidence::Values];
+            f.matched = Some(1.0);
+        }
+        return f;
+    }
+    let mut best: Option<(Kind, f64)> = None;
+    for (k, m) in by_values(values) {
+        if fits(k) && m >= value_threshold(k) && best.is_none_or(|(_, bm)| m > bm) {
+            best = Some((k, m));
+        }
+    }
+    if best.is_none() && !numeric && birth_dates(values) {
+        best = Some((Kind::DateOfBirth, 1.0));
+    }
+    if let Some((k, m)) = best {
+        // Names from a dictionary: prefer the most specific reading when several match.
+        let k = match k {
+            Kind::FirstName | Kind::LastName | Kind::FullName => {
+                let full = share(values, values::full_name);
+                let first = share(values, values::first_name);
+                let last = share(values, values::last_name);
+                if full >= 0.6 {
+                    Kind::FullName
+                } else if first >= last {
+                    Kind::FirstName
+                } else {
+                    Kind::LastName
+                }
+            }
+            k => k,
+        };
+        f.kind = Some(k);
+        f.confidence = (0.6 + 0.35 * m).min(0.95);
+        f.evidence = vec![Evidence::Values];
+        f.matched = Some(m);
+        if by_name.is_some_and(|(nk, _)| nk == k) {
+            f.evidence.insert(0, Evidence::Name);
+            f.confidence = (f.confidence + 0.05).min(0.99);
+        }
+        return f;
+    }
+    // 3. Free text holding any of the kinds.
+    if !numeric && (prose(values) || names::is_free_text(column)) {
+        let found = inside_text(values);
+        // The share of values holding anything sensitive: at least two values, 5%.
+        let m = share(values, |v| !inside_text(&[v]).is_empty());
+        if !found.is_empty() && m * n as f64 >= 1.5 && m >= 0.05 {
+            f.kind = Some(Kind::FreeText);
+            f.contains = found.iter().map(|(k, _)| *k).collect();
+            f.confidence = (0.6 + 0.35 * m.min(1.0)).min(0.95);
+            f.evidence = vec![Evidence::Values];
+            if names::is_free_text(column) {
+                f.evidence.insert(0, Evidence::Name);
+            }
+            f.matched = Some(m);
+        }
+    }
+    f
+}
+
+fn looks_like_json(v: &str) -> bool {
+    let t = v.trim_start();
+    (t.starts_with('{') || t.starts_with('['))
+        && serde_json::from_str::<serde_json::Value>(v).is_ok()
+}
+
+/// The leaves of a JSON document by path (`$.a.b`, arrays as `[*]`): (last key, values).
+fn collect_leaves(
+    v: &serde_json::Value,
+    path: String,
+    key: &str,
+    out: &mut BTreeMap<String, (String, Vec<String>)>,
+    depth: usize,
+) {
+    if depth > 16 || out.len() > 500 {
+        return;
+    }
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let p = if k.chars().all(|c| c.is_alphanumeric() || c == '_') && !k.is_empty() {
+                    format!("{path}.{k}")
+                } else {
+                    format!("{path}['{}']", k.replace('\'', "\\'"))
+                };
+                collect_leaves(x, p, k, out, depth + 1);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a.iter().take(50) {
+                collect_leaves(x, format!("{path}[*]"), key, out, depth + 1);
+            }
+        }
+        serde_json::Value::Null => {}
+        serde_json::Value::String(s) => {
+            out.entry(path)
+                .or_insert_with(|| (key.to_string(), Vec::new()))
+                .1
+                .push(s.clone());
+        }
+        other => {
+            out.entry(path)
+                .or_insert_with(|| (key.to_string(), Vec::new()))
+                .1
+                .push(other.to_string());
+        }
+    }
+}
+
+/// What the column's role in keys is: a key column gets a one-to-one generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// Neither a key nor a foreign key.
+    None,
+    /// Part of the primary key, or of a foreign key.
+    Key,
+}
+
+/// The generator (and its options) that fits a finding, for a column of `ty`. Keys get key
+/// generators (one-to-one, so they stay unique and keep joining), never fakes.
+pub fn suggest(finding: &Finding, value_type: &ValueType, role: KeyRole) -> (String, toml::Table) {
+    let mut options = toml::Table::new();
+    let Some(kind) = finding.kind else {
+        return ("passthrough".into(), options);
+    };
+    let integer = matches!(
+        value_type,
+        ValueType::SmallInt | ValueType::Integer | ValueType::BigInt
+    );
+    let number = integer || matches!(value_type, ValueType::Numeric { .. });
+    if role == KeyRole::Key || (number && kind != Kind::DateOfBirth) {
+        let g = match value_type {
+            _ if integer => "integer_key",
+            ValueType::Numeric { .. } => "integer_key",
+            ValueType::Uuid => "uuid_key",
+            ValueType::MacAddr => "mac_address",
+            _ if matches!(
+                kind,
+                Kind::UsSsn | Kind::CaSin | Kind::CreditCard | Kind::Phone | Kind::PostalCode
+            ) =>
+            {
+                "numeric_string_key"
+            }
+            _ => "alphanumeric_key",
+        };
+        return (g.into(), options);
+    }
+    let g = match kind {
+        Kind::FirstName => "first_name",
+        Kind::LastName => "last_name",
+        Kind::FullName => "full_name",
+        Kind::Email => "email",
+        Kind::Phone => "phone",
+        Kind::UsSsn => "ssn",
+        Kind::CaSin => "sin",
+        Kind::CreditCard => "credit_card",
+        Kind::Iban => "iban",
+        Kind::StreetAddress => {
+            options.insert("part".into(), "street".into());
+            "address"
+        }
+        Kind::City => {
+            options.insert("part".into(), "city".into());
+            "address"
+        }
+        Kind::PostalCode => "character_scramble",
+        Kind::DateOfBirth => match value_type {
+            ValueType::Date | ValueType::Timestamp | ValueType::TimestampTz => "date_of_birth",
+            _ => "character_scramble",
+        },
+        Kind::IpAddress => "ip_address",
+        Kind::MacAddress => "mac_address",
+        Kind::Url => "url",
+        Kind::Username => "alphanumeric_key",
+        Kind::Secret => "hash",
+        Kind::FreeText => "character_scramble",
+        Kind::Json => {
+            let mut paths = toml::Table::new();
+            for (path, k) in &finding.paths {
+                let inner = Finding {
+                    kind: Some(*k),
+                    paths: BTreeMap::new(),
+                    ..finding.clone()
+                };
+                let (g, o) = suggest(&inner, &ValueType::Text { max_chars: None }, KeyRole::None);
+                let mut entry = o;
+                entry.insert("generator".into(), g.into());
+                paths.insert(path.clone(), toml::Value::Table(entry));
+            }
+            options.insert("paths".into(), toml::Value::Table(paths));
+            "json_mask"
+        }
+    };
+    (g.into(), options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text() -> ValueType {
+        ValueType::Text { max_chars: None }
+    }
+
+    #[test]
+    fn values_tell_what_a_meaningless_name_hides() {
+        let emails = ["ana@example.com", "bo.li@mail.example.org", "c+x@ex.io"];
+        let f = classify("c7", &text(), &emails);
+        assert_eq!(f.kind, Some(Kind::Email));
+        assert_eq!(f.evidence, [Evidence::Values]);
+        let cards = [
+            "4111 1111 1111 1111",
+            "5500 0000 0000 0004",
+            "3400 000000 00009",
+        ];
+        assert_eq!(classify("x", &text(), &cards).kind, Some(Kind::CreditCard));
+        let names = ["Maria Garcia", "John Smith", "Wei Chen", "Olivia Brown"];
+        assert_eq!(
+            classify("col_b", &text(), &names).kind,
+            Some(Kind::FullName)
+        );
+    }
+
+    #[test]
+    fn decoys_stay_unflagged() {
+        let orders = ["100234", "100235", "100240", "100301", "100302"];
+        assert_eq!(classify("order_no", &text(), &orders).kind, None);
+        let versions = ["1.2.3.4", "2.0.1.0", "1.10.2.3", "3.1.4.1", "0.9.9.9"];
+        assert_eq!(classify("build", &text(), &versions).kind, None);
+        let hashes = [
+            "d41d8cd98f00b204e9800998ecf8427e",
+            "9e107d9d372bb6826bd81d3542a419d6",
+        ];
+        assert_eq!(classify("digest", &text(), &hashes).kind, None);
+        let products = ["Blue Widget", "Large Gadget", "Steel Bolt", "Oak Table"];
+        assert_eq!(classify("product_name", &text(), &products).kind, None);
+        let zips_not = ["12345", "23456", "34567", "45678", "56789"];
+        assert_eq!(classify("qty_code", &text(), &zips_not).kind, None);
+    }
+
+    #[test]
+    fn names_say_it_and_values_confirm() {
+        let f = classify("e_mail", &text(), &["a@b.co", "c@d.io"]);
+        assert_eq!(f.kind, Some(Kind::Email));
+        assert_eq!(f.evidence, [Evidence::Name, Evidence::Values]);
+        assert!(f.confidence > 0.95);
+        // A name contradicted by its values is not believed.
+        let f = classify("email", &text(), &["1", "2", "3", "4", "5", "6"]);
+        assert_eq!(f.kind, None);
+        // A name with nothing sampled is believed, less surely.
+        let f = classify("dob", &ValueType::Date, &[]);
+        assert_eq!(f.kind, Some(Kind::DateOfBirth));
+    }
+
+    #[test]
+    fn free_text_and_json_say_what_they_hold() {
+        let notes = [
+            "Customer called from 415-555-2671 about the late delivery",
+            "Sent the invoice again to jo@example.com as asked",
+            "Nothing to add here, the order shipped on time today",
+        ];
+        let f = classify("notes", &text(), &notes);
+        assert_eq!(f.kind, Some(Kind::FreeText));
+        assert!(f.contains.contains(&Kind::Phone) && f.contains.contains(&Kind::Email));
+        let docs = [
+            r#"{"contact": {"email": "a@example.com", "tier": "gold"}}"#,
+            r#"{"contact": {"email": "b@example.org", "tier": "silver"}}"#,
+        ];
+        let f = classify("payload", &ValueType::Jsonb, &docs);
+        assert_eq!(f.kind, Some(Kind::Json));
+        assert_eq!(f.paths.get("$.contact.email"), Some(&Kind::Email));
+        assert!(!f.paths.contains_key("$.contact.tier"));
+        let (g, o) = suggest(&f, &ValueType::Jsonb, KeyRole::None);
+        assert_eq!(g, "json_mask");
+        assert!(o["paths"].get("$.contact.email").is_some());
+    }
+
+    #[test]
+    fn keys_get_key_generators() {
+        let f = classify("email", &text(), &["a@b.co"]);
+        assert_eq!(suggest(&f, &text(), KeyRole::Key).0, "alphanumeric_key");
+        assert_eq!(suggest(&f, &text(), KeyRole::None).0, "email");
+        let f = classify("ssn", &ValueType::BigInt, &["123456789"]);
+        assert_eq!(
+            suggest(&f, &ValueType::BigInt, KeyRole::None).0,
+            "integer_key"
+        );
+    }
+}
