@@ -110,7 +110,10 @@ pub fn starter(
         s,
         "# mirage workspace, written by `mirage init`.\n\
          # Every column starts as passthrough (copied unchanged). Give sensitive columns a\n\
-         # generator (`mirage generators` lists them), check with `mirage plan`, copy with `mirage run`.\n"
+         # generator (`mirage scan` finds them and `mirage generators` lists the generators),\n\
+         # check with `mirage plan`, copy with `mirage run`. `type` is the column's type when\n\
+         # it was reviewed: a column added to the source later, or whose type changes, stops\n\
+         # the run until it is listed here (see [run] unreviewed).\n"
     );
     let _ = writeln!(s, "[source]");
     let _ = writeln!(
@@ -172,6 +175,10 @@ pub fn starter(
         "parts_in_flight = 4      # parts of one table being read/transformed/written at once"
     );
     let _ = writeln!(s, "transform_threads = 0    # 0 = one per CPU core");
+    let _ = writeln!(
+        s,
+        "unreviewed = \"fail\"      # a source column this file does not list: fail | null | passthrough"
+    );
     if source_url.starts_with("redshift://") {
         let _ = writeln!(s, "\n{STAGING_TEMPLATE}");
     }
@@ -227,7 +234,11 @@ pub fn starter(
             let _ = writeln!(
                 s,
                 "{:<28} # {}",
-                format!("{} = {{ generator = \"passthrough\" }}", key(&c.name)),
+                format!(
+                    "{} = {{ generator = \"passthrough\", type = {} }}",
+                    key(&c.name),
+                    toml::Value::String(c.type_name.clone())
+                ),
                 printable(&notes.join(", "))
             );
         }

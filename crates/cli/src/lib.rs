@@ -6,6 +6,7 @@ pub mod demo;
 pub mod init;
 pub mod policy;
 pub mod render;
+pub mod scan;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mirage_cli::render::{ColorChoice, Mode, Renderer, err, error, out};
-use mirage_cli::{check, demo, init, policy};
+use mirage_cli::{check, demo, init, policy, scan};
 use mirage_core::workspace::{SchemaFilter, Workspace};
 use mirage_engine::{Cancel, JobReport, JobStatus, RunError, RunOptions};
 use std::path::{Path, PathBuf};
@@ -61,6 +61,39 @@ enum Command {
     Plan {
         #[arg(short, long, default_value = "workspace.toml")]
         workspace: PathBuf,
+        /// text, or json: one object with `ok`, `changes` (the source compared with the
+        /// workspace: new_table, new_column, type_changed, dropped_table, dropped_column, each
+        /// new or changed column with the scan's verdict), `errors`, `warnings` and `tables`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Find sensitive columns: sample every table and classify every column.
+    ///
+    /// Reads the catalog and a bounded sample of each table (PostgreSQL: TABLESAMPLE SYSTEM
+    /// with a row cap; Redshift: LIMIT) under the read-only grants a run needs, and judges each
+    /// column by its name and its values (validators: Luhn, SSN rules, IBAN check digits,
+    /// libphonenumber, email syntax, name dictionaries …). Prints kinds, confidence and
+    /// evidence, never a value. --write adds the suggested generators to the workspace for the
+    /// columns it does not list yet, each with a comment saying why; the rest of the file is
+    /// kept as it was. Exit code: 0, 1 the source could not be read, 2 bad input.
+    ///
+    /// Examples:
+    ///   mirage scan -w workspace.toml
+    ///   mirage scan -w workspace.toml --format json --sample 5000
+    ///   mirage scan -w workspace.toml --write
+    #[command(verbatim_doc_comment)]
+    Scan {
+        #[arg(short, long, default_value = "workspace.toml")]
+        workspace: PathBuf,
+        /// Rows sampled per table.
+        #[arg(long, default_value_t = mirage_engine::review::DEFAULT_SAMPLE as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        sample: u64,
+        /// text (a table) or json (one object a column).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+        /// Add the suggestions for the columns the workspace does not list.
+        #[arg(long)]
+        write: bool,
     },
     /// Copy the source into the destination, de-identifying on the way.
     ///
@@ -220,6 +253,61 @@ fn exit_for(e: &RunError) -> ExitCode {
     }
 }
 
+/// `mirage scan --write`: add the suggestions to the workspace file, checked to parse before
+/// it replaces the file (written beside it, then renamed).
+fn write_scan(
+    path: &Path,
+    ws: &Workspace,
+    catalog: &mirage_core::schema::Catalog,
+    found: &[mirage_engine::review::ColumnScan],
+    color: bool,
+) -> ExitCode {
+    let fail = |message: String| {
+        error(color, &message);
+        ExitCode::from(1)
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("{}: cannot read it: {e}", path.display())),
+    };
+    let (new_text, added, sensitive) = match scan::write_suggestions(&text, ws, catalog, found) {
+        Ok(r) => r,
+        Err(e) => {
+            error(color, &format!("{}: cannot add to it: {e}", path.display()));
+            return ExitCode::from(2);
+        }
+    };
+    if added == 0 {
+        err(&format!(
+            "{}: every column is already listed; nothing to add",
+            path.display()
+        ));
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = Workspace::parse(path, &new_text) {
+        return fail(format!(
+            "the workspace with the scan's entries would not parse ({e}); {} was left as it was",
+            path.display()
+        ));
+    }
+    let tmp = path.with_extension("toml.scan-tmp");
+    let written = std::fs::write(&tmp, &new_text).and_then(|_| {
+        if let Ok(meta) = std::fs::metadata(path) {
+            std::fs::set_permissions(&tmp, meta.permissions())?;
+        }
+        std::fs::rename(&tmp, path)
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return fail(format!("{}: cannot write it: {e}", path.display()));
+    }
+    err(&format!(
+        "{}: added {added} column(s), {sensitive} with a generator for sensitive data; review them, then `mirage plan`",
+        path.display()
+    ));
+    ExitCode::SUCCESS
+}
+
 fn load(path: &Path, color: bool) -> Result<Workspace, ExitCode> {
     Workspace::load(path).map_err(|e| {
         error(color, &e.to_string());
@@ -307,11 +395,77 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             ));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { workspace } => {
+        Command::Scan {
+            workspace,
+            sample,
+            format,
+            write,
+        } => {
             let ws = match load(&workspace, color) {
                 Ok(ws) => ws,
                 Err(code) => return Ok(code),
             };
+            let (catalog, found) = match mirage_engine::job::scan(&ws, sample as usize).await {
+                Ok(r) => r,
+                Err(e) => {
+                    error(color, &e.to_string());
+                    return Ok(exit_for(&e));
+                }
+            };
+            if format == "json" {
+                for line in scan::json_lines(&ws, &found) {
+                    out(&line);
+                }
+            } else {
+                out(&scan::render(&ws, &found));
+            }
+            if write {
+                return Ok(write_scan(&workspace, &ws, &catalog, &found, color));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { workspace, format } => {
+            let ws = match load(&workspace, color) {
+                Ok(ws) => ws,
+                Err(code) => return Ok(code),
+            };
+            if format == "json" {
+                let seed = ws.seed().unwrap_or_else(|_| "plan-only".into());
+                return Ok(
+                    match mirage_engine::job::plan_and_review(&ws, &seed).await {
+                        Ok((review, plan)) => {
+                            let (ok, tables, warnings, errors) = match &plan {
+                                Ok(p) => (true, p.tables_json(), p.warnings.clone(), Vec::new()),
+                                Err(errors) => (
+                                    false,
+                                    serde_json::Value::Array(Vec::new()),
+                                    Vec::new(),
+                                    errors.iter().map(|e| e.to_string()).collect(),
+                                ),
+                            };
+                            out(&serde_json::to_string_pretty(&serde_json::json!({
+                                "ok": ok,
+                                "unreviewed": review.policy,
+                                "changes": review.changes,
+                                "errors": errors,
+                                "warnings": warnings,
+                                "tables": tables,
+                            }))?);
+                            if ok {
+                                ExitCode::SUCCESS
+                            } else {
+                                ExitCode::from(2)
+                            }
+                        }
+                        Err(e) => {
+                            out(&serde_json::json!({"ok": false, "errors": [e.to_string()]})
+                                .to_string());
+                            error(color, &e.to_string());
+                            exit_for(&e)
+                        }
+                    },
+                );
+            }
             // The plan does not depend on the seed's value; let it run without one.
             let seed = ws.seed().unwrap_or_else(|e| {
                 err(&format!(
@@ -323,6 +477,9 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             let result = mirage_engine::plan(&ws, &seed).await;
             match result {
                 Ok(plan) => {
+                    for w in &plan.warnings {
+                        err(&format!("warning: {w}"));
+                    }
                     out(plan.describe().trim_end_matches('\n'));
                     Ok(ExitCode::SUCCESS)
                 }

@@ -337,6 +337,15 @@ pub trait Source: Send + Sync + 'static {
         table: &Table,
         columns: &[String],
     ) -> impl Future<Output = Result<Extract>> + Send;
+
+    /// Up to `limit` rows of `columns` as text (NULL as `None`), read as a bounded sample:
+    /// never a full scan of a large table. What `mirage scan` judges columns by.
+    fn sample(
+        &self,
+        table: &Table,
+        columns: &[String],
+        limit: usize,
+    ) -> impl Future<Output = Result<sql::Sample>> + Send;
 }
 
 /// Where rows go.

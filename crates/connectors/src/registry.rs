@@ -171,6 +171,13 @@ pub trait AnySource: Send + Sync {
         table: &'a Table,
         columns: &'a [String],
     ) -> BoxFuture<'a, Result<Extract>>;
+    /// See [`Source::sample`].
+    fn sample<'a>(
+        &'a self,
+        table: &'a Table,
+        columns: &'a [String],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<crate::sql::Sample>>;
 }
 
 impl<S: Source> AnySource for S {
@@ -209,6 +216,14 @@ impl<S: Source> AnySource for S {
         columns: &'a [String],
     ) -> BoxFuture<'a, Result<Extract>> {
         Source::read(self, table, columns).boxed()
+    }
+    fn sample<'a>(
+        &'a self,
+        table: &'a Table,
+        columns: &'a [String],
+        limit: usize,
+    ) -> BoxFuture<'a, Result<crate::sql::Sample>> {
+        Source::sample(self, table, columns, limit).boxed()
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::postgres::describe;
 use crate::{ConnectorError, Result};
+use mirage_core::schema::{Table, quote_ident};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -83,6 +84,51 @@ pub async fn rows(client: &Client, sql: &str, what: &str) -> Result<Vec<TextRow>
         }
     }
     Ok(out)
+}
+
+/// Sampled rows: each row's values in the order of the columns asked for (NULL as `None`).
+pub type Sample = Vec<Vec<Option<String>>>;
+
+/// A bounded sample of `columns` of `table` as text: `SELECT … LIMIT limit`, spread over the
+/// table with `TABLESAMPLE SYSTEM` when `sample_percent` is given (PostgreSQL). When that
+/// sample comes back short (few pages chosen), the first `limit` rows are read instead.
+pub async fn sample(
+    client: &Client,
+    table: &Table,
+    columns: &[String],
+    limit: usize,
+    sample_percent: Option<f64>,
+) -> Result<Sample> {
+    if columns.is_empty() || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let list = columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let what = format!("sampling {}", table.name);
+    let t = table.name.quoted();
+    let what = &what;
+    let read = |sql: String| async move {
+        Ok::<_, ConnectorError>(
+            rows(client, &sql, what)
+                .await?
+                .into_iter()
+                .map(|r| r.values)
+                .collect::<Sample>(),
+        )
+    };
+    if let Some(p) = sample_percent {
+        let sampled = read(format!(
+            "SELECT {list} FROM {t} TABLESAMPLE SYSTEM ({p:.4}) LIMIT {limit}"
+        ))
+        .await?;
+        if sampled.len() * 2 >= limit {
+            return Ok(sampled);
+        }
+    }
+    read(format!("SELECT {list} FROM {t} LIMIT {limit}")).await
 }
 
 /// The first column of the first row, `""` when there is none.

@@ -281,6 +281,31 @@ impl SchemaFilter {
     }
 }
 
+/// What a run does with a source column nobody decided about (a column the workspace does
+/// not list, of a table it does not list, or whose type changed since it was listed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Unreviewed {
+    /// Stop before anything is written, naming each such column (the default).
+    #[default]
+    Fail,
+    /// Write NULL into it (a NOT NULL one stops the run).
+    Null,
+    /// Copy it unchanged, with a warning for each.
+    Passthrough,
+}
+
+impl Unreviewed {
+    /// As written in `workspace.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unreviewed::Fail => "fail",
+            Unreviewed::Null => "null",
+            Unreviewed::Passthrough => "passthrough",
+        }
+    }
+}
+
 /// How the run is executed.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -297,6 +322,9 @@ pub struct RunSettings {
     /// Parts of one table in flight at once (read, being transformed, or being written).
     #[serde(default = "default_parts_in_flight")]
     pub parts_in_flight: usize,
+    /// What happens to source columns the workspace does not decide about.
+    #[serde(default)]
+    pub unreviewed: Unreviewed,
 }
 
 fn default_parallelism() -> usize {
@@ -316,6 +344,7 @@ impl Default for RunSettings {
             part_size: default_part_size(),
             transform_threads: 0,
             parts_in_flight: default_parts_in_flight(),
+            unreviewed: Unreviewed::Fail,
         }
     }
 }
@@ -329,8 +358,11 @@ pub struct ColumnConfig {
     pub line: usize,
     /// The generator's name, the entry's `generator` value (e.g. `email`).
     pub generator: String,
-    /// Every key of the column entry except `generator`.
+    /// Every key of the column entry except `generator` and `type`.
     pub options: toml::Table,
+    /// The column's type when it was reviewed (the entry's `type`, written by `mirage init`
+    /// and `mirage scan --write`): a source column whose type differs is unreviewed again.
+    pub reviewed_type: Option<String>,
 }
 
 /// A table's settings as written.
@@ -541,11 +573,25 @@ impl Workspace {
                         ));
                     }
                 };
+                let reviewed_type = match options.remove("type") {
+                    Some(toml::Value::String(t)) => Some(t),
+                    None => None,
+                    Some(_) => {
+                        return Err(err(
+                            cline,
+                            column_key(tname, cname.get_ref()),
+                            "`type` must be a string: the column's type when it was reviewed, \
+                             e.g. type = \"varchar(256)\""
+                                .into(),
+                        ));
+                    }
+                };
                 columns.push(ColumnConfig {
                     name: cname.get_ref().clone(),
                     line: cline,
                     generator,
                     options,
+                    reviewed_type,
                 });
             }
             tables.push(TableConfig {

@@ -5,6 +5,7 @@
 use crate::events::{Cancel, Event, Events, Phase};
 use crate::plan::{Plan, Stats, TablePlan};
 use crate::report::{JobReport, JobStatus, TableReport, TableStatus};
+use crate::review::Review;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mirage_connectors::check::{CheckContext, Checks};
@@ -240,10 +241,9 @@ async fn plan_checks(
     ctx.schemas = catalog.schemas.clone();
     ctx.preserved = preserved_tables(ws, &catalog);
     let seed = ws.seed().unwrap_or_else(|_| "check-only".into());
-    let plan = match gather_stats(source.as_ref(), ws, &catalog).await {
-        Ok(stats) => Plan::build(ws, catalog, &seed, &stats).map_err(RunError::Workspace),
-        Err(e) => Err(e),
-    };
+    let plan = prepare(ws, source.as_ref(), catalog, &seed)
+        .await
+        .and_then(|(_, plan)| plan.map_err(RunError::Workspace));
     match plan {
         Ok(plan) => {
             ctx.schemas = plan.schema_options.schemas;
@@ -322,17 +322,57 @@ fn require(checks: &Checks) -> Result<(), RunError> {
     }
 }
 
+/// The statistics, the review of the source against the workspace, and the plan built from
+/// them: what `mirage check`, `mirage plan` and `mirage run` all do once the catalog is read.
+/// The review is returned even when the plan has mistakes.
+async fn prepare(
+    ws: &Workspace,
+    source: &dyn AnySource,
+    catalog: mirage_core::schema::Catalog,
+    seed: &str,
+) -> Result<(Review, Result<Plan, Vec<WorkspaceError>>), RunError> {
+    let stats = gather_stats(source, ws, &catalog).await?;
+    let review = crate::review::review(ws, source, &catalog, crate::review::DEFAULT_SAMPLE).await?;
+    let plan = Plan::build(ws, catalog, seed, &stats, &review);
+    Ok((review, plan))
+}
+
 /// Read the source's catalog and build the plan (used by `mirage plan`). The source's checks
 /// run first: a missing grant is named with the statement that fixes it.
 pub async fn plan(ws: &Workspace, seed: &str) -> Result<Plan, RunError> {
+    let (_, plan) = plan_and_review(ws, seed).await?;
+    plan.map_err(RunError::Workspace)
+}
+
+/// Sample and classify every copied column of the source (`mirage scan`), under the same
+/// checks and read-only grants a run needs. Returns the catalog with the results.
+pub async fn scan(
+    ws: &Workspace,
+    limit: usize,
+) -> Result<(mirage_core::schema::Catalog, Vec<crate::review::ColumnScan>), RunError> {
     let connector = connector_of(ws, Role::Source)?;
     let mut checks = Checks::new();
     connector.source_checks(ws, &mut checks).await;
     require(&checks)?;
     let source = connector.open_source(ws).await?;
     let catalog = source.catalog(&ws.schemas).await?;
-    let stats = gather_stats(source.as_ref(), ws, &catalog).await?;
-    Plan::build(ws, catalog, seed, &stats).map_err(RunError::Workspace)
+    let found = crate::review::scan(source.as_ref(), &catalog, limit).await?;
+    Ok((catalog, found))
+}
+
+/// Like [`plan`], with the review of the source against the workspace even when the plan has
+/// mistakes (`mirage plan --format json` prints both).
+pub async fn plan_and_review(
+    ws: &Workspace,
+    seed: &str,
+) -> Result<(Review, Result<Plan, Vec<WorkspaceError>>), RunError> {
+    let connector = connector_of(ws, Role::Source)?;
+    let mut checks = Checks::new();
+    connector.source_checks(ws, &mut checks).await;
+    require(&checks)?;
+    let source = connector.open_source(ws).await?;
+    let catalog = source.catalog(&ws.schemas).await?;
+    prepare(ws, source.as_ref(), catalog, seed).await
 }
 
 /// A new job id: the time, and a few bits to tell apart jobs started in the same second.
@@ -428,8 +468,15 @@ async fn execute(
     let started = SystemTime::now();
     let clock = Instant::now();
     let catalog = source.catalog(&ws.schemas).await?;
-    let stats = gather_stats(source, ws, &catalog).await?;
-    let plan = Plan::build(ws, catalog, &opts.seed, &stats).map_err(RunError::Workspace)?;
+    let plan = prepare(ws, source, catalog, &opts.seed)
+        .await?
+        .1
+        .map_err(RunError::Workspace)?;
+    for message in &plan.warnings {
+        emit(Event::Warning {
+            message: message.clone(),
+        });
+    }
     // The destination's checks, now that the plan says which schemas and tables it replaces:
     // a destination that cannot be reached is named with its fix, before anything else asks it.
     let mut checks = Checks::new();

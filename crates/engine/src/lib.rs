@@ -13,6 +13,7 @@ pub mod events;
 pub mod job;
 pub mod plan;
 pub mod report;
+pub mod review;
 pub mod spec;
 
 pub use events::{Cancel, Event, Events, Phase};

@@ -2,11 +2,14 @@
 //! workspace is checked, every generator is built, foreign keys get their referenced key's
 //! generator, and only then may a single row move.
 
+use crate::review::{ChangeKind, Review};
 use mirage_connectors::SchemaOptions;
 use mirage_core::display::printable;
 use mirage_core::schema::{Catalog, QualifiedName, Table, TableKind};
 use mirage_core::suggest::did_you_mean;
-use mirage_core::workspace::{TableMode, Workspace, WorkspaceError, column_key, table_key};
+use mirage_core::workspace::{
+    TableMode, Unreviewed, Workspace, WorkspaceError, column_key, table_key,
+};
 use mirage_generators::{ColumnContext, Generator, Prf};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -63,6 +66,10 @@ pub struct Plan {
     pub tables: Vec<TablePlan>,
     /// What the destination needs to know for schema copy.
     pub schema_options: SchemaOptions,
+    /// The live source compared with the workspace.
+    pub review: Review,
+    /// Columns copied unchanged without a decision (`unreviewed = "passthrough"`), one line each.
+    pub warnings: Vec<String>,
 }
 
 /// Facts gathered about columns before the plan, keyed by (table, column).
@@ -71,6 +78,132 @@ pub type Stats = std::collections::HashMap<(String, String), mirage_core::Column
 /// Resolved configuration for a column: (generator, options, line, inherited from).
 type Choice = (String, toml::Table, usize, Option<String>);
 
+/// What `[run] unreviewed` does with the columns nobody decided about: `fail` adds an error
+/// for each (a new table's columns in one), `null` has them written as NULL (a NOT NULL one is
+/// an error), `passthrough` copies them with a warning each (returned). A new column that is a
+/// foreign key into a masked key keeps the key's generator: it must still join.
+fn apply_review(
+    ws: &Workspace,
+    review: &Review,
+    choice: &mut BTreeMap<(String, String), Choice>,
+    errors: &mut Vec<WorkspaceError>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let set_policy =
+        "or set [run] unreviewed = \"null\" (write NULL) or \"passthrough\" (copy unchanged)";
+    // A new table: one message listing its columns.
+    for t in review
+        .changes
+        .iter()
+        .filter(|c| c.change == ChangeKind::NewTable)
+    {
+        let columns: Vec<String> = review
+            .unreviewed()
+            .filter(|c| c.table == t.table)
+            .map(|c| {
+                format!(
+                    "{} ({}; {})",
+                    printable(c.column.as_deref().unwrap_or("")),
+                    printable(c.type_name.as_deref().unwrap_or("")),
+                    c.verdict_text()
+                )
+            })
+            .collect();
+        if ws.run.unreviewed == Unreviewed::Fail {
+            errors.push(ws.error(
+                0,
+                table_key(&t.table),
+                format!(
+                    "is a table of the source the workspace does not list, so nobody decided how \
+                     to copy its columns: {}; add [tables.\"{}\".columns] with a generator for \
+                     each (`passthrough` for those that are not sensitive; `mirage scan --write` \
+                     adds them with the scan's suggestions), or give it mode = \"truncate\", {set_policy}",
+                    columns.join(", "),
+                    printable(&t.table),
+                ),
+            ));
+        }
+    }
+    let new_tables: std::collections::BTreeSet<&str> = review
+        .changes
+        .iter()
+        .filter(|c| c.change == ChangeKind::NewTable)
+        .map(|c| c.table.as_str())
+        .collect();
+    for c in review.unreviewed() {
+        let Some(column) = c.column.as_deref() else {
+            continue;
+        };
+        let key = (c.table.clone(), column.to_string());
+        let ty = c.type_name.as_deref().unwrap_or("");
+        let what = match c.change {
+            ChangeKind::TypeChanged => format!(
+                "changed type from {} to {} since it was reviewed",
+                printable(c.was.as_deref().unwrap_or("")),
+                printable(ty)
+            ),
+            _ => format!(
+                "is a column ({}) the workspace does not list",
+                printable(ty)
+            ),
+        };
+        match ws.run.unreviewed {
+            Unreviewed::Fail => {
+                if new_tables.contains(c.table.as_str()) {
+                    continue; // named in its table's message
+                }
+                let fix = match c.change {
+                    ChangeKind::TypeChanged => format!(
+                        "check that its generator still fits, then write type = \"{}\" in its entry",
+                        printable(ty)
+                    ),
+                    _ => format!(
+                        "add it under [tables.\"{}\".columns] with a generator (`passthrough` if it \
+                         is not sensitive; `mirage scan --write` adds it with the scan's suggestion), \
+                         {set_policy}",
+                        printable(&c.table)
+                    ),
+                };
+                errors.push(ws.error(
+                    c.line,
+                    column_key(&c.table, column),
+                    format!("{what} ({}); {fix}", c.verdict_text()),
+                ));
+            }
+            Unreviewed::Null => {
+                if choice.get(&key).is_some_and(|ch| ch.3.is_some()) {
+                    continue; // a foreign key: it keeps its key's generator
+                }
+                if c.not_null {
+                    errors.push(ws.error(
+                        c.line,
+                        column_key(&c.table, column),
+                        format!(
+                            "{what} ({}), and is NOT NULL, so unreviewed = \"null\" cannot write \
+                             NULL into it; add it to the workspace with a generator",
+                            c.verdict_text()
+                        ),
+                    ));
+                } else {
+                    choice.insert(key, ("null".into(), toml::Table::new(), c.line, None));
+                }
+            }
+            Unreviewed::Passthrough => {
+                if choice.get(&key).is_some_and(|ch| ch.3.is_some()) {
+                    continue;
+                }
+                warnings.push(format!(
+                    "{}.{} {what} ({}); copied unchanged (unreviewed = \"passthrough\")",
+                    printable(&c.table),
+                    printable(column),
+                    c.verdict_text()
+                ));
+            }
+        }
+    }
+    warnings
+}
+
 impl Plan {
     /// Match the workspace to the catalog. Returns every problem found, not just the first.
     pub fn build(
@@ -78,6 +211,7 @@ impl Plan {
         catalog: Catalog,
         seed: &str,
         stats: &Stats,
+        review: &Review,
     ) -> Result<Plan, Vec<WorkspaceError>> {
         let prf = Prf::from_seed(seed);
         let mut errors = Vec::new();
@@ -278,6 +412,8 @@ impl Plan {
         }
         errors.dedup();
 
+        let warnings = apply_review(ws, review, &mut choice, &mut errors);
+
         // A foreign key into a truncated table cannot hold once rows arrive.
         let mode_of = |t: &Table| settings_of(t).map(|c| c.mode).unwrap_or_default();
         for fk in &foreign_keys {
@@ -421,7 +557,37 @@ impl Plan {
             },
             catalog,
             tables,
+            review: review.clone(),
+            warnings,
         })
+    }
+
+    /// The tables, their modes and every column's generator, for `mirage plan --format json`.
+    pub fn tables_json(&self) -> serde_json::Value {
+        let tables: Vec<serde_json::Value> = self
+            .tables
+            .iter()
+            .map(|t| {
+                let columns: Vec<serde_json::Value> = t
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "column": c.name,
+                            "generator": c.generator_name,
+                            "options": c.options,
+                            "inherited_from": c.inherited_from,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "table": t.table.name.to_string(),
+                    "mode": t.mode.as_str(),
+                    "columns": columns,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(tables)
     }
 
     /// Human-readable plan (control characters of names escaped).

@@ -120,7 +120,8 @@ mod tests {
                 if let Some(s) = sample_stats(info.name) {
                     stats.insert(("public.t".into(), "c".into()), s);
                 }
-                let plan = Plan::build(&ws, catalog, "seed", &stats)
+                let review = crate::review::Review::unchanged(&ws);
+                let plan = Plan::build(&ws, catalog, "seed", &stats, &review)
                     .unwrap_or_else(|e| panic!("{}: {e:?}", info.name));
                 let tp = &plan.tables[0];
                 assert_eq!(tp.columns[2].generator_name, info.name);

@@ -234,17 +234,26 @@ fn lenient(kind: Kind, values: &[&str]) -> f64 {
         Kind::FullName => share(values, |v| {
             values::full_name(v) || values::first_name(v) || values::last_name(v)
         }),
-        Kind::Email => share(values, values::email),
-        Kind::Phone => share(values, |v| values::phone(v, false)),
-        Kind::UsSsn => share(values, |v| values::ssn(v, true)),
-        Kind::CaSin => share(values, values::sin),
-        Kind::CreditCard => share(values, values::credit_card),
-        Kind::Iban => share(values, values::iban),
+        // Shapes rather than check digits: test data often fails Luhn or libphonenumber.
+        Kind::Email => share(values, |v| values::email(v) || v.contains('@')),
+        Kind::Phone => share(values, values::phone_shaped),
+        Kind::UsSsn => share(values, |v| values::digits_in(v, " -", 9..=9)),
+        Kind::CaSin => share(values, |v| values::digits_in(v, " -", 9..=9)),
+        Kind::CreditCard => share(values, |v| values::digits_in(v, " -", 12..=19)),
+        Kind::Iban => share(values, |v| values::iban(v) || values::iban_shaped(v)),
         Kind::StreetAddress => share(values, |v| {
             values::street_address(v) || v.chars().any(|c| c.is_ascii_digit()) && v.contains(' ')
         }),
         Kind::City => share(values, values::city),
-        Kind::PostalCode => share(values, values::postal_code),
+        Kind::PostalCode => share(values, |v| {
+            values::postal_code(v)
+                || (v.trim().len() >= 3
+                    && v.trim().len() <= 10
+                    && v.chars().any(|c| c.is_ascii_digit())
+                    && v.trim()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-'))
+        }),
         Kind::DateOfBirth => share(values, |v| values::date_year(v).is_some()),
         Kind::IpAddress => share(values, |v| values::ip(v).is_some()),
         Kind::MacAddress => share(values, values::mac),

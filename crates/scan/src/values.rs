@@ -43,6 +43,30 @@ fn digits_of(v: &str, sep: &str) -> Option<String> {
     Some(v.chars().filter(char::is_ascii_digit).collect())
 }
 
+/// Whether `v` is only digits and the separators `sep`, with a number of digits in `count`.
+pub fn digits_in(v: &str, sep: &str, count: std::ops::RangeInclusive<usize>) -> bool {
+    digits_of(v, sep).is_some_and(|d| count.contains(&d.len()))
+}
+
+/// A phone number's shape: 7 to 15 digits among `+ - ( ) .` and spaces, an extension allowed.
+pub fn phone_shaped(v: &str) -> bool {
+    let v = v.trim().to_ascii_lowercase();
+    let body = v.split(['x', 'e']).next().unwrap_or("").trim();
+    body.chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        && (7..=15).contains(&body.chars().filter(char::is_ascii_digit).count())
+}
+
+/// An IBAN's shape: a country code, two check digits, 11 to 30 letters and digits.
+pub fn iban_shaped(v: &str) -> bool {
+    let c: String = v.chars().filter(|c| *c != ' ').collect();
+    let b = c.as_bytes();
+    (15..=34).contains(&b.len())
+        && b[..2].iter().all(u8::is_ascii_uppercase)
+        && b[2..4].iter().all(u8::is_ascii_digit)
+        && b[4..].iter().all(u8::is_ascii_alphanumeric)
+}
+
 /// Luhn's check digit holds.
 pub fn luhn(digits: &str) -> bool {
     let mut sum = 0;

@@ -703,6 +703,74 @@ impl Source for FilesSource {
         Ok(stats)
     }
 
+    async fn sample(
+        &self,
+        table: &Table,
+        columns: &[String],
+        limit: usize,
+    ) -> Result<crate::sql::Sample> {
+        use tokio::io::AsyncReadExt;
+        // The first records of the file: at most 16 MiB of it is read.
+        const MAX_READ: u64 = 16 * 1024 * 1024;
+        let path = table_file(&self.dir, &table.name);
+        let what = path.display().to_string();
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ConnectorError::io(format!("opening {what}"), e)),
+        };
+        let mut data = Vec::new();
+        file.take(MAX_READ)
+            .read_to_end(&mut data)
+            .await
+            .map_err(|e| ConnectorError::io(format!("reading {what}"), e))?;
+        let truncated = data.len() as u64 == MAX_READ;
+        let mut reader = CsvReader::new(&data, b',');
+        let mut records: Vec<Vec<Option<String>>> = vec![Vec::new()];
+        while !reader.at_end() && records.len() <= limit + 1 {
+            let f = match reader.next_field() {
+                Ok(f) => f,
+                // A record cut by the read's end is left out.
+                Err(_) if truncated => {
+                    records.pop();
+                    break;
+                }
+                Err(e) => return Err(ConnectorError::Invalid(format!("{what}: {}", e.0))),
+            };
+            let value = (f.quoted || f.end > f.start).then(|| {
+                let mut v = Vec::new();
+                reader.decode(f, &mut v);
+                String::from_utf8_lossy(&v).into_owned()
+            });
+            if let Some(r) = records.last_mut() {
+                r.push(value);
+            }
+            if f.last {
+                records.push(Vec::new());
+            }
+        }
+        let mut records = records.into_iter().filter(|r| !r.is_empty());
+        let header: Vec<String> = records
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        let index: Vec<Option<usize>> = columns
+            .iter()
+            .map(|c| header.iter().position(|h| h == c))
+            .collect();
+        Ok(records
+            .take(limit)
+            .map(|r| {
+                index
+                    .iter()
+                    .map(|i| i.and_then(|i| r.get(i).cloned().flatten()))
+                    .collect()
+            })
+            .collect())
+    }
+
     async fn read(&self, table: &Table, columns: &[String]) -> Result<Extract> {
         let path = table_file(&self.dir, &table.name);
         let what = path.display().to_string();

@@ -836,6 +836,21 @@ impl Source for PgSource {
         }
     }
 
+    async fn sample(
+        &self,
+        table: &Table,
+        columns: &[String],
+        limit: usize,
+    ) -> Result<crate::sql::Sample> {
+        // Pages spread over the table, about three times the rows asked for; small tables (or
+        // never analyzed ones) are read from the start, still bounded by the limit.
+        let percent = table
+            .row_estimate
+            .filter(|rows| *rows > (limit as u64).saturating_mul(4))
+            .map(|rows| (300.0 * limit as f64 / rows as f64).clamp(0.0001, 100.0));
+        crate::sql::sample(&self.main, table, columns, limit, percent).await
+    }
+
     async fn read(&self, table: &Table, columns: &[String]) -> Result<Extract> {
         let client = self.endpoint.connect().await?;
         let what = format!("reading {}", table.name);

@@ -867,6 +867,16 @@ impl Source for RedshiftSource {
         }
     }
 
+    async fn sample(
+        &self,
+        table: &Table,
+        columns: &[String],
+        limit: usize,
+    ) -> Result<crate::sql::Sample> {
+        // Redshift has no TABLESAMPLE: a bounded LIMIT reads a few blocks of each slice.
+        crate::sql::sample(&self.main, table, columns, limit, None).await
+    }
+
     async fn read(&self, table: &Table, columns: &[String]) -> Result<Extract> {
         let (staging, client, prefix) = self.unload_target(table).await?;
         let sql = unload_sql(&staging, table, columns, &prefix);
