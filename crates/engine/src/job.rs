@@ -1082,7 +1082,7 @@ mod tests {
         }
         Workspace::parse(
             &dir.join("workspace.toml"),
-            "[source]\nurl = \"files:src\"\n[destination]\nurl = \"files:dst\"\n[run]\nparallelism = 1\n",
+            "[source]\nurl = \"files:src\"\n[destination]\nurl = \"files:dst\"\n[run]\nparallelism = 1\nunreviewed = \"passthrough\"\n",
         )
         .unwrap()
     }

@@ -167,6 +167,9 @@ pub struct Change {
     /// The scan's verdict on the column (new columns and type changes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Finding>,
+    /// Why the column could not be sampled, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_error: Option<String>,
     /// Line of the workspace entry concerned (0 when none).
     #[serde(skip)]
     pub line: usize,
@@ -180,9 +183,10 @@ impl Change {
 
     /// `the scan finds email (…)` or `the scan finds nothing sensitive …`.
     pub fn verdict_text(&self) -> String {
-        match &self.verdict {
-            Some(f) => format!("scan: {}", f.describe()),
-            None => "not scanned".into(),
+        match (&self.verdict, &self.scan_error) {
+            (Some(f), _) => format!("scan: {}", f.describe()),
+            (None, Some(e)) => format!("not scanned: {e}"),
+            (None, None) => "not scanned".into(),
         }
     }
 }
@@ -234,6 +238,7 @@ pub fn diff(ws: &Workspace, catalog: &Catalog) -> Vec<Change> {
         was: None,
         not_null: false,
         verdict: None,
+        scan_error: None,
         line: 0,
     };
     for t in configured_tables(catalog) {
@@ -334,7 +339,21 @@ pub async fn review(
         let Some(t) = configured_tables(catalog).find(|t| t.name.to_string() == table) else {
             continue;
         };
-        for found in scan_table(source, catalog, t, &columns, limit).await? {
+        // The verdict informs; a table that cannot be sampled (a file the run will reject
+        // with its own message) still has its columns named.
+        let found = match scan_table(source, catalog, t, &columns, limit).await {
+            Ok(found) => found,
+            Err(e) => {
+                for c in changes
+                    .iter_mut()
+                    .filter(|c| c.unreviewed() && c.table == table)
+                {
+                    c.scan_error = Some(e.to_string());
+                }
+                continue;
+            }
+        };
+        for found in found {
             for c in changes.iter_mut().filter(|c| {
                 c.unreviewed()
                     && c.table == found.table

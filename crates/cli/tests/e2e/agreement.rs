@@ -296,7 +296,7 @@ fn a_missing_password_names_its_environment_variable() {
     );
     let by_service = dir.write(
         "service.toml",
-        "[source]\nurl = \"postgres://?service=copy-src\"\n\n[destination]\nurl = \"postgres://?service=copy-dst\"\n",
+        "[source]\nurl = \"postgres://?service=copy-src\"\n\n[run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"postgres://?service=copy-dst\"\n",
     );
     let run = mirage_env(
         &["run", "-w", by_service.to_str().unwrap(), "--no-progress"],

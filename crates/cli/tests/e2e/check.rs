@@ -133,7 +133,7 @@ fn check_on_redshift_reports_each_missing_grant_with_a_fix_that_works() {
         dir.write(
             "staging.toml",
             &format!(
-                "[source]\nurl = \"{}\"\n[destination]\nurl = \"{}\"\n[staging]\nbucket = \"{bucket}\"\n\
+                "[source]\nurl = \"{}\"\n[run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"{}\"\n[staging]\nbucket = \"{bucket}\"\n\
                  iam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"\nendpoint = \"{}\"\n{extra}\n",
                 rs.url("src_user", "src"),
                 rs.url("dst_user", "dst"),
@@ -331,7 +331,7 @@ fn check_on_postgresql_reports_each_missing_grant_with_a_fix_that_works() {
     let ws = dir.write(
         "workspace.toml",
         &format!(
-            "[source]\nurl = \"{}\"\n[destination]\nurl = \"{}\"\n[schemas]\ninclude = [\"sales\"]\n",
+            "[source]\nurl = \"{}\"\n[run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"{}\"\n[schemas]\ninclude = [\"sales\"]\n",
             pg.url_as("src_user", "src"),
             pg.url_as("dst_user", "dst")
         ),
@@ -378,7 +378,7 @@ fn check_on_postgresql_reports_each_missing_grant_with_a_fix_that_works() {
         let same = dir.write(
             "same.toml",
             &format!(
-                "[source]\nurl = \"{}\"\n[destination]\nurl = \"{destination}\"\n[schemas]\ninclude = [\"sales\"]\n",
+                "[source]\nurl = \"{}\"\n[run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"{destination}\"\n[schemas]\ninclude = [\"sales\"]\n",
                 pg.url("src"),
             ),
         );
@@ -414,7 +414,7 @@ fn check_on_postgresql_reports_each_missing_grant_with_a_fix_that_works() {
     let ws = dir.write(
         "missing.toml",
         &format!(
-            "[source]\nurl = \"{}\"\n[destination]\nurl = \"{}\"\n[schemas]\ninclude = [\"sales\"]\n",
+            "[source]\nurl = \"{}\"\n[run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"{}\"\n[schemas]\ninclude = [\"sales\"]\n",
             pg.url_as("src_user", "src"),
             pg.url_as("dst_user", "nowhere")
         ),
@@ -463,7 +463,7 @@ fn policy_documents_are_valid_scoped_and_accepted_by_iam() {
     let ws = dir.write(
         "workspace.toml",
         &format!(
-            "[source]\nurl = \"{}\"\n[destination]\nurl = \"{}\"\n[schemas]\ninclude = [\"sales\"]\n[staging]\nbucket = \"mirage-staging\"\n\
+            "[source]\nurl = \"{}\"\n[run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"{}\"\n[schemas]\ninclude = [\"sales\"]\n[staging]\nbucket = \"mirage-staging\"\n\
              iam_role = \"arn:aws:iam::123456789012:role/mirage-redshift\"\nregion = \"eu-west-1\"\nkms_key_id = \"1234abcd-12ab-34cd-56ef-1234567890ab\"\nendpoint = \"{}\"\n",
             rs.url("new_src", "src"),
             rs.url("new_dst", "dst"),

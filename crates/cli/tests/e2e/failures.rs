@@ -260,7 +260,7 @@ fn a_table_reported_loaded_survives_a_destination_crash() {
     let ws = dir.write(
         "workspace.toml",
         &format!(
-            "[source]\nurl = \"{}\"\n\n[destination]\nurl = \"{}\"\n\n[run]\nparallelism = 1\n\n\
+            "[source]\nurl = \"{}\"\n\n[destination]\nurl = \"{}\"\n\n[run]\nunreviewed = \"passthrough\"\nparallelism = 1\n\n\
              [tables.\"public.t1\".columns]\nname = {{ generator = \"full_name\" }}\n",
             src.url("src"),
             dst.url("dst")
@@ -345,7 +345,7 @@ fn a_second_run_on_a_destination_in_use_stops_before_writing() {
     let files_ws = dir.write(
         "files.toml",
         &format!(
-            "[source]\nurl = \"files:./fsrc\"\n\n[destination]\nurl = \"files:./out\"\n\n{tables}"
+            "[source]\nurl = \"files:./fsrc\"\n\n[run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"files:./out\"\n\n{tables}"
         ),
     );
     for (what, ws) in [("PostgreSQL", &ws), ("files", &files_ws)] {
@@ -795,7 +795,7 @@ fn a_job_stopped_anywhere_then_run_again_gives_the_reference_copy() {
         dir.write(
             &format!("{to}.toml"),
             &format!(
-                "[source]\nurl = \"files:./fsrc\"\n\n[destination]\nurl = \"files:./{to}\"\n\n{}",
+                "[source]\nurl = \"files:./fsrc\"\n\n[run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"files:./{to}\"\n\n{}",
                 tables.replace("id = { generator = \"integer_key\" }\n", "")
             ),
         )

@@ -10,4 +10,5 @@ mod lambda;
 mod output;
 mod postgres;
 mod redshift;
+mod scan;
 mod util;

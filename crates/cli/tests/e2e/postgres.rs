@@ -439,7 +439,9 @@ fn init_lists_every_table_and_column_and_plans_cleanly() {
         );
     }
     // Every column of every table is listed, with its type, as passthrough.
-    let listed = text.matches("{ generator = \"passthrough\" }").count();
+    let listed = text
+        .matches("{ generator = \"passthrough\", type = ")
+        .count();
     let expected: usize = pg
         .psql(
             "src",
@@ -524,11 +526,11 @@ url = ""files:./evil""" VALUES ('v');"#,
     let key = r#"[tables."\"a.b\".c".columns]"#;
     assert!(text.contains(key), "{text}");
     let at = text.find(key).unwrap();
-    let line = "secret = { generator = \"passthrough\" }";
+    let line = "secret = { generator = \"passthrough\"";
     let edited = format!(
         "{}{}",
         &text[..at],
-        text[at..].replacen(line, "secret = { generator = \"email\" }", 1)
+        text[at..].replacen(line, "secret = { generator = \"email\"", 1)
     );
     // Unquoted, `a.b.c` could be either table: refused, not guessed.
     std::fs::write(
@@ -840,7 +842,7 @@ fn tls_connections_follow_sslmode() {
         let ws = dir.write(
             "workspace.toml",
             &format!(
-                "[source]\nurl = \"{}?{query}\"\n\n[destination]\nurl = \"{}?{query}\"\n",
+                "[source]\nurl = \"{}?{query}\"\n\n[run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"{}?{query}\"\n",
                 pg.url_as(user, "src"),
                 pg.url_as(user, "dst")
             ),
@@ -947,7 +949,7 @@ fn tls_connections_follow_sslmode() {
         "socket.toml",
         &format!(
             "[source]\nurl = \"postgres:///src?host={dir}&port={port}&user=postgres&sslmode=require\"\n\n\
-             [destination]\nurl = \"postgres:///dst?host={dir}&port={port}&user=postgres\"\n",
+             [run]\nunreviewed = \"passthrough\"\n[destination]\nurl = \"postgres:///dst?host={dir}&port={port}&user=postgres\"\n",
             dir = plain.path().display(),
             port = plain.port()
         ),

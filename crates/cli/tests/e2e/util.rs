@@ -110,7 +110,7 @@ pub fn columns(pg: &PgCluster, db: &str, table: &str) -> Vec<String> {
 /// A workspace for the cluster's `src` → `dst`.
 pub fn workspace(pg: &PgCluster, tables: &str) -> String {
     format!(
-        "[source]\nurl = \"{}\"\n\n[destination]\nurl = \"{}\"\n\n[run]\npart_size = \"16KiB\"\nparallelism = 3\n\n{tables}",
+        "[source]\nurl = \"{}\"\n\n[destination]\nurl = \"{}\"\n\n[run]\npart_size = \"16KiB\"\nparallelism = 3\nunreviewed = \"passthrough\"\n\n{tables}",
         pg.url("src"),
         pg.url("dst")
     )
@@ -159,7 +159,7 @@ pub fn files_workspace(dir: &Dir, source: &str, destination: &str, tables: &str)
     dir.write(
         "workspace.toml",
         &format!(
-            "[source]\nurl = \"files:{source}\"\n\n[destination]\nurl = \"files:{destination}\"\n\n{tables}"
+            "[source]\nurl = \"files:{source}\"\n\n[destination]\nurl = \"files:{destination}\"\n\n[run]\nunreviewed = \"passthrough\"\n\n{tables}"
         ),
     )
     .display()
