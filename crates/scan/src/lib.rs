@@ -5,6 +5,7 @@
 //! No value ever leaves this crate: a [`Finding`] holds kinds, shares and JSON paths only.
 
 mod dict;
+pub mod labelled;
 pub mod names;
 pub mod values;
 

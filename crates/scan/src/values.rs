@@ -428,7 +428,8 @@ pub fn ip_not_version(v: &str) -> bool {
     match ip(v) {
         Some(IpAddr::V4(a)) => {
             let o = a.octets();
-            o.iter().any(|x| *x > 31) || [10, 172, 192].contains(&o[0])
+            // Netmasks (255.255.255.0) are no one's address.
+            o[0] != 255 && (o.iter().any(|x| *x > 31) || [10, 172, 192].contains(&o[0]))
         }
         Some(IpAddr::V6(_)) => true,
         None => false,
