@@ -1,4 +1,5 @@
-//! `mirage init`: a starter workspace listing every table and column, all passthrough.
+//! `mirage init`: a starter workspace listing every table and column with the generator the
+//! scan suggests (all passthrough with `--no-scan`).
 
 use mirage_connectors::registry::connector_for;
 use mirage_core::display::printable;
@@ -60,12 +61,14 @@ fn key(name: &str) -> String {
     }
 }
 
-/// Read the source's catalog for `init` (the password from $MIRAGE_SOURCE_PASSWORD).
+/// Read the source's catalog for `init` (the password from $MIRAGE_SOURCE_PASSWORD), and scan
+/// a sample of `sample` rows of each table when asked.
 pub async fn source_catalog(
     url: &str,
     filter: &SchemaFilter,
     base: &Path,
-) -> Result<Catalog, RunError> {
+    sample: Option<usize>,
+) -> Result<(Catalog, Vec<mirage_engine::review::ColumnScan>), RunError> {
     let connector = connector_for(url).map_err(|m| {
         RunError::Connector(mirage_connectors::ConnectorError::Invalid(format!(
             "--source: {m}"
@@ -80,7 +83,12 @@ pub async fn source_catalog(
     let mut ws = Workspace::parse(&base.join("(--source)"), &text)?;
     ws.source.given_password = url_password(url);
     let source = connector.open_source(&ws).await?;
-    Ok(source.catalog(filter).await?)
+    let catalog = source.catalog(filter).await?;
+    let found = match sample {
+        Some(limit) => mirage_engine::review::scan(source.as_ref(), &catalog, limit).await?,
+        None => Vec::new(),
+    };
+    Ok((catalog, found))
 }
 
 /// The `[staging]` block of a Redshift workspace.
@@ -104,16 +112,18 @@ pub fn starter(
     destination_url: &str,
     filter: &SchemaFilter,
     catalog: &Catalog,
+    found: &[mirage_engine::review::ColumnScan],
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "# mirage workspace, written by `mirage init`.\n\
-         # Every column starts as passthrough (copied unchanged). Give sensitive columns a\n\
-         # generator (`mirage scan` finds them and `mirage generators` lists the generators),\n\
-         # check with `mirage plan`, copy with `mirage run`. `type` is the column's type when\n\
-         # it was reviewed: a column added to the source later, or whose type changes, stops\n\
-         # the run until it is listed here (see [run] unreviewed).\n"
+         # Every column is listed with the generator `mirage scan` suggests from a sample of its\n\
+         # values (the comment says why; passthrough = copied unchanged). Review each one\n\
+         # (`mirage generators` lists the generators), check with `mirage plan`, copy with\n\
+         # `mirage run`. `type` is the column's type when it was reviewed: a column added to the\n\
+         # source later, or whose type changes, stops the run until it is listed here (see\n\
+         # [run] unreviewed).\n"
     );
     let _ = writeln!(s, "[source]");
     let _ = writeln!(
@@ -229,15 +239,25 @@ pub fn starter(
             if c.generated {
                 notes.push("generated".into());
             }
+            // The scan's suggestion, when the column was sampled; passthrough otherwise.
+            let scanned = found.iter().find(|f| f.table == name && f.column == c.name);
+            let (generator, options) = match scanned {
+                Some(f) => {
+                    let (g, o, comment, _) = crate::scan::entry_for(f, catalog);
+                    notes.push(comment);
+                    (g, o)
+                }
+                None => ("passthrough".to_string(), toml::Table::new()),
+            };
             // A comment ends at the line's end: control characters of the names it quotes are
             // escaped, so no name can start a line of its own.
             let _ = writeln!(
                 s,
                 "{:<28} # {}",
                 format!(
-                    "{} = {{ generator = \"passthrough\", type = {} }}",
+                    "{} = {}",
                     key(&c.name),
-                    toml::Value::String(c.type_name.clone())
+                    crate::scan::inline_entry(&generator, &options, &c.type_name)
                 ),
                 printable(&notes.join(", "))
             );

@@ -49,6 +49,12 @@ enum Command {
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
+        /// Write every column as passthrough instead of sampling the source for suggestions.
+        #[arg(long)]
+        no_scan: bool,
+        /// Rows sampled per table for the suggestions.
+        #[arg(long, default_value_t = mirage_engine::review::DEFAULT_SAMPLE as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        sample: u64,
     },
     /// Check the workspace against the source and print what a run would do.
     ///
@@ -362,6 +368,8 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
             schemas,
             workspace,
             force,
+            no_scan,
+            sample,
         } => {
             if workspace.exists() && !force {
                 error(
@@ -377,14 +385,16 @@ async fn main_async(cli: Cli) -> Result<ExitCode, anyhow::Error> {
                 include: schemas,
                 exclude: Vec::new(),
             };
-            let catalog = match init::source_catalog(&source, &filter, Path::new(".")).await {
-                Ok(c) => c,
-                Err(e) => {
-                    error(color, &e.to_string());
-                    return Ok(exit_for(&e));
-                }
-            };
-            let text = init::starter(&source, &destination, &filter, &catalog);
+            let sample = (!no_scan).then_some(sample as usize);
+            let (catalog, found) =
+                match init::source_catalog(&source, &filter, Path::new("."), sample).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        error(color, &e.to_string());
+                        return Ok(exit_for(&e));
+                    }
+                };
+            let text = init::starter(&source, &destination, &filter, &catalog, &found);
             std::fs::write(&workspace, text)
                 .with_context(|| format!("writing {}", workspace.display()))?;
             out(&format!(

@@ -163,6 +163,49 @@ fn why(f: &ColumnScan) -> String {
     }
 }
 
+/// The entry the scan suggests for a column: (generator, options, comment, whether it
+/// follows a foreign key). A foreign key column is `passthrough`: it takes the generator of the
+/// key it references, so it keeps joining.
+pub fn entry_for(f: &ColumnScan, catalog: &Catalog) -> (String, toml::Table, String, bool) {
+    let table = mirage_core::QualifiedName::parse(&f.table);
+    let fk = catalog
+        .foreign_keys
+        .iter()
+        .find(|fk| fk.table == table && fk.columns.contains(&f.column));
+    match fk {
+        Some(fk) => {
+            let i = fk.columns.iter().position(|c| c == &f.column).unwrap_or(0);
+            let target = fk.referenced_columns.get(i).cloned().unwrap_or_default();
+            (
+                "passthrough".to_string(),
+                toml::Table::new(),
+                format!(
+                    "scan: foreign key to {}.{}: it takes that column's generator",
+                    printable(&fk.referenced.to_string()),
+                    printable(&target)
+                ),
+                true,
+            )
+        }
+        None => {
+            let (g, o) = f.suggestion();
+            (g, o, why(f), false)
+        }
+    }
+}
+
+/// A generator entry as one line of TOML: `{ generator = "email", part = "city" }`.
+pub fn inline_entry(generator: &str, options: &toml::Table, type_name: &str) -> String {
+    let mut entry = InlineTable::new();
+    entry.insert("generator", generator.into());
+    for (k, v) in options {
+        entry.insert(k, toml_value(v));
+    }
+    entry.insert("type", type_name.into());
+    entry.fmt();
+    entry.to_string()
+}
+
 fn implicit_table() -> Item {
     let mut t = Table::new();
     t.set_implicit(true);
@@ -222,29 +265,7 @@ pub fn write_suggestions(
             .ok_or_else(|| format!("tables.\"{}\".columns is not a table", printable(&key)))?;
         let _ = new_table;
         for f in entries {
-            let fk = catalog
-                .foreign_keys
-                .iter()
-                .find(|fk| fk.table == t.name && fk.columns.contains(&f.column));
-            let (generator, options, comment) = match fk {
-                Some(fk) => {
-                    let i = fk.columns.iter().position(|c| c == &f.column).unwrap_or(0);
-                    let target = fk.referenced_columns.get(i).cloned().unwrap_or_default();
-                    (
-                        "passthrough".to_string(),
-                        toml::Table::new(),
-                        format!(
-                            "scan: foreign key to {}.{}: it takes that column's generator",
-                            printable(&fk.referenced.to_string()),
-                            printable(&target)
-                        ),
-                    )
-                }
-                None => {
-                    let (g, o) = f.suggestion();
-                    (g, o, why(f))
-                }
-            };
+            let (generator, options, comment, follows) = entry_for(f, catalog);
             let mut entry = InlineTable::new();
             entry.insert("generator", generator.as_str().into());
             for (k, v) in &options {
@@ -255,7 +276,7 @@ pub fn write_suggestions(
             value.decor_mut().set_suffix(format!("  # {comment}"));
             columns.insert(&f.column, Item::Value(value));
             added += 1;
-            if f.finding.is_sensitive() && fk.is_none() {
+            if f.finding.is_sensitive() && !follows {
                 sensitive += 1;
             }
         }

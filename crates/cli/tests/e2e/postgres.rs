@@ -438,10 +438,15 @@ fn init_lists_every_table_and_column_and_plans_cleanly() {
             "{table} missing:\n{text}"
         );
     }
-    // Every column of every table is listed, with its type, as passthrough.
+    // Every column of every table is listed, with its type and the scan's suggestion.
     let listed = text
-        .matches("{ generator = \"passthrough\", type = ")
+        .lines()
+        .filter(|l| {
+            l.contains("= { generator = \"") && l.contains(", type = \"") && l.contains("# ")
+        })
         .count();
+    assert!(text.contains("email = { generator = \"email\""), "{text}");
+    assert!(text.contains("scan: email, from its name"), "{text}");
     let expected: usize = pg
         .psql(
             "src",
@@ -506,6 +511,7 @@ url = ""files:./evil""" VALUES ('v');"#,
     let out = mirage(
         &[
             "init",
+            "--no-scan",
             "--source",
             &pg.url("src"),
             "--destination",
