@@ -421,7 +421,7 @@ fn sensitive(kind: Kind, variant: u8, rng: &mut Rng) -> String {
         }
         Kind::Email => email(rng),
         Kind::Phone => phone(rng),
-        Kind::UsSsn => ssn(rng, variant % 2 == 0),
+        Kind::UsSsn => ssn(rng, variant.is_multiple_of(2)),
         Kind::CaSin => {
             let first = format!("{}", 1 + rng.below(7));
             let d = luhn_complete(rng, &first, 9);
@@ -439,7 +439,7 @@ fn sensitive(kind: Kind, variant: u8, rng: &mut Rng) -> String {
                 prefix.to_string()
             };
             let d = luhn_complete(rng, &prefix, len);
-            if variant % 2 == 0 {
+            if variant.is_multiple_of(2) {
                 d.as_bytes()
                     .chunks(4)
                     .map(|c| String::from_utf8_lossy(c).into_owned())
@@ -989,7 +989,7 @@ pub fn evaluate(tables: usize, rows: usize, seed: u64) -> Score {
                     // Nine digits alone, or five, say nothing of an SSN or a ZIP code.
                     let values_tell = values_tell
                         && !(kind == Kind::UsSsn && variant % 2 == 1)
-                        && !(kind == Kind::PostalCode && variant % 3 == 0);
+                        && !(kind == Kind::PostalCode && variant.is_multiple_of(3));
                     let meaningless = values_tell && rng.below(3) == 0;
                     let name = if meaningless {
                         rng.pick(MEANINGLESS).replace("{}", &n.to_string())

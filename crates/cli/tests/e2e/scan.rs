@@ -144,6 +144,40 @@ fn scan_finds_the_same_on_postgresql_and_redshift_and_never_prints_a_value() {
         "the sample is bounded: {}",
         text.stdout
     );
+    // A big table is sampled, not read whole: TABLESAMPLE over its pages, capped by the limit.
+    pg.psql(
+        "src",
+        "CREATE SCHEMA bulk; CREATE TABLE bulk.events (id BIGINT, email TEXT); \
+         INSERT INTO bulk.events SELECT i, 'u' || i || '@example.com' FROM generate_series(1, 60000) i; \
+         ANALYZE bulk.events;",
+    )
+    .unwrap();
+    let bulk = dir.write(
+        "bulk.toml",
+        &workspace(&pg, "[schemas]\ninclude = [\"bulk\"]\n"),
+    );
+    let sampled = mirage(
+        &[
+            "scan",
+            "-w",
+            bulk.to_str().unwrap(),
+            "--format",
+            "json",
+            "--sample",
+            "100",
+        ],
+        "s",
+    );
+    assert_eq!(sampled.code, 0, "{}", sampled.all());
+    for line in sampled.stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["sampled"], 100, "{line}");
+    }
+    assert!(
+        sampled.stdout.contains("\"kind\":\"email\""),
+        "{}",
+        sampled.stdout
+    );
     // Redshift (the emulator): the same rows, the same findings.
     let rs = Redshift::start();
     rs.sql("src", &sql);
