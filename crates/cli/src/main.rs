@@ -296,7 +296,8 @@ fn write_scan(
             path.display()
         ));
     }
-    let tmp = path.with_extension("toml.scan-tmp");
+    // A name of this process's own: two scans writing at once never share a half-written file.
+    let tmp = path.with_extension(format!("toml.scan-{}.tmp", std::process::id()));
     let written = std::fs::write(&tmp, &new_text).and_then(|_| {
         if let Ok(meta) = std::fs::metadata(path) {
             std::fs::set_permissions(&tmp, meta.permissions())?;

@@ -350,14 +350,23 @@ pub async fn scan(
     ws: &Workspace,
     limit: usize,
 ) -> Result<(mirage_core::schema::Catalog, Vec<crate::review::ColumnScan>), RunError> {
+    let (source, catalog) = checked_source(ws).await?;
+    let found = crate::review::scan(source.as_ref(), &catalog, limit).await?;
+    Ok((catalog, found))
+}
+
+/// The source opened after its checks passed (a missing grant is named with the statement
+/// that fixes it), and its catalog.
+async fn checked_source(
+    ws: &Workspace,
+) -> Result<(Box<dyn AnySource>, mirage_core::schema::Catalog), RunError> {
     let connector = connector_of(ws, Role::Source)?;
     let mut checks = Checks::new();
     connector.source_checks(ws, &mut checks).await;
     require(&checks)?;
     let source = connector.open_source(ws).await?;
     let catalog = source.catalog(&ws.schemas).await?;
-    let found = crate::review::scan(source.as_ref(), &catalog, limit).await?;
-    Ok((catalog, found))
+    Ok((source, catalog))
 }
 
 /// Like [`plan`], with the review of the source against the workspace even when the plan has
@@ -366,12 +375,7 @@ pub async fn plan_and_review(
     ws: &Workspace,
     seed: &str,
 ) -> Result<(Review, Result<Plan, Vec<WorkspaceError>>), RunError> {
-    let connector = connector_of(ws, Role::Source)?;
-    let mut checks = Checks::new();
-    connector.source_checks(ws, &mut checks).await;
-    require(&checks)?;
-    let source = connector.open_source(ws).await?;
-    let catalog = source.catalog(&ws.schemas).await?;
+    let (source, catalog) = checked_source(ws).await?;
     prepare(ws, source.as_ref(), catalog, seed).await
 }
 

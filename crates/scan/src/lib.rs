@@ -590,10 +590,18 @@ fn collect_leaves(
     match v {
         serde_json::Value::Object(m) => {
             for (k, x) in m {
-                let p = if k.chars().all(|c| c.is_alphanumeric() || c == '_') && !k.is_empty() {
+                // A key that is not a name (`alice@example.com`, `1234`, a sentence) is data of
+                // a map: it is written as `*`, never shown.
+                let name = !k.is_empty()
+                    && k.len() <= 40
+                    && k.chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                let p = if name {
                     format!("{path}.{k}")
                 } else {
-                    format!("{path}['{}']", k.replace('\'', "\\'"))
+                    format!("{path}.*")
                 };
                 collect_leaves(x, p, k, out, depth + 1);
             }
@@ -778,6 +786,20 @@ mod tests {
             r#"{"contact": {"email": "a@example.com", "tier": "gold"}}"#,
             r#"{"contact": {"email": "b@example.org", "tier": "silver"}}"#,
         ];
+        let keyed = [
+            r#"{"by_user": {"jo@example.com": {"phone": "+44 20 7946 0958"}}}"#,
+            r#"{"by_user": {"al@example.org": {"phone": "+44 20 7946 0959"}}}"#,
+        ];
+        let f = classify("doc", &ValueType::Jsonb, &keyed);
+        assert_eq!(
+            f.paths.get("$.by_user.*.phone"),
+            Some(&Kind::Phone),
+            "{f:?}"
+        );
+        assert!(
+            !format!("{f:?}").contains("example"),
+            "keys that are data stay hidden"
+        );
         let f = classify("payload", &ValueType::Jsonb, &docs);
         assert_eq!(f.kind, Some(Kind::Json));
         assert_eq!(f.paths.get("$.contact.email"), Some(&Kind::Email));
