@@ -89,6 +89,10 @@ pub async fn rows(client: &Client, sql: &str, what: &str) -> Result<Vec<TextRow>
 /// Sampled rows: each row's values in the order of the columns asked for (NULL as `None`).
 pub type Sample = Vec<Vec<Option<String>>>;
 
+/// The most characters of one value a sample reads: a table of 60 MB documents is judged on
+/// their beginnings, in bounded memory.
+pub const SAMPLE_VALUE_CHARS: usize = 8192;
+
 /// A bounded sample of `columns` of `table` as text: `SELECT … LIMIT limit`, spread over the
 /// table with `TABLESAMPLE SYSTEM` when `sample_percent` is given (PostgreSQL). When that
 /// sample comes back short (few pages chosen), the first `limit` rows are read instead.
@@ -98,13 +102,14 @@ pub async fn sample(
     columns: &[String],
     limit: usize,
     sample_percent: Option<f64>,
+    capped: impl Fn(&str) -> String,
 ) -> Result<Sample> {
     if columns.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
     let list = columns
         .iter()
-        .map(|c| quote_ident(c))
+        .map(|c| capped(&quote_ident(c)))
         .collect::<Vec<_>>()
         .join(", ");
     let what = format!("sampling {}", table.name);

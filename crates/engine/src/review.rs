@@ -82,9 +82,19 @@ pub async fn scan_table(
         let Some(col) = table.column(name) else {
             continue;
         };
+        // At most SAMPLE_VALUE_CHARS of each value (files are read whole).
         let values: Vec<&str> = rows
             .iter()
             .filter_map(|r| r.get(i).and_then(|v| v.as_deref()))
+            .map(|v| {
+                match v
+                    .char_indices()
+                    .nth(mirage_connectors::sql::SAMPLE_VALUE_CHARS)
+                {
+                    Some((end, _)) => &v[..end],
+                    None => v,
+                }
+            })
             .collect();
         let mut finding = mirage_scan::classify(name, &col.value_type, &values);
         // Two decimals are all a reader needs.

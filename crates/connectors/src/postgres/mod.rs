@@ -848,7 +848,9 @@ impl Source for PgSource {
             .row_estimate
             .filter(|rows| *rows > (limit as u64).saturating_mul(4))
             .map(|rows| (300.0 * limit as f64 / rows as f64).clamp(0.0001, 100.0));
-        crate::sql::sample(&self.main, table, columns, limit, percent).await
+        // Every type has a text form; only its beginning is read.
+        let capped = |c: &str| format!("left({c}::text, {})", crate::sql::SAMPLE_VALUE_CHARS);
+        crate::sql::sample(&self.main, table, columns, limit, percent, capped).await
     }
 
     async fn read(&self, table: &Table, columns: &[String]) -> Result<Extract> {

@@ -874,7 +874,26 @@ impl Source for RedshiftSource {
         limit: usize,
     ) -> Result<crate::sql::Sample> {
         // Redshift has no TABLESAMPLE: a bounded LIMIT reads a few blocks of each slice.
-        crate::sql::sample(&self.main, table, columns, limit, None).await
+        // Character columns are read up to a bound; other types are short (SUPER and VARBYTE
+        // excepted, which have no LEFT).
+        let capped = |c: &str| {
+            let text = table
+                .columns
+                .iter()
+                .find(|x| quote_ident(&x.name) == c)
+                .is_some_and(|x| {
+                    matches!(
+                        x.value_type,
+                        mirage_core::ValueType::Text { .. } | mirage_core::ValueType::Char { .. }
+                    )
+                });
+            if text {
+                format!("LEFT({c}, {})", crate::sql::SAMPLE_VALUE_CHARS)
+            } else {
+                c.to_string()
+            }
+        };
+        crate::sql::sample(&self.main, table, columns, limit, None, capped).await
     }
 
     async fn read(&self, table: &Table, columns: &[String]) -> Result<Extract> {
