@@ -9,20 +9,48 @@ use mirage_engine::review::{ColumnScan, configured_tables};
 use std::fmt::Write as _;
 use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
 
-/// Whether the workspace lists the column (or its table copies no source rows).
-fn listed(ws: &Workspace, table: &str, column: &str) -> Option<String> {
-    let tc = ws.table_config(table)?;
-    if tc.mode != TableMode::DeIdentify {
-        return Some(format!("({})", tc.mode.as_str()));
+/// What the workspace says of each column it lists, by (table, column): the generator (or the
+/// table's mode when it copies no source rows), and the type recorded when it was reviewed.
+type Listed = std::collections::HashMap<(String, String), (String, Option<String>)>;
+
+fn listing(ws: &Workspace, found: &[ColumnScan]) -> Listed {
+    let mut out = Listed::new();
+    let mut tables: std::collections::HashMap<&str, Option<&mirage_core::workspace::TableConfig>> =
+        Default::default();
+    for f in found {
+        let tc = *tables
+            .entry(f.table.as_str())
+            .or_insert_with(|| ws.table_config(&f.table));
+        let Some(tc) = tc else { continue };
+        let said = if tc.mode != TableMode::DeIdentify {
+            Some((format!("({})", tc.mode.as_str()), None))
+        } else {
+            tc.columns
+                .iter()
+                .find(|c| c.name == f.column)
+                .map(|c| (c.generator.clone(), c.reviewed_type.clone()))
+        };
+        if let Some(said) = said {
+            out.insert((f.table.clone(), f.column.clone()), said);
+        }
     }
-    tc.columns
-        .iter()
-        .find(|c| c.name == column)
-        .map(|c| c.generator.clone())
+    out
+}
+
+/// What the workspace says of a column, for people: `email`, `email, type was text`.
+fn now(listed: &Listed, f: &ColumnScan) -> Option<String> {
+    let (g, ty) = listed.get(&(f.table.clone(), f.column.clone()))?;
+    Some(match ty {
+        Some(t) if !mirage_engine::review::same_type(t, &f.type_name) => {
+            format!("{g}; TYPE CHANGED, was {t}")
+        }
+        _ => g.clone(),
+    })
 }
 
 /// The findings as a table for people: one line a column.
 pub fn render(ws: &Workspace, found: &[ColumnScan]) -> String {
+    let listed = listing(ws, found);
     let rows: Vec<[String; 6]> = found
         .iter()
         .map(|f| {
@@ -48,7 +76,7 @@ pub fn render(ws: &Workspace, found: &[ColumnScan]) -> String {
                 None => format!("{} sampled", f.finding.sampled),
             };
             let (g, _) = f.suggestion();
-            let now = listed(ws, &f.table, &f.column)
+            let now = now(&listed, f)
                 .map(|g| format!("workspace: {g}"))
                 .unwrap_or_else(|| "NOT IN WORKSPACE".into());
             let mut extra = String::new();
@@ -103,10 +131,7 @@ pub fn render(ws: &Workspace, found: &[ColumnScan]) -> String {
         line(r.iter().map(String::as_str).collect(), &mut s);
     }
     let sensitive = found.iter().filter(|f| f.finding.is_sensitive()).count();
-    let missing = found
-        .iter()
-        .filter(|f| listed(ws, &f.table, &f.column).is_none())
-        .count();
+    let missing = found.iter().filter(|f| now(&listed, f).is_none()).count();
     let _ = write!(
         s,
         "{} column(s) scanned, {sensitive} sensitive, {missing} not in the workspace",
@@ -120,6 +145,7 @@ pub fn render(ws: &Workspace, found: &[ColumnScan]) -> String {
 
 /// One JSON object a column: the finding, the suggestion and what the workspace says now.
 pub fn json_lines(ws: &Workspace, found: &[ColumnScan]) -> Vec<String> {
+    let listed = listing(ws, found);
     found
         .iter()
         .map(|f| {
@@ -127,7 +153,7 @@ pub fn json_lines(ws: &Workspace, found: &[ColumnScan]) -> Vec<String> {
             if let Some(o) = v.as_object_mut() {
                 o.insert(
                     "workspace".into(),
-                    listed(ws, &f.table, &f.column).map_or(serde_json::Value::Null, Into::into),
+                    now(&listed, f).map_or(serde_json::Value::Null, Into::into),
                 );
             }
             v.to_string()
@@ -225,16 +251,20 @@ pub fn write_suggestions(
         e.to_string().lines().next().unwrap_or("").to_string()
     })?;
     let (mut added, mut sensitive) = (0, 0);
+    let listed = listing(ws, found);
+    let mut by_table: std::collections::HashMap<&str, Vec<&ColumnScan>> = Default::default();
+    for f in found {
+        if !listed.contains_key(&(f.table.clone(), f.column.clone())) {
+            by_table.entry(f.table.as_str()).or_default().push(f);
+        }
+    }
     for t in configured_tables(catalog) {
         let name = t.name.to_string();
         let tc = ws.table_config(&name);
         if tc.is_some_and(|tc| tc.mode != TableMode::DeIdentify) {
             continue;
         }
-        let entries: Vec<&ColumnScan> = found
-            .iter()
-            .filter(|f| f.table == name && listed(ws, &f.table, &f.column).is_none())
-            .collect();
+        let entries = by_table.remove(name.as_str()).unwrap_or_default();
         if entries.is_empty() {
             continue;
         }

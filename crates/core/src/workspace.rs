@@ -443,12 +443,24 @@ struct RawWorkspace {
 }
 
 /// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|b| *b == b'\n')
-        .count()
-        + 1
+/// The 1-based line of byte offsets of a text, from its line ends found once: a workspace of
+/// thousands of entries asks for thousands of lines.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn of(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|&end| end < offset) + 1
+    }
 }
 
 /// `tables."public.users".columns.email` style key path.
@@ -475,8 +487,9 @@ impl Workspace {
 
     /// Parse workspace text; `path` is used in messages and to resolve relative `files:` URLs.
     pub fn parse(path: &Path, text: &str) -> Result<Workspace, WorkspaceError> {
+        let lines = Lines::of(text);
         let raw: RawWorkspace = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            let line = e.span().map(|s| lines.line(s.start)).unwrap_or(0);
             WorkspaceError {
                 path: path.to_path_buf(),
                 line,
@@ -493,7 +506,7 @@ impl Workspace {
         };
         if raw.source.get_ref().preserve_ownership {
             return Err(err(
-                line_of(text, raw.source.span().start),
+                lines.line(raw.source.span().start),
                 "source.preserve_ownership".into(),
                 "preserve_ownership belongs in [destination]".into(),
             ));
@@ -505,7 +518,7 @@ impl Workspace {
                 .password_env
                 .clone()
                 .unwrap_or_else(|| default_env.to_string()),
-            line: line_of(text, c.get_ref().url.span().start),
+            line: lines.line(c.get_ref().url.span().start),
             given_password: None,
         };
         if raw.run.parallelism == 0 {
@@ -532,7 +545,7 @@ impl Workspace {
         let staging = match &raw.staging {
             Some(st) => {
                 let mut config = st.get_ref().clone();
-                config.line = line_of(text, st.span().start);
+                config.line = lines.line(st.span().start);
                 if let Some((key, message)) = config.validate() {
                     return Err(err(config.line, key.into(), message));
                 }
@@ -542,7 +555,7 @@ impl Workspace {
         };
         let mut tables = Vec::new();
         for (name, table) in &raw.tables {
-            let line = line_of(text, name.span().start);
+            let line = lines.line(name.span().start);
             let tname = name.get_ref();
             if !tname.contains('.') {
                 return Err(err(
@@ -553,7 +566,7 @@ impl Workspace {
             }
             let mut columns = Vec::new();
             for (cname, centry) in &table.get_ref().columns {
-                let cline = line_of(text, cname.span().start);
+                let cline = lines.line(cname.span().start);
                 let mut options = centry.get_ref().clone();
                 let generator = match options.remove("generator") {
                     Some(toml::Value::String(g)) => g,

@@ -186,14 +186,25 @@ fn apply_review(
                     ));
                 } else {
                     choice.insert(key, ("null".into(), toml::Table::new(), c.line, None));
+                    warnings.push(format!(
+                        "{}.{} {what} ({}); written as NULL (unreviewed = \"null\")",
+                        printable(&c.table),
+                        printable(column),
+                        c.verdict_text()
+                    ));
                 }
             }
             Unreviewed::Passthrough => {
                 if choice.get(&key).is_some_and(|ch| ch.3.is_some()) {
                     continue;
                 }
+                // A column whose type changed keeps the generator it was given.
+                let treatment = match choice.get(&key) {
+                    Some((g, ..)) => format!("its generator `{}` still applies", printable(g)),
+                    None => "copied unchanged".to_string(),
+                };
                 warnings.push(format!(
-                    "{}.{} {what} ({}); copied unchanged (unreviewed = \"passthrough\")",
+                    "{}.{} {what} ({}); {treatment} (unreviewed = \"passthrough\")",
                     printable(&c.table),
                     printable(column),
                     c.verdict_text()

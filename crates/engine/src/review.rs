@@ -315,7 +315,7 @@ pub fn diff(ws: &Workspace, catalog: &Catalog) -> Vec<Change> {
 
 /// Type names compare without case and spaces (`character varying(20)` is how PostgreSQL
 /// writes `varchar(20)`; both spellings are taken).
-fn same_type(a: &str, b: &str) -> bool {
+pub fn same_type(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
         s.to_lowercase()
             .replace("character varying", "varchar")
@@ -363,13 +363,14 @@ pub async fn review(
                 continue;
             }
         };
-        for found in found {
-            for c in changes.iter_mut().filter(|c| {
-                c.unreviewed()
-                    && c.table == found.table
-                    && c.column.as_deref() == Some(&found.column)
-            }) {
-                c.verdict = Some(found.finding.clone());
+        let mut verdicts: BTreeMap<String, Finding> =
+            found.into_iter().map(|f| (f.column, f.finding)).collect();
+        for c in changes
+            .iter_mut()
+            .filter(|c| c.unreviewed() && c.table == table)
+        {
+            if let Some(v) = c.column.as_ref().and_then(|col| verdicts.remove(col)) {
+                c.verdict = Some(v);
             }
         }
     }

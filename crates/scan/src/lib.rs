@@ -12,7 +12,7 @@ pub mod values;
 use mirage_core::ValueType;
 use names::Strength;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What kind of sensitive data a column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -149,6 +149,9 @@ pub struct Finding {
     /// For JSON: the paths holding sensitive values, and their kinds.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub paths: BTreeMap<String, Kind>,
+    /// For JSON: maps (`$.by_email.*`) whose keys themselves are sensitive, and their kinds.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, Kind>,
 }
 
 impl Finding {
@@ -161,6 +164,7 @@ impl Finding {
             sampled,
             contains: Vec::new(),
             paths: BTreeMap::new(),
+            keys: BTreeMap::new(),
         }
     }
 
@@ -210,6 +214,14 @@ impl Finding {
                 .map(|(p, k)| format!("{p} ({k})"))
                 .collect();
             s.push_str(&format!("; at {}", p.join(", ")));
+        }
+        if !self.keys.is_empty() {
+            let p: Vec<String> = self
+                .keys
+                .iter()
+                .map(|(p, k)| format!("{p} ({k})"))
+                .collect();
+            s.push_str(&format!("; keys of {}", p.join(", ")));
         }
         s
     }
@@ -425,9 +437,41 @@ fn classify_depth(column: &str, value_type: &ValueType, values: &[&str], depth: 
             .iter()
             .filter_map(|v| serde_json::from_str(v).ok())
             .collect();
+        // Objects whose keys are data (a map by email, by id) are found first: their keys are
+        // judged as values and their paths written with `*`.
+        let mut maps: BTreeSet<String> = BTreeSet::new();
         let mut leaves: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
-        for d in &docs {
-            collect_leaves(d, "$".into(), "", &mut leaves, 0);
+        let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for _ in 0..3 {
+            leaves.clear();
+            keys.clear();
+            for d in &docs {
+                let mut walk = Walk {
+                    maps: &maps,
+                    leaves: &mut leaves,
+                    keys: &mut keys,
+                };
+                walk.collect(d, "$".into(), "", 0);
+            }
+            let found: BTreeSet<String> = keys
+                .iter()
+                .filter(|(_, k)| k.len() > MAP_KEYS)
+                .map(|(p, _)| p.clone())
+                .collect();
+            if found.is_subset(&maps) {
+                break;
+            }
+            maps.extend(found);
+        }
+        for parent in &maps {
+            let ks: Vec<&str> = keys
+                .get(parent)
+                .map(|k| k.iter().map(String::as_str).collect())
+                .unwrap_or_default();
+            let inner = classify_depth("", &ValueType::Text { max_chars: None }, &ks, depth + 1);
+            if let Some(k) = inner.kind {
+                f.keys.insert(format!("{parent}.*"), k);
+            }
         }
         for (path, (key, vals)) in &leaves {
             let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
@@ -436,7 +480,7 @@ fn classify_depth(column: &str, value_type: &ValueType, values: &[&str], depth: 
                 f.paths.insert(path.clone(), k);
             }
         }
-        if !f.paths.is_empty() {
+        if !f.paths.is_empty() || !f.keys.is_empty() {
             f.kind = Some(Kind::Json);
             f.confidence = 0.9;
             f.evidence = vec![Evidence::Values];
@@ -576,53 +620,66 @@ fn looks_like_json(v: &str) -> bool {
         && serde_json::from_str::<serde_json::Value>(v).is_ok()
 }
 
-/// The leaves of a JSON document by path (`$.a.b`, arrays as `[*]`): (last key, values).
-fn collect_leaves(
-    v: &serde_json::Value,
-    path: String,
-    key: &str,
-    out: &mut BTreeMap<String, (String, Vec<String>)>,
-    depth: usize,
-) {
-    if depth > 16 || out.len() > 500 {
-        return;
-    }
-    match v {
-        serde_json::Value::Object(m) => {
-            for (k, x) in m {
-                // A key that is not a name (`alice@example.com`, `1234`, a sentence) is data of
-                // a map: it is written as `*`, never shown.
-                let name = !k.is_empty()
-                    && k.len() <= 40
-                    && k.chars()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                let p = if name {
-                    format!("{path}.{k}")
-                } else {
-                    format!("{path}.*")
+/// More distinct keys than this under one object path make it a map whose keys are data.
+const MAP_KEYS: usize = 32;
+
+/// A walk over JSON documents collecting leaves by path (`$.a.b`, arrays as `[*]`, the keys
+/// of maps as `*`) and the distinct keys seen under each object path.
+struct Walk<'a> {
+    maps: &'a BTreeSet<String>,
+    leaves: &'a mut BTreeMap<String, (String, Vec<String>)>,
+    keys: &'a mut BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Walk<'_> {
+    fn collect(&mut self, v: &serde_json::Value, path: String, key: &str, depth: usize) {
+        if depth > 16 || self.leaves.len() > 500 {
+            return;
+        }
+        match v {
+            serde_json::Value::Object(m) => {
+                let map = self.maps.contains(&path);
+                let seen = self.keys.entry(path.clone()).or_default();
+                for k in m.keys() {
+                    if seen.len() <= 4 * MAP_KEYS {
+                        seen.insert(k.clone());
+                    }
+                }
+                for (k, x) in m {
+                    // A key that is not a name (`alice@example.com`, `1234`, a sentence), or a
+                    // key of a map, is data: it is written as `*`, never shown.
+                    let name = !map
+                        && !k.is_empty()
+                        && k.len() <= 40
+                        && k.chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    let (p, leaf_key) = if name {
+                        (format!("{path}.{k}"), k.as_str())
+                    } else {
+                        (format!("{path}.*"), "")
+                    };
+                    self.collect(x, p, leaf_key, depth + 1);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for x in a.iter().take(50) {
+                    self.collect(x, format!("{path}[*]"), key, depth + 1);
+                }
+            }
+            serde_json::Value::Null => {}
+            other => {
+                let text = match other {
+                    serde_json::Value::String(s) => s.clone(),
+                    o => o.to_string(),
                 };
-                collect_leaves(x, p, k, out, depth + 1);
+                self.leaves
+                    .entry(path)
+                    .or_insert_with(|| (key.to_string(), Vec::new()))
+                    .1
+                    .push(text);
             }
-        }
-        serde_json::Value::Array(a) => {
-            for x in a.iter().take(50) {
-                collect_leaves(x, format!("{path}[*]"), key, out, depth + 1);
-            }
-        }
-        serde_json::Value::Null => {}
-        serde_json::Value::String(s) => {
-            out.entry(path)
-                .or_insert_with(|| (key.to_string(), Vec::new()))
-                .1
-                .push(s.clone());
-        }
-        other => {
-            out.entry(path)
-                .or_insert_with(|| (key.to_string(), Vec::new()))
-                .1
-                .push(other.to_string());
         }
     }
 }
@@ -694,12 +751,18 @@ pub fn suggest(finding: &Finding, value_type: &ValueType, role: KeyRole) -> (Str
         Kind::Username => "alphanumeric_key",
         Kind::Secret => "hash",
         Kind::FreeText => "character_scramble",
+        // Keys of maps are data json_mask cannot rewrite: the documents are replaced whole.
+        Kind::Json if !finding.keys.is_empty() || finding.paths.is_empty() => {
+            options.insert("value".into(), "{}".into());
+            "constant"
+        }
         Kind::Json => {
             let mut paths = toml::Table::new();
             for (path, k) in &finding.paths {
                 let inner = Finding {
                     kind: Some(*k),
                     paths: BTreeMap::new(),
+                    keys: BTreeMap::new(),
                     ..finding.clone()
                 };
                 let (g, o) = suggest(&inner, &ValueType::Text { max_chars: None }, KeyRole::None);
@@ -799,6 +862,24 @@ mod tests {
         assert!(
             !format!("{f:?}").contains("example"),
             "keys that are data stay hidden"
+        );
+        let by_email: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"by_email": {{"u{i}.zq@example.com": {{"n": {i}}}}}}}"#))
+            .collect();
+        let refs: Vec<&str> = by_email.iter().map(String::as_str).collect();
+        let f = classify("doc", &ValueType::Jsonb, &refs);
+        assert_eq!(f.keys.get("$.by_email.*"), Some(&Kind::Email), "{f:?}");
+        assert!(!format!("{f:?}").contains("zq"), "{f:?}");
+        assert_eq!(suggest(&f, &ValueType::Jsonb, KeyRole::None).0, "constant");
+        let ids: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"users": {{"user{i}": {{"email": "u{i}@example.com"}}}}}}"#))
+            .collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let f = classify("doc", &ValueType::Jsonb, &refs);
+        assert_eq!(f.paths.get("$.users.*.email"), Some(&Kind::Email), "{f:?}");
+        assert!(
+            !format!("{f:?}").contains("user1"),
+            "a map's keys are never shown: {f:?}"
         );
         let f = classify("payload", &ValueType::Jsonb, &docs);
         assert_eq!(f.kind, Some(Kind::Json));
