@@ -24,8 +24,10 @@ struct Cli {
 enum Command {
     /// Write a starter workspace.toml listing every table and column of the source.
     ///
-    /// Every column starts as passthrough; edit the file to give sensitive columns a
-    /// generator. The password is read from $MIRAGE_SOURCE_PASSWORD, never written.
+    /// Every column is written with the generator the scan suggests from a sample of its values
+    /// (see `mirage scan`), a comment saying why, and its type; --no-scan writes them all as
+    /// passthrough without reading rows. Review them, then `mirage plan`. The password is read
+    /// from $MIRAGE_SOURCE_PASSWORD, never written.
     ///
     /// Examples:
     ///   mirage init --source postgres://app@prod-db:5432/shop \
@@ -81,7 +83,9 @@ enum Command {
     /// libphonenumber, email syntax, name dictionaries …). Prints kinds, confidence and
     /// evidence, never a value. --write adds the suggested generators to the workspace for the
     /// columns it does not list yet, each with a comment saying why; the rest of the file is
-    /// kept as it was. Exit code: 0, 1 the source could not be read, 2 bad input.
+    /// kept as it was. Exit code: 0, 1 the source could not be read or the workspace could not
+    /// be written, 2 bad input (a workspace --write cannot change: read-only, or not a table
+    /// where it adds entries).
     ///
     /// Examples:
     ///   mirage scan -w workspace.toml
@@ -91,7 +95,7 @@ enum Command {
     Scan {
         #[arg(short, long, default_value = "workspace.toml")]
         workspace: PathBuf,
-        /// Rows sampled per table.
+        /// Rows sampled per table (1 to 1000000); at most 8192 characters of each value are read.
         #[arg(long, default_value_t = mirage_engine::review::DEFAULT_SAMPLE as u64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         sample: u64,
         /// text (a table) or json (one object a column).
@@ -276,6 +280,17 @@ fn write_scan(
         Ok(t) => t,
         Err(e) => return fail(format!("{}: cannot read it: {e}", path.display())),
     };
+    // A file made read-only is not replaced behind its owner's back.
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+        error(
+            color,
+            &format!(
+                "{} is read-only; make it writable (chmod u+w) to let --write add the scan's entries",
+                path.display()
+            ),
+        );
+        return ExitCode::from(2);
+    }
     let (new_text, added, sensitive) = match scan::write_suggestions(&text, ws, catalog, found) {
         Ok(r) => r,
         Err(e) => {
@@ -306,7 +321,11 @@ fn write_scan(
     });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return fail(format!("{}: cannot write it: {e}", path.display()));
+        return fail(format!(
+            "{}: cannot write it (through {} beside it): {e}",
+            path.display(),
+            tmp.display()
+        ));
     }
     err(&format!(
         "{}: added {added} column(s), {sensitive} with a generator for sensitive data; review them, then `mirage plan`",

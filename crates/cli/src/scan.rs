@@ -232,6 +232,15 @@ pub fn inline_entry(generator: &str, options: &toml::Table, type_name: &str) -> 
     entry.to_string()
 }
 
+/// A new table under a parent: inline inside an inline table, else a `[header]` table.
+fn child(parent_inline: bool) -> Item {
+    if parent_inline {
+        Item::Value(Value::InlineTable(InlineTable::new()))
+    } else {
+        implicit_table()
+    }
+}
+
 fn implicit_table() -> Item {
     let mut t = Table::new();
     t.set_implicit(true);
@@ -269,31 +278,33 @@ pub fn write_suggestions(
             continue;
         }
         let key = tc.map_or_else(|| name.clone(), |tc| tc.name.clone());
-        let tables = doc
-            .entry("tables")
-            .or_insert_with(implicit_table)
+        let tables_item = doc.entry("tables").or_insert_with(implicit_table);
+        let tables_inline = tables_item.is_inline_table();
+        let tables = tables_item
             .as_table_like_mut()
             .ok_or("`tables` is not a table")?;
-        let table = tables
-            .entry(&key)
-            .or_insert_with(implicit_table)
+        let table_item = tables.entry(&key).or_insert_with(|| child(tables_inline));
+        let table_inline = table_item.is_inline_table();
+        let table = table_item
             .as_table_like_mut()
             .ok_or_else(|| format!("tables.\"{}\" is not a table", printable(&key)))?;
-        let new_table = table.get("columns").is_none();
-        let columns = table
-            .entry("columns")
-            .or_insert_with(|| {
-                let mut t = Table::new();
-                if tc.is_none() {
-                    t.decor_mut().set_prefix(
-                        "\n# scan: a table the workspace did not list; every column below was added by `mirage scan --write`\n",
-                    );
-                }
-                Item::Table(t)
-            })
+        let columns_item = table.entry("columns").or_insert_with(|| {
+            if table_inline {
+                return child(true);
+            }
+            let mut t = Table::new();
+            if tc.is_none() {
+                t.decor_mut().set_prefix(
+                    "\n# scan: a table the workspace did not list; every column below was added by `mirage scan --write`\n",
+                );
+            }
+            Item::Table(t)
+        });
+        // Inside an inline table (`columns = { … }`) a comment cannot end a line.
+        let inline = columns_item.is_inline_table();
+        let columns = columns_item
             .as_table_like_mut()
             .ok_or_else(|| format!("tables.\"{}\".columns is not a table", printable(&key)))?;
-        let _ = new_table;
         for f in entries {
             let (generator, options, comment, follows) = entry_for(f, catalog);
             let mut entry = InlineTable::new();
@@ -303,7 +314,10 @@ pub fn write_suggestions(
             }
             entry.insert("type", f.type_name.as_str().into());
             let mut value = Value::InlineTable(entry);
-            value.decor_mut().set_suffix(format!("  # {comment}"));
+            // A comment ends a line: none inside an inline table (`columns = { … }`).
+            if !inline {
+                value.decor_mut().set_suffix(format!("  # {comment}"));
+            }
             columns.insert(&f.column, Item::Value(value));
             added += 1;
             if f.finding.is_sensitive() && !follows {
