@@ -310,6 +310,19 @@ fn scan_write_adds_commented_entries_and_keeps_the_file() {
     let again = mirage(&["scan", "-w", ws, "--write"], "s");
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+    // A read-only workspace is not replaced.
+    pg.psql(
+        "src",
+        "ALTER TABLE people.calls ADD COLUMN caller_email TEXT",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&path, perms).unwrap();
+    let refused = mirage(&["scan", "-w", ws, "--write"], "s");
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(refused.stderr.contains("read-only"), "{}", refused.all());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
 }
 
 /// `mirage plan --format json`.
@@ -401,6 +414,11 @@ fn unreviewed_columns_stop_the_run_or_are_nulled_or_copied_with_a_warning() {
         )
         .unwrap(),
         "50|0"
+    );
+    assert!(
+        run.all().contains("tax_id") && run.all().contains("written as NULL"),
+        "{}",
+        run.all()
     );
     // … but a NOT NULL one cannot be nulled.
     pg.psql(
