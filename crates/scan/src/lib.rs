@@ -207,21 +207,11 @@ impl Finding {
             let k: Vec<&str> = self.contains.iter().map(|k| k.as_str()).collect();
             s.push_str(&format!("; holds {}", k.join(", ")));
         }
-        if !self.paths.is_empty() {
-            let p: Vec<String> = self
-                .paths
-                .iter()
-                .map(|(p, k)| format!("{p} ({k})"))
-                .collect();
-            s.push_str(&format!("; at {}", p.join(", ")));
-        }
-        if !self.keys.is_empty() {
-            let p: Vec<String> = self
-                .keys
-                .iter()
-                .map(|(p, k)| format!("{p} ({k})"))
-                .collect();
-            s.push_str(&format!("; keys of {}", p.join(", ")));
+        for (what, paths) in [("at", &self.paths), ("keys of", &self.keys)] {
+            if !paths.is_empty() {
+                let p: Vec<String> = paths.iter().map(|(p, k)| format!("{p} ({k})")).collect();
+                s.push_str(&format!("; {what} {}", p.join(", ")));
+            }
         }
         s
     }
