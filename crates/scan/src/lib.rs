@@ -431,7 +431,7 @@ fn classify_depth(column: &str, value_type: &ValueType, values: &[&str], depth: 
         // judged as values and their paths written with `*`.
         let mut maps: BTreeSet<String> = BTreeSet::new();
         let mut leaves: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
-        let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut keys: BTreeMap<String, KeyStats> = BTreeMap::new();
         for _ in 0..3 {
             leaves.clear();
             keys.clear();
@@ -445,7 +445,7 @@ fn classify_depth(column: &str, value_type: &ValueType, values: &[&str], depth: 
             }
             let found: BTreeSet<String> = keys
                 .iter()
-                .filter(|(_, k)| k.len() > MAP_KEYS)
+                .filter(|(_, k)| k.is_map())
                 .map(|(p, _)| p.clone())
                 .collect();
             if found.is_subset(&maps) {
@@ -456,7 +456,7 @@ fn classify_depth(column: &str, value_type: &ValueType, values: &[&str], depth: 
         for parent in &maps {
             let ks: Vec<&str> = keys
                 .get(parent)
-                .map(|k| k.iter().map(String::as_str).collect())
+                .map(|k| k.counts.keys().map(String::as_str).collect())
                 .unwrap_or_default();
             let inner = classify_depth("", &ValueType::Text { max_chars: None }, &ks, depth + 1);
             if let Some(k) = inner.kind {
@@ -618,7 +618,38 @@ const MAP_KEYS: usize = 32;
 struct Walk<'a> {
     maps: &'a BTreeSet<String>,
     leaves: &'a mut BTreeMap<String, (String, Vec<String>)>,
-    keys: &'a mut BTreeMap<String, BTreeSet<String>>,
+    keys: &'a mut BTreeMap<String, KeyStats>,
+}
+
+/// The keys seen under one object path: how many objects were there, and how many of them
+/// held each key.
+#[derive(Default)]
+struct KeyStats {
+    objects: usize,
+    counts: BTreeMap<String, usize>,
+}
+
+impl KeyStats {
+    /// Whether the object's keys are data (a map by email, by id, by user name) rather than
+    /// the names of fields: a key shaped like data, more keys than a record has, or keys that
+    /// each turn up in a single object of many.
+    fn is_map(&self) -> bool {
+        let once = self.counts.values().filter(|n| **n == 1).count();
+        self.counts.keys().any(|k| data_key(k))
+            || self.counts.len() > MAP_KEYS
+            || (self.objects >= 3 && self.counts.len() >= 3 && once * 2 >= self.counts.len())
+    }
+}
+
+/// A key that is data by its shape: an address, a number, an id (`user17`, `2024-01`, a UUID).
+fn data_key(k: &str) -> bool {
+    let digits = k.chars().filter(char::is_ascii_digit).count();
+    let trailing = k.chars().rev().take_while(char::is_ascii_digit).count();
+    k.contains('@')
+        || (digits > 0 && digits == k.chars().count())
+        || digits >= 4
+        || (trailing >= 2 && k.chars().any(|c| c.is_alphabetic()))
+        || (k.len() >= 8 && k.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
 }
 
 impl Walk<'_> {
@@ -630,9 +661,10 @@ impl Walk<'_> {
             serde_json::Value::Object(m) => {
                 let map = self.maps.contains(&path);
                 let seen = self.keys.entry(path.clone()).or_default();
+                seen.objects += 1;
                 for k in m.keys() {
-                    if seen.len() <= 4 * MAP_KEYS {
-                        seen.insert(k.clone());
+                    if seen.counts.len() <= 4 * MAP_KEYS || seen.counts.contains_key(k) {
+                        *seen.counts.entry(k.clone()).or_default() += 1;
                     }
                 }
                 for (k, x) in m {
@@ -861,6 +893,24 @@ mod tests {
         assert_eq!(f.keys.get("$.by_email.*"), Some(&Kind::Email), "{f:?}");
         assert!(!format!("{f:?}").contains("zq"), "{f:?}");
         assert_eq!(suggest(&f, &ValueType::Jsonb, KeyRole::None).0, "constant");
+        for n in [1, 3, 20] {
+            let few: Vec<String> = (0..n)
+                .map(|i| {
+                    format!(
+                        r#"{{"by_email": {{"u{i}.zq@example.com": "v{i}@example.org"}}, "users": {{"user{}": {{"email": "w{i}@example.com"}}}}}}"#,
+                        i + 10
+                    )
+                })
+                .collect();
+            let refs: Vec<&str> = few.iter().map(String::as_str).collect();
+            let f = classify("doc", &ValueType::Jsonb, &refs);
+            assert!(
+                !format!("{f:?}").contains("zq") && !format!("{f:?}").contains("user1"),
+                "{n}: {f:?}"
+            );
+            assert_eq!(f.keys.get("$.by_email.*"), Some(&Kind::Email), "{n}: {f:?}");
+            assert_eq!(suggest(&f, &ValueType::Jsonb, KeyRole::None).0, "constant");
+        }
         let ids: Vec<String> = (0..100)
             .map(|i| format!(r#"{{"users": {{"user{i}": {{"email": "u{i}@example.com"}}}}}}"#))
             .collect();
