@@ -135,7 +135,7 @@ pub enum Evidence {
 pub struct Finding {
     /// The kind found, `None` when nothing sensitive was.
     pub kind: Option<Kind>,
-    /// How sure: 0 to 1 (a kind is reported from 0.5).
+    /// How sure: 0 to 1 (0 when no kind is reported).
     pub confidence: f64,
     /// What produced it.
     pub evidence: Vec<Evidence>,
@@ -217,9 +217,6 @@ impl Finding {
     }
 }
 
-/// The least confidence a kind is reported with.
-pub const THRESHOLD: f64 = 0.5;
-
 /// The share of `values` that `f` accepts.
 fn share(values: &[&str], f: impl Fn(&str) -> bool) -> f64 {
     if values.is_empty() {
@@ -228,8 +225,8 @@ fn share(values: &[&str], f: impl Fn(&str) -> bool) -> f64 {
     values.iter().filter(|v| f(v)).count() as f64 / values.len() as f64
 }
 
-/// How the values of a column of `ty` could be of `kind`: the lenient test, used when the
-/// name already says the kind.
+/// The share of `values` that could be of `kind` by a lenient test (shapes rather than check
+/// digits), used when the name already says the kind.
 fn lenient(kind: Kind, values: &[&str]) -> f64 {
     match kind {
         Kind::FirstName => share(values, |v| values::first_name(v) || values::city(v)),

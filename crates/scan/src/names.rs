@@ -127,9 +127,7 @@ const NOT_PERSONAL: &[&str] = &[
     "consent",
     "preference",
     "pref",
-    "count",
     "total",
-    "num_of",
     "attempts",
     "updated",
     "created",
@@ -140,14 +138,28 @@ const NOT_PERSONAL: &[&str] = &[
     "rule",
     "min",
     "max",
-    "length",
     "strength",
     "reset",
     "changed",
-    "last_changed",
     "algorithm",
     "algo",
     "kind",
+];
+
+/// Words that make a secret-sounding name about the secret's rules or history, not the secret
+/// (`password_policy`, `password_changed_at`, `login_attempts`).
+const ABOUT_SECRETS: &[&str] = &[
+    "policy",
+    "strength",
+    "length",
+    "expires",
+    "expiry",
+    "changed",
+    "reset",
+    "count",
+    "attempts",
+    "algorithm",
+    "algo",
 ];
 
 /// Whole names (the words joined) and what they say.
@@ -312,7 +324,6 @@ const WORDS: &[(&str, Kind, Strength)] = &[
     ("plz", Kind::PostalCode, Strength::Strong),
     ("cp", Kind::PostalCode, Strength::Weak),
     ("cap", Kind::PostalCode, Strength::Weak),
-    ("postcode", Kind::PostalCode, Strength::Strong),
     ("dob", Kind::DateOfBirth, Strength::Strong),
     ("birth", Kind::DateOfBirth, Strength::Strong),
     ("birthday", Kind::DateOfBirth, Strength::Strong),
@@ -438,7 +449,8 @@ pub fn kind_of(name: &str) -> Option<(Kind, Strength)> {
     let joined: String = words.concat();
     // `email_verified`, `phone_model`, `product_name`: about something else.
     let not_personal = words.iter().any(|w| NOT_PERSONAL.contains(&w.as_str()));
-    // Some suffixes still say it: `user_email_hash` is not an email but a secret-ish digest.
+    // A whole-name spelling first, then two words that say it, then single words, then long
+    // spellings inside a longer name, then `name` beside a word for a person.
     let found = JOINED
         .iter()
         .find(|(j, _, _)| *j == joined)
@@ -486,22 +498,7 @@ pub fn kind_of(name: &str) -> Option<(Kind, Strength)> {
         Some((k, _)) if not_personal && k != Kind::Secret => None,
         Some((Kind::Secret, _))
             if not_personal
-                && words.iter().any(|w| {
-                    [
-                        "policy",
-                        "strength",
-                        "length",
-                        "expires",
-                        "expiry",
-                        "changed",
-                        "reset",
-                        "count",
-                        "attempts",
-                        "algorithm",
-                        "algo",
-                    ]
-                    .contains(&w.as_str())
-                })
+                && words.iter().any(|w| ABOUT_SECRETS.contains(&w.as_str()))
                 && !words.iter().any(|w| w == "token") =>
         {
             None
